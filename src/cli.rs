@@ -1,0 +1,176 @@
+//! The command line: `run`, `validate`, `demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, SinkConfig};
+use crate::metrics::Metrics;
+use crate::server::{self, Health};
+use crate::{demo, logging, pipeline};
+
+/// courier forwards Event Logs from Kafka to each project's destinations (webhooks, files,
+/// and more), in batches, with retries, at least once; a delivery that finally fails is
+/// reported as a delivery-failure Event Log in Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "courier", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: consume the Event Logs topic and deliver to the destinations.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/courier.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file; every error names the file and key path. Exit 1 if invalid.
+    Validate {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/courier.toml")]
+        config: PathBuf,
+    },
+    /// Run the whole pipeline on an embedded broker with generated Event Logs and local
+    /// destinations (an in-process webhook receiver and files under ./demo-out/).
+    Demo {
+        /// How many messages to generate.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        /// Stop after this many seconds even if not everything was delivered.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Run { config } => report(run(&config)),
+        Command::Demo { events, seconds } => report(demo::main(events, seconds)),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("courier: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("{}: valid", path.display());
+            println!(
+                "  kafka: {} topic {:?} group {:?}",
+                config.kafka.brokers, config.kafka.topic, config.kafka.group_id
+            );
+            println!("  destinations: {}", config.destinations.len());
+            for d in &config.destinations {
+                println!(
+                    "    {}/{} ({}){}",
+                    d.project,
+                    d.id,
+                    describe_sink(&d.sink),
+                    if d.enabled { "" } else { " disabled" }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: invalid ({} error{})",
+                path.display(),
+                errors.0.len(),
+                if errors.0.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A one-line description of a sink without secrets.
+fn describe_sink(sink: &SinkConfig) -> String {
+    match sink {
+        SinkConfig::Webhook(w) => {
+            let url = reqwest::Url::parse(&w.url)
+                .map(|mut u| {
+                    // Credentials can hide in the URL; show only where it goes.
+                    let _ = u.set_password(None);
+                    let _ = u.set_username("");
+                    u.set_query(None);
+                    u.to_string()
+                })
+                .unwrap_or_default();
+            format!(
+                "webhook {url}{}",
+                if w.secret.is_some() { ", signed" } else { "" }
+            )
+        }
+        SinkConfig::File(f) => format!("file {}", f.path.display()),
+    }
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    logging::init(&config.log);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(run_daemon(config))
+}
+
+async fn run_daemon(config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    health.config_loaded.store(true, Ordering::Relaxed);
+    let stop = CancellationToken::new();
+    let server_stop = CancellationToken::new();
+    let server = server::serve(
+        config.server.listen,
+        metrics.clone(),
+        health.clone(),
+        server_stop.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    tokio::spawn(stop_on_signal(stop.clone()));
+    let drain = pipeline::run(&config, metrics, health, stop).await?;
+    tracing::info!(?drain, "courier stopped");
+    server_stop.cancel();
+    let _ = server.await;
+    Ok(())
+}
+
+/// Cancels `stop` on SIGTERM or SIGINT.
+pub async fn stop_on_signal(stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    stop.cancel();
+}

@@ -1,0 +1,266 @@
+//! A lane per destination: its own queue, batches, concurrency limit and retry state, so one
+//! destination's trouble stays its own.
+//!
+//! Events come in on a bounded queue (a full queue makes the source wait: backpressure);
+//! batches go out through the destination's sink, at most `max_in_flight` at a time; each
+//! batch ends delivered, or reported in a failure event, and only then are its events
+//! acknowledged to the source.
+
+mod batch;
+mod retry;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use batch::Batcher;
+pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
+
+use crate::config::{DeliveryConfig, DestinationConfig};
+use crate::event::Event;
+use crate::failures::{DeliveryFailure, FailureReporter};
+use crate::metrics::{DestinationStats, Metrics};
+use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
+use crate::source::Acker;
+
+/// What every lane shares with the rest of the pipeline.
+#[derive(Clone)]
+pub struct LaneContext {
+    /// Where completions go.
+    pub acker: Acker,
+    /// Where final failures are recorded.
+    pub failures: Arc<FailureReporter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the process gives up draining: retries stop, nothing more completes.
+    pub abandon: CancellationToken,
+}
+
+/// The sending side of a running lane.
+pub struct Lane {
+    /// The lane's queue.
+    pub queue: mpsc::Sender<Event>,
+    /// Ends when the queue is closed and every batch has finished.
+    pub task: JoinHandle<()>,
+}
+
+struct LaneShared {
+    project: String,
+    destination_id: String,
+    destination_type: &'static str,
+    sink: Arc<dyn Sink>,
+    delivery: DeliveryConfig,
+    context: LaneContext,
+    stats: Arc<DestinationStats>,
+    /// Set when the destination said it is gone (410): later batches fail without trying.
+    disabled: AtomicBool,
+}
+
+/// Starts the lane of `destination`.
+pub fn spawn(destination: &DestinationConfig, sink: Arc<dyn Sink>, context: LaneContext) -> Lane {
+    let (queue, rx) = mpsc::channel(destination.delivery.queue_max_events);
+    let shared = Arc::new(LaneShared {
+        project: destination.project.clone(),
+        destination_id: destination.id.clone(),
+        destination_type: destination.sink.type_name(),
+        stats: context
+            .metrics
+            .destination(&destination.project, &destination.id),
+        sink,
+        delivery: destination.delivery.clone(),
+        context,
+        disabled: AtomicBool::new(false),
+    });
+    let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
+    let task = tokio::spawn(run(shared, rx).instrument(span));
+    Lane { queue, task }
+}
+
+async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
+    let delivery = &shared.delivery;
+    let mut batcher = Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes);
+    let semaphore = Arc::new(Semaphore::new(delivery.max_in_flight));
+    let mut tasks = JoinSet::new();
+    loop {
+        let deadline = batcher.opened().map(|t| t + delivery.batch_timeout);
+        tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => {
+                    if let Some(batch) = batcher.push(event, Instant::now()) {
+                        dispatch(&shared, batch, &semaphore, &mut tasks).await;
+                    }
+                }
+                None => break,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                let batch = batcher.take();
+                dispatch(&shared, batch, &semaphore, &mut tasks).await;
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    if !batcher.is_empty() {
+        let batch = batcher.take();
+        dispatch(&shared, batch, &semaphore, &mut tasks).await;
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d).await;
+    }
+}
+
+/// Waits for a free request slot, then delivers the batch in its own task.
+async fn dispatch(
+    shared: &Arc<LaneShared>,
+    batch: Vec<Event>,
+    semaphore: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+) {
+    // Reap finished deliveries so the set does not grow with the lane's lifetime.
+    while tasks.try_join_next().is_some() {}
+    let permit = semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the lane's semaphore is never closed");
+    let shared = shared.clone();
+    let span = tracing::debug_span!(
+        "batch",
+        events = batch.len(),
+        partition = batch[0].partition,
+        first_offset = batch[0].offset
+    );
+    tasks.spawn(
+        async move {
+            deliver(&shared, &batch).await;
+            shared
+                .context
+                .metrics
+                .in_flight_events
+                .sub(batch.len() as i64);
+            drop(permit);
+        }
+        .instrument(span),
+    );
+}
+
+/// Delivers one batch: attempts with retries until delivered, rejected or out of budget;
+/// a final failure is recorded in a failure event before the events are acknowledged.
+async fn deliver(shared: &LaneShared, events: &[Event]) {
+    let first_attempt = Utc::now();
+    let policy = RetryPolicy {
+        initial: shared.delivery.retry_initial_backoff,
+        max: shared.delivery.retry_max_backoff,
+        budget: shared.delivery.retry_max_elapsed,
+    };
+    let mut schedule = policy.start(Instant::now());
+    let encoded = match shared.sink.encode(events) {
+        Ok(b) => b,
+        Err(error) => return fail(shared, events, &error, 0, first_attempt).await,
+    };
+    let requests = &shared.context.metrics.requests;
+    let mut attempts = 0;
+    let error = loop {
+        if shared.disabled.load(Ordering::Relaxed) {
+            break DeliveryError {
+                kind: ErrorKind::Disabled,
+                http_status: None,
+                message: format!(
+                    "destination {} is disabled: it answered 410 Gone; change its configuration to enable it again",
+                    shared.destination_id
+                ),
+            };
+        }
+        attempts += 1;
+        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        match shared.sink.send(&encoded).await {
+            Outcome::Delivered => {
+                requests
+                    .with_label_values(&[shared.destination_type, "delivered"])
+                    .inc();
+                let n = events.len() as u64;
+                shared
+                    .context
+                    .metrics
+                    .delivered
+                    .with_label_values(&[shared.destination_type])
+                    .inc_by(n);
+                shared.stats.delivered.fetch_add(n, Ordering::Relaxed);
+                shared.context.acker.complete(events.iter().map(|e| e.ack));
+                return;
+            }
+            Outcome::Retry { error, retry_after } => {
+                requests
+                    .with_label_values(&[shared.destination_type, "retry"])
+                    .inc();
+                match schedule.next_delay(retry_after, Instant::now()) {
+                    Some(delay) => {
+                        tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = shared.context.abandon.cancelled() => return,
+                        }
+                    }
+                    None => break error,
+                }
+            }
+            Outcome::Rejected { error, scope } => {
+                requests
+                    .with_label_values(&[shared.destination_type, "rejected"])
+                    .inc();
+                if scope == RejectScope::Destination
+                    && !shared.disabled.swap(true, Ordering::Relaxed)
+                {
+                    tracing::error!(error = %error, "destination rejected as configured; disabling it until its configuration changes");
+                }
+                break error;
+            }
+        }
+    };
+    fail(shared, events, &error, attempts, first_attempt).await;
+}
+
+async fn fail(
+    shared: &LaneShared,
+    events: &[Event],
+    error: &DeliveryError,
+    attempts: u32,
+    first_attempt: chrono::DateTime<Utc>,
+) {
+    tracing::warn!(attempts, error = %error, events = events.len(), "delivery failed for good; writing a failure event");
+    let report = DeliveryFailure {
+        project: &shared.project,
+        destination_id: &shared.destination_id,
+        destination_type: shared.destination_type,
+        error,
+        attempts,
+        first_attempt,
+        last_attempt: Utc::now(),
+        events,
+    };
+    match shared.context.failures.delivery_failed(report).await {
+        Ok(_) => {
+            let n = events.len() as u64;
+            shared
+                .context
+                .metrics
+                .failed
+                .with_label_values(&[shared.destination_type])
+                .inc_by(n);
+            shared.stats.failed.fetch_add(n, Ordering::Relaxed);
+            shared.context.acker.complete(events.iter().map(|e| e.ack));
+        }
+        Err(abandoned) => {
+            tracing::warn!(%abandoned, "failure not recorded; its events stay uncommitted and will be read again");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! courier: the Event Destinations forwarding daemon.
+//!
+//! Data flows one way — [`source`] (Kafka) → [`event`] (decode) → [`routing`] → [`lane`]
+//! (batch, retry) → [`sinks`] — and acknowledgements flow back to the source, which commits
+//! only the highest contiguous completed offset of each partition.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod event;
+pub mod failures;
+pub mod generator;
+pub mod lane;
+pub mod logging;
+pub mod metrics;
+pub mod pipeline;
+pub mod routing;
+pub mod server;
+pub mod sinks;
+pub mod source;

@@ -1,0 +1,91 @@
+//! The HTTP server: `/metrics`, `/healthz`, `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// What `/readyz` reports on.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// The configuration is loaded and valid.
+    pub config_loaded: AtomicBool,
+    /// The consumer has joined its group and received an assignment.
+    pub joined: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Ready to serve: configuration loaded and group joined.
+    pub fn ready(&self) -> bool {
+        self.config_loaded.load(Ordering::Relaxed) && self.joined.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// The server's routes.
+pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(AppState { metrics, health })
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.health.ready() {
+        (StatusCode::OK, "ready\n")
+    } else if !state.health.config_loaded.load(Ordering::Relaxed) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "configuration not loaded\n",
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consumer has not joined its group\n",
+        )
+    }
+}
+
+/// Binds `listen` and serves until `stop` is cancelled.
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
+    let app = router(metrics, health);
+    Ok(tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    }))
+}

@@ -1,0 +1,199 @@
+//! The `webhook` sink: batches POSTed as a JSON array or NDJSON of the unchanged events, with
+//! optional gzip and Standard Webhooks signatures.
+//!
+//! Outcomes: 2xx delivered; 408, 429 and 5xx except 501, timeouts and connection errors are
+//! retried; 410 rejects and disables the destination until its configuration changes; every
+//! other status (3xx — redirects are not followed — and 4xx, 501) rejects the batch.
+
+mod config;
+mod encode;
+mod signature;
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
+pub use config::{Compression, WebhookConfig, WebhookFormat};
+pub use signature::{InvalidSecret, SigningKey};
+
+use super::http::{retry_after, status_error, transport_error};
+use super::{BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
+use crate::config::DeliveryConfig;
+use crate::event::Event;
+
+/// The `User-Agent` of every request.
+pub const USER_AGENT: &str = concat!("courier/", env!("CARGO_PKG_VERSION"));
+
+/// Delivers batches to one webhook URL.
+pub struct WebhookSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    key: Option<SigningKey>,
+    format: WebhookFormat,
+    compression: Compression,
+}
+
+impl WebhookSink {
+    /// Builds the sink; the configuration must have passed [`WebhookConfig::validate`].
+    pub fn new(config: &WebhookConfig, delivery: &DeliveryConfig) -> Result<Self, BuildError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(delivery.request_timeout)
+            .connect_timeout(
+                delivery
+                    .request_timeout
+                    .min(std::time::Duration::from_secs(10)),
+            )
+            .user_agent(USER_AGENT)
+            .pool_max_idle_per_host(delivery.max_in_flight.max(1))
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        let url = reqwest::Url::parse(&config.url).map_err(|e| BuildError::Http(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| BuildError::Http(format!("header name: {e}")))?;
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| BuildError::Http(format!("header {name}: invalid value")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let content_type = match config.format {
+            WebhookFormat::JsonArray => "application/json",
+            WebhookFormat::Ndjson => "application/x-ndjson",
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if config.compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let key = match &config.secret {
+            Some(s) => Some(
+                SigningKey::from_secret(s.expose())
+                    .map_err(|e| BuildError::Http(format!("secret: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            client,
+            url,
+            headers,
+            key,
+            format: config.format,
+            compression: config.compression,
+        })
+    }
+}
+
+/// Classifies an HTTP status by the webhook contract.
+pub fn classify(status: u16, body: &[u8], retry_after: Option<std::time::Duration>) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 429 | 500 | 502..=599 => Outcome::Retry {
+            error: status_error(status, body),
+            retry_after,
+        },
+        410 => Outcome::Rejected {
+            error: DeliveryError {
+                message: format!(
+                    "{}; the destination is disabled until its configuration changes",
+                    status_error(status, body).message
+                ),
+                ..status_error(status, body)
+            },
+            scope: RejectScope::Destination,
+        },
+        _ => Outcome::Rejected {
+            error: status_error(status, body),
+            scope: RejectScope::Data,
+        },
+    }
+}
+
+#[async_trait]
+impl Sink for WebhookSink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        encode::encode(events, self.format, self.compression, self.url.as_str())
+    }
+
+    async fn send(&self, batch: &EncodedBatch) -> Outcome {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(batch.body.clone());
+        if let Some(key) = &self.key {
+            let timestamp = chrono::Utc::now().timestamp();
+            request = request
+                .header("webhook-id", &batch.id)
+                .header("webhook-timestamp", timestamp)
+                .header(
+                    "webhook-signature",
+                    key.sign(&batch.id, timestamp, &batch.body),
+                );
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return transport_error(&e),
+        };
+        let status = response.status().as_u16();
+        let after = retry_after(&response);
+        if (200..300).contains(&status) {
+            // Drain the body so the connection goes back to the pool.
+            let _ = response.bytes().await;
+            return Outcome::Delivered;
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        classify(status, &body, after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::ErrorKind;
+    use std::time::Duration;
+
+    fn class(status: u16) -> &'static str {
+        match classify(status, b"", None) {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Rejected {
+                scope: RejectScope::Data,
+                ..
+            } => "rejected",
+            Outcome::Rejected {
+                scope: RejectScope::Destination,
+                ..
+            } => "disabled",
+        }
+    }
+
+    #[test]
+    fn classification_follows_the_contract() {
+        for s in [200, 201, 202, 204, 299] {
+            assert_eq!(class(s), "delivered", "{s}");
+        }
+        for s in [408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(class(s), "retry", "{s}");
+        }
+        assert_eq!(class(410), "disabled");
+        for s in [
+            300, 301, 302, 307, 308, 400, 401, 403, 404, 409, 413, 422, 501,
+        ] {
+            assert_eq!(class(s), "rejected", "{s}");
+        }
+    }
+
+    #[test]
+    fn retry_after_and_answer_are_kept() {
+        match classify(429, b"slow down", Some(Duration::from_secs(3))) {
+            Outcome::Retry { error, retry_after } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+                assert_eq!(error.kind, ErrorKind::HttpStatus);
+                assert_eq!(error.http_status, Some(429));
+                assert!(error.message.contains("slow down"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The Kafka side: a consumer in the group, decoding and routing each message to lanes, and
+//! committing what completed.
+//!
+//! Three small pieces: [`ack`] tracks completions and the contiguous commit point,
+//! [`rebalance`] reacts to assignments and revocations, and this module reads and dispatches.
+
+mod ack;
+mod rebalance;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prometheus::IntCounter;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::ClientConfig;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use ack::{AckId, Acker, OffsetTracker};
+pub use rebalance::{commit_list, SourceContext};
+
+use crate::config::Config;
+use crate::event::{decode, Decoded, Event};
+use crate::failures::FailureReporter;
+use crate::metrics::{DestinationStats, Metrics};
+use crate::routing::Router;
+
+/// The consumer courier reads the Event Logs topic with.
+pub type SourceConsumer = StreamConsumer<SourceContext>;
+
+/// librdkafka properties courier sets itself: changing them would break the commit rules.
+pub const PROTECTED_OPTIONS: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+];
+
+/// Creates the group consumer (not yet subscribed).
+pub fn consumer(
+    config: &Config,
+    context: SourceContext,
+) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.kafka.group_id)
+        .set("auto.offset.reset", "latest")
+        .set("enable.partition.eof", "false")
+        .set("log_level", "4");
+    for (k, v) in &config.kafka.options.0 {
+        client.set(k, v);
+    }
+    // Offsets are committed explicitly, and only up to the contiguous completed point.
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    client.create_with_context(context)
+}
+
+/// Commits every position that moved. Errors are counted and logged; the next commit
+/// retries.
+pub fn commit(consumer: &SourceConsumer, topic: &str, acker: &Acker, mode: CommitMode) {
+    let positions = acker.take_commit_positions();
+    if positions.is_empty() {
+        return;
+    }
+    tracing::debug!(?positions, "committing");
+    if let Err(e) = consumer.commit(&commit_list(topic, &positions), mode) {
+        acker.mark_uncommitted();
+        tracing::warn!(error = %e, "offset commit failed; retrying with the next commit");
+    }
+}
+
+/// The input side of one lane, as the source sees it.
+pub struct LaneInput {
+    /// The lane's queue.
+    pub queue: mpsc::Sender<Event>,
+    /// `courier_events_routed_total` for the lane's destination type (resolved once).
+    pub routed: IntCounter,
+    /// The destination's counters.
+    pub stats: Arc<DestinationStats>,
+}
+
+/// A message copied out of librdkafka's buffer, so nothing borrowed from the consumer is
+/// held across an await.
+struct Incoming {
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    payload: Option<Bytes>,
+}
+
+/// Reads the topic and dispatches each message.
+pub struct Source {
+    /// The consumer.
+    pub consumer: Arc<SourceConsumer>,
+    /// The topic.
+    pub topic: String,
+    /// Routing of the current configuration.
+    pub router: Router,
+    /// Lane inputs, indexed as the router's lane numbers.
+    pub lanes: Vec<LaneInput>,
+    /// Completion tracking.
+    pub acker: Acker,
+    /// Where unroutable messages are reported.
+    pub failures: Arc<FailureReporter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// `limits.max_event_bytes`.
+    pub max_event_bytes: usize,
+    /// How often to commit.
+    pub commit_interval: Duration,
+    /// Reports of unroutable messages being written.
+    pub side_tasks: JoinSet<()>,
+    /// Bounds concurrent unroutable reports (a burst of poison waits instead of piling up).
+    pub side_slots: Arc<Semaphore>,
+    targets: Vec<usize>,
+}
+
+impl Source {
+    /// A source over a subscribed consumer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        consumer: Arc<SourceConsumer>,
+        topic: String,
+        router: Router,
+        lanes: Vec<LaneInput>,
+        acker: Acker,
+        failures: Arc<FailureReporter>,
+        metrics: Arc<Metrics>,
+        config: &Config,
+    ) -> Self {
+        Self {
+            consumer,
+            topic,
+            router,
+            lanes,
+            acker,
+            failures,
+            metrics,
+            max_event_bytes: config.limits.max_event_bytes,
+            commit_interval: config.kafka.commit_interval,
+            side_tasks: JoinSet::new(),
+            side_slots: Arc::new(Semaphore::new(256)),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Reads and dispatches until `stop` is cancelled, committing periodically.
+    pub async fn run(&mut self, stop: &CancellationToken) {
+        let mut commit_tick = tokio::time::interval(self.commit_interval);
+        commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let consumer = self.consumer.clone();
+        loop {
+            let incoming = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                _ = commit_tick.tick() => {
+                    commit(&consumer, &self.topic, &self.acker, CommitMode::Async);
+                    while self.side_tasks.try_join_next().is_some() {}
+                    continue;
+                }
+                message = consumer.recv() => message.map(|m| Incoming {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                    payload: m.payload().map(Bytes::copy_from_slice),
+                }),
+            };
+            match incoming {
+                Ok(m) => self.dispatch(m).await,
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, m: Incoming) {
+        self.metrics.consumed.inc();
+        let payload = m.payload.clone().unwrap_or_default();
+        self.metrics.consumed_bytes.inc_by(payload.len() as u64);
+        match decode(m.payload.as_deref(), self.max_event_bytes) {
+            Decoded::Routable(fields) => {
+                self.targets.clear();
+                let targets = &mut self.targets;
+                self.router
+                    .route(&fields, &payload, m.timestamp_ms, |lane| targets.push(lane));
+                let failure_event = fields.is_failure_event();
+                let ack = self
+                    .acker
+                    .track(m.partition, m.offset, self.targets.len() as u32);
+                for &lane in &self.targets {
+                    let input = &self.lanes[lane];
+                    input.routed.inc();
+                    input.stats.routed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.in_flight_events.inc();
+                    let event = Event {
+                        raw: payload.clone(),
+                        partition: m.partition,
+                        offset: m.offset,
+                        failure_event,
+                        ack,
+                    };
+                    if input.queue.send(event).await.is_err() {
+                        // Lanes close only after the source stops; reaching this is a bug,
+                        // and the offset stays incomplete rather than being skipped.
+                        tracing::error!(topic = %self.topic, partition = m.partition, offset = m.offset, "lane closed while the source runs");
+                    }
+                }
+            }
+            Decoded::Unroutable {
+                reason,
+                detail,
+                project,
+                failure_event,
+            } => {
+                self.metrics
+                    .unroutable
+                    .with_label_values(&[reason.as_str()])
+                    .inc();
+                tracing::warn!(topic = %self.topic, partition = m.partition, offset = m.offset,
+                    reason = reason.as_str(), project = project.as_deref().unwrap_or(""), "unroutable message: {detail}");
+                if failure_event {
+                    // An unroutable failure event never produces another one.
+                    self.acker.track(m.partition, m.offset, 0);
+                    return;
+                }
+                let ack = self.acker.track(m.partition, m.offset, 1);
+                let permit = self
+                    .side_slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the side-task semaphore is never closed");
+                let failures = self.failures.clone();
+                let acker = self.acker.clone();
+                self.side_tasks.spawn(async move {
+                    let reported = failures
+                        .unroutable(m.partition, m.offset, reason, &detail, project.as_deref())
+                        .await;
+                    if reported.is_ok() {
+                        acker.complete([ack]);
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}

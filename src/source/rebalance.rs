@@ -1,0 +1,118 @@
+//! Rebalance handling: what happens when the group gives partitions to this process or takes
+//! them away.
+//!
+//! On revocation the revoked partitions' contiguous commit points are committed at once and
+//! their trackers dropped; events of theirs still in lanes may still be delivered, but their
+//! acknowledgements no longer count (the new owner reads from the committed point, so what
+//! was incomplete is delivered again, never skipped).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::Acker;
+use crate::metrics::Metrics;
+
+/// The consumer's callbacks: rebalances, commits and librdkafka's own logs.
+pub struct SourceContext {
+    acker: Acker,
+    topic: String,
+    joined: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl SourceContext {
+    /// Callbacks for a consumer of `topic` whose acknowledgements `acker` tracks; `joined`
+    /// turns true at the first assignment.
+    pub fn new(acker: Acker, topic: &str, joined: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            acker,
+            topic: topic.to_owned(),
+            joined,
+            metrics,
+        }
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+/// A commit request for `positions` of `topic`.
+pub fn commit_list(topic: &str, positions: &[(i32, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::with_capacity(positions.len());
+    for &(partition, offset) in positions {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("a plain offset is always accepted");
+    }
+    tpl
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            L::Warning => tracing::warn!(target: "librdkafka", facility = fac, "{log_message}"),
+            L::Notice | L::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            L::Debug => tracing::debug!(target: "librdkafka", facility = fac, "{log_message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = self.partitions(tpl);
+            let positions = self.acker.revoke(&partitions);
+            tracing::info!(topic = %self.topic, ?partitions, ?positions, "partitions revoked; committing their completed offsets");
+            if !positions.is_empty() {
+                if let Err(e) =
+                    consumer.commit(&commit_list(&self.topic, &positions), CommitMode::Sync)
+                {
+                    self.metrics.commit_failures.inc();
+                    tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the previous commit");
+                }
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = self.partitions(tpl);
+                self.acker.assign(&partitions);
+                self.joined.store(true, Ordering::Relaxed);
+                tracing::info!(topic = %self.topic, ?partitions, "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => tracing::debug!(?offsets, "offsets committed"),
+            Err(e) => {
+                self.metrics.commit_failures.inc();
+                self.acker.mark_uncommitted();
+                tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit");
+            }
+        }
+    }
+}
