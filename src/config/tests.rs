@@ -97,7 +97,7 @@ batch_timeout = "soon"
         "test.toml: destinations[0].url: not a valid URL",
         "test.toml: destinations[1].type: unknown destination type \"carrier-pigeon\"",
         "test.toml: destinations[2].delivery.batch_timeout:",
-        "test.toml: destinations[2]: unknown field `color`",
+        "test.toml: destinations[2].color: unknown field `color`",
     ];
     for e in expect {
         assert!(

@@ -62,12 +62,14 @@ impl FilterConfig {
     /// Compiles the filter for the hot path.
     pub fn compile(&self) -> Filter {
         let levels = match (&self.min_level, &self.levels) {
-            (Some(min), _) => [Level::Debug, Level::Info, Level::Warn, Level::Error]
-                .iter()
-                .filter(|l| *l >= min)
-                .fold(0u8, |mask, l| mask | bit(*l)),
-            (None, Some(list)) => list.iter().fold(0u8, |mask, l| mask | bit(*l)),
-            (None, None) => ALL_LEVELS,
+            (Some(min), _) => Some(
+                [Level::Debug, Level::Info, Level::Warn, Level::Error]
+                    .iter()
+                    .filter(|l| *l >= min)
+                    .fold(0u8, |mask, l| mask | bit(*l)),
+            ),
+            (None, Some(list)) => Some(list.iter().fold(0u8, |mask, l| mask | bit(*l))),
+            (None, None) => None,
         };
         Filter {
             levels,
@@ -86,8 +88,6 @@ impl FilterConfig {
     }
 }
 
-const ALL_LEVELS: u8 = 0b1111;
-
 fn bit(level: Level) -> u8 {
     1 << (level as u8)
 }
@@ -95,7 +95,8 @@ fn bit(level: Level) -> u8 {
 /// A compiled filter.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    levels: u8,
+    /// Bit mask of matching levels; `None` when the filter has no level condition.
+    levels: Option<u8>,
     types: Vec<String>,
     end_user_ids: Vec<String>,
     integration_ids: Vec<String>,
@@ -119,9 +120,9 @@ impl Filter {
         raw: &[u8],
         kafka_timestamp_ms: Option<i64>,
     ) -> bool {
-        if self.levels != ALL_LEVELS {
+        if let Some(mask) = self.levels {
             match fields.level.get().and_then(Level::parse) {
-                Some(level) if self.levels & bit(level) != 0 => {}
+                Some(level) if mask & bit(level) != 0 => {}
                 _ => return false,
             }
         }
