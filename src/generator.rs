@@ -1979,3 +1979,26 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod tmp_stats {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn stats() {
+        let mut g = Generator::new(GeneratorConfig { poison_every: Some(10), ..GeneratorConfig::default() });
+        let mut max = 0; let mut levels = std::collections::BTreeMap::new(); let mut types = std::collections::BTreeMap::new();
+        let mut sizes = vec![];
+        for i in 0..200_000 {
+            let m = g.next_message();
+            if i < 30 { println!("{}", String::from_utf8_lossy(&m.bytes)); }
+            if m.poison.is_some() { continue; }
+            let v: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+            max = max.max(m.bytes.len()); sizes.push(m.bytes.len());
+            *levels.entry(v["level"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            *types.entry(v["type"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        }
+        sizes.sort();
+        println!("max {max} p50 {} p99 {} min {}", sizes[sizes.len()/2], sizes[sizes.len()*99/100], sizes[0]);
+        println!("{levels:?}\n{types:?}");
+    }
+}
