@@ -572,11 +572,20 @@ impl Generator {
 
         let start = out.len();
         serde_json::to_writer(&mut *out, &event).expect("serializing an event cannot fail");
-        self.scratch = message_buf;
-
         if let Some(target) = self.config.target_bytes {
+            if out.len() - start > target {
+                // Too big for the target already: drop the optional record extras and retry.
+                if let Some(record) = &mut event.payload.record {
+                    record.notes = None;
+                    record.tags = None;
+                    out.truncate(start);
+                    serde_json::to_writer(&mut *out, &event)
+                        .expect("serializing an event cannot fail");
+                }
+            }
             pad(out, start, target);
         }
+        self.scratch = message_buf;
     }
 
     /// Writes the template with its placeholders filled in to `buf`.
@@ -1118,9 +1127,9 @@ fn compile_catalog(json: &str) -> Catalog {
         for text in messages {
             let outcome = classify(&text);
             t_total += match outcome {
-                Outcome::Neutral | Outcome::Success => 10,
-                Outcome::Warning => 3,
-                Outcome::Failure => 2,
+                Outcome::Neutral | Outcome::Success => 20,
+                Outcome::Warning => 5,
+                Outcome::Failure => 3,
             };
             template_cumulative.push(t_total);
             templates.push(Template {
@@ -1531,16 +1540,23 @@ fn random_uuid(rng: &mut fastrand::Rng) -> SmallStr {
 
 /// Formats 128 bits as a version-4 UUID.
 fn format_uuid(hi: u64, lo: u64) -> SmallStr {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let hi = (hi & !0xF000) | 0x4000;
     let lo = (lo & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    small!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    let mut s = SmallStr::new();
+    let mut pos = 0;
+    for (i, word) in [hi, lo].into_iter().enumerate() {
+        for nibble in 0..16 {
+            if matches!(i * 16 + nibble, 8 | 12 | 16 | 20) {
+                s.buf[pos] = b'-';
+                pos += 1;
+            }
+            s.buf[pos] = HEX[((word >> (60 - nibble * 4)) & 0xF) as usize];
+            pos += 1;
+        }
+    }
+    s.len = pos as u8;
+    s
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -1573,16 +1589,26 @@ fn format_timestamp(ms: i64) -> SmallStr {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    small!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        y,
-        m,
-        d,
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    if !(0..=9999).contains(&y) {
+        return small!("{y:04}-{m:02}-{d:02}T00:00:00.000Z");
+    }
+    let mut s = SmallStr::new();
+    s.buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
+    let mut put = |end: usize, mut value: i64, digits: usize| {
+        for i in 0..digits {
+            s.buf[end - i - 1] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(4, y, 4);
+    put(7, m, 2);
+    put(10, d, 2);
+    put(13, rem / 3_600_000, 2);
+    put(16, rem / 60_000 % 60, 2);
+    put(19, rem / 1000 % 60, 2);
+    put(23, rem % 1000, 3);
+    s.len = 24;
+    s
 }
 
 #[cfg(test)]
@@ -1977,28 +2003,5 @@ mod tests {
                 bytes / n
             );
         }
-    }
-}
-#[cfg(test)]
-mod tmp_stats {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn stats() {
-        let mut g = Generator::new(GeneratorConfig { poison_every: Some(10), ..GeneratorConfig::default() });
-        let mut max = 0; let mut levels = std::collections::BTreeMap::new(); let mut types = std::collections::BTreeMap::new();
-        let mut sizes = vec![];
-        for i in 0..200_000 {
-            let m = g.next_message();
-            if i < 30 { println!("{}", String::from_utf8_lossy(&m.bytes)); }
-            if m.poison.is_some() { continue; }
-            let v: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
-            max = max.max(m.bytes.len()); sizes.push(m.bytes.len());
-            *levels.entry(v["level"].as_str().unwrap().to_string()).or_insert(0) += 1;
-            *types.entry(v["type"].as_str().unwrap().to_string()).or_insert(0) += 1;
-        }
-        sizes.sort();
-        println!("max {max} p50 {} p99 {} min {}", sizes[sizes.len()/2], sizes[sizes.len()*99/100], sizes[0]);
-        println!("{levels:?}\n{types:?}");
     }
 }

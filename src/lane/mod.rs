@@ -154,7 +154,9 @@ async fn dispatch(
 }
 
 /// Delivers one batch: attempts with retries until delivered, rejected or out of budget;
-/// a final failure is recorded in a failure event before the events are acknowledged.
+/// a final failure is recorded in a failure event before the events are acknowledged. When
+/// the sink reports parts of the batch separately, delivered parts complete at once,
+/// rejected parts are reported, and only the rest is encoded again and retried.
 async fn deliver(shared: &LaneShared, events: &[Event]) {
     let first_attempt = Utc::now();
     let policy = RetryPolicy {
@@ -163,70 +165,165 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         budget: shared.delivery.retry_max_elapsed,
     };
     let mut schedule = policy.start(Instant::now());
-    let encoded = match shared.sink.encode(events) {
-        Ok(b) => b,
-        Err(error) => return fail(shared, events, &error, 0, first_attempt).await,
-    };
-    let requests = &shared.context.metrics.requests;
     let mut attempts = 0;
-    let error = loop {
-        if shared.disabled.load(Ordering::Relaxed) {
-            break DeliveryError {
-                kind: ErrorKind::Disabled,
-                http_status: None,
-                message: format!(
-                    "destination {} is disabled: it answered 410 Gone; change its configuration to enable it again",
-                    shared.destination_id
-                ),
+    let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
+    loop {
+        let encoded = match shared.sink.encode(&remaining) {
+            Ok(b) => b,
+            Err(error) => return fail(shared, &remaining, &error, attempts, first_attempt).await,
+        };
+        // Attempts of this encoded batch until it is settled or out of budget.
+        let outcome = loop {
+            if shared.disabled.load(Ordering::Relaxed) {
+                break Outcome::Rejected {
+                    error: disabled_error(&shared.destination_id),
+                    scope: RejectScope::Data,
+                };
+            }
+            attempts += 1;
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = shared.sink.send(&remaining, &encoded).await;
+            count_request(shared, &outcome);
+            let Outcome::Retry { error, retry_after } = outcome else {
+                break outcome;
             };
-        }
-        attempts += 1;
-        shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match shared.sink.send(&encoded).await {
-            Outcome::Delivered => {
-                requests
-                    .with_label_values(&[shared.destination_type, "delivered"])
-                    .inc();
-                let n = events.len() as u64;
-                shared
-                    .context
-                    .metrics
-                    .delivered
-                    .with_label_values(&[shared.destination_type])
-                    .inc_by(n);
-                shared.stats.delivered.fetch_add(n, Ordering::Relaxed);
-                shared.context.acker.complete(events.iter().map(|e| e.ack));
-                return;
-            }
-            Outcome::Retry { error, retry_after } => {
-                requests
-                    .with_label_values(&[shared.destination_type, "retry"])
-                    .inc();
-                match schedule.next_delay(retry_after, Instant::now()) {
-                    Some(delay) => {
-                        tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            () = shared.context.abandon.cancelled() => return,
-                        }
+            match schedule.next_delay(retry_after, Instant::now()) {
+                Some(delay) => {
+                    tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
+                    if !wait(shared, delay).await {
+                        return;
                     }
-                    None => break error,
                 }
+                None => break Outcome::Retry { error, retry_after },
             }
-            Outcome::Rejected { error, scope } => {
-                requests
-                    .with_label_values(&[shared.destination_type, "rejected"])
-                    .inc();
-                if scope == RejectScope::Destination
-                    && !shared.disabled.swap(true, Ordering::Relaxed)
-                {
-                    tracing::error!(error = %error, "destination rejected as configured; disabling it until its configuration changes");
+        };
+        let parts = match outcome {
+            Outcome::Partial(parts) if covers_exactly(&parts, remaining.len()) => parts,
+            Outcome::Partial(parts) => {
+                tracing::error!(?parts, events = remaining.len(), "sink reported parts that do not cover the batch exactly; retrying the whole batch");
+                let error = DeliveryError {
+                    kind: ErrorKind::Encode,
+                    http_status: None,
+                    message: "the sink reported an invalid split of the batch".into(),
+                };
+                vec![(
+                    0..remaining.len(),
+                    Outcome::Retry {
+                        error,
+                        retry_after: None,
+                    },
+                )]
+            }
+            Outcome::Retry { error, .. } => {
+                // Out of in-line budget.
+                return fail(shared, &remaining, &error, attempts, first_attempt).await;
+            }
+            whole => vec![(0..remaining.len(), whole)],
+        };
+        let mut retry = Vec::new();
+        let mut retry_after = None;
+        let mut retry_error = None;
+        for (range, outcome) in parts {
+            let part = &remaining[range];
+            match outcome {
+                Outcome::Delivered => delivered(shared, part),
+                Outcome::Rejected { error, scope } => {
+                    if scope == RejectScope::Destination
+                        && !shared.disabled.swap(true, Ordering::Relaxed)
+                    {
+                        tracing::error!(error = %error, "destination rejected as configured; disabling it until its configuration changes");
+                    }
+                    fail(shared, part, &error, attempts, first_attempt).await;
                 }
-                break error;
+                Outcome::Retry {
+                    error,
+                    retry_after: after,
+                } => {
+                    retry.extend_from_slice(part);
+                    retry_after = retry_after.max(after);
+                    retry_error = Some(error);
+                }
+                Outcome::Partial(_) => {
+                    // Sinks never nest parts; retrying is the safe reading.
+                    retry.extend_from_slice(part);
+                    retry_error.get_or_insert(DeliveryError {
+                        kind: ErrorKind::Encode,
+                        http_status: None,
+                        message: "the sink nested partial outcomes".into(),
+                    });
+                }
             }
         }
+        let Some(error) = retry_error else { return };
+        match schedule.next_delay(retry_after, Instant::now()) {
+            Some(delay) => {
+                tracing::info!(attempt = attempts, events = retry.len(), retry_in = ?delay, error = %error, "part of the batch failed; will retry it");
+                if !wait(shared, delay).await {
+                    return;
+                }
+                remaining = std::borrow::Cow::Owned(retry);
+            }
+            _ => return fail(shared, &retry, &error, attempts, first_attempt).await,
+        }
+    }
+}
+/// Whether `parts` cover `0..len` exactly once, in any order.
+fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bool {
+    let mut ranges: Vec<_> = parts.iter().map(|(r, _)| r.clone()).collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut next = 0;
+    for r in ranges {
+        if r.start != next || r.end <= r.start {
+            return false;
+        }
+        next = r.end;
+    }
+    next == len
+}
+
+fn disabled_error(destination_id: &str) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Disabled,
+        http_status: None,
+        message: format!(
+            "destination {destination_id} is disabled: it answered 410 Gone; change its configuration to enable it again"
+        ),
+    }
+}
+
+/// Sleeps before a retry; false when the process abandoned the work meanwhile.
+async fn wait(shared: &LaneShared, delay: std::time::Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = shared.context.abandon.cancelled() => false,
+    }
+}
+
+fn count_request(shared: &LaneShared, outcome: &Outcome) {
+    let label = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Rejected { .. } => "rejected",
+        Outcome::Partial(_) => "partial",
     };
-    fail(shared, events, &error, attempts, first_attempt).await;
+    shared
+        .context
+        .metrics
+        .requests
+        .with_label_values(&[shared.destination_type, label])
+        .inc();
+}
+
+fn delivered(shared: &LaneShared, events: &[Event]) {
+    let n = events.len() as u64;
+    shared
+        .context
+        .metrics
+        .delivered
+        .with_label_values(&[shared.destination_type])
+        .inc_by(n);
+    shared.stats.delivered.fetch_add(n, Ordering::Relaxed);
+    shared.context.acker.complete(events.iter().map(|e| e.ack));
 }
 
 async fn fail(

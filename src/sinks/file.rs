@@ -62,7 +62,7 @@ impl Sink for FileSink {
         })
     }
 
-    async fn send(&self, batch: &EncodedBatch) -> Outcome {
+    async fn send(&self, _events: &[Event], batch: &EncodedBatch) -> Outcome {
         match self.append(&batch.body).await {
             Ok(()) => Outcome::Delivered,
             Err(e) => Outcome::Retry {
@@ -101,8 +101,8 @@ mod tests {
             })
             .collect();
         let batch = sink.encode(&events).unwrap();
-        assert_eq!(sink.send(&batch).await, Outcome::Delivered);
-        assert_eq!(sink.send(&batch).await, Outcome::Delivered);
+        assert_eq!(sink.send(&events, &batch).await, Outcome::Delivered);
+        assert_eq!(sink.send(&events, &batch).await, Outcome::Delivered);
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n".repeat(2));
     }

@@ -96,6 +96,11 @@ pub enum RejectScope {
 /// The classified result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Parts of the batch ended differently (a sink that split an oversize batch, or a
+    /// service that accepted the events before a bad one). Each entry is a range of indices
+    /// into the batch's events and that part's outcome, which is never `Partial` itself.
+    /// The lane acknowledges delivered parts, reports rejected ones, and retries the rest.
+    Partial(Vec<(std::ops::Range<usize>, Outcome)>),
     /// Accepted.
     Delivered,
     /// Worth trying again, after `retry_after` if the destination said so.
@@ -120,8 +125,9 @@ pub trait Sink: Send + Sync {
     /// Encodes a batch into the request body.
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError>;
 
-    /// Sends an encoded batch once and classifies the answer.
-    async fn send(&self, batch: &EncodedBatch) -> Outcome;
+    /// Sends an encoded batch of `events` once (which may take several requests, for a sink
+    /// that must split it) and classifies the answer.
+    async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome;
 }
 
 /// Why a sink could not be built from its configuration.

@@ -115,7 +115,7 @@ impl Sink for WebhookSink {
         encode::encode(events, self.format, self.compression, self.url.as_str())
     }
 
-    async fn send(&self, batch: &EncodedBatch) -> Outcome {
+    async fn send(&self, _events: &[Event], batch: &EncodedBatch) -> Outcome {
         let mut request = self
             .client
             .post(self.url.clone())
@@ -165,6 +165,7 @@ mod tests {
                 scope: RejectScope::Destination,
                 ..
             } => "disabled",
+            Outcome::Partial(_) => "partial",
         }
     }
 
