@@ -9,6 +9,7 @@
 mod batch;
 mod retry;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -84,14 +85,24 @@ pub fn spawn(destination: &DestinationConfig, sink: Arc<dyn Sink>, context: Lane
 
 async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
     let delivery = &shared.delivery;
-    let mut batcher = Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes);
+    let by_partition = shared.sink.batch_by_partition();
+    // One batcher, or one per partition for sinks whose batches must not mix partitions.
+    let mut batchers: HashMap<Option<i32>, Batcher> = HashMap::new();
     let semaphore = Arc::new(Semaphore::new(delivery.max_in_flight));
     let mut tasks = JoinSet::new();
     loop {
-        let deadline = batcher.opened().map(|t| t + delivery.batch_timeout);
+        let deadline = batchers
+            .values()
+            .filter_map(Batcher::opened)
+            .min()
+            .map(|t| t + delivery.batch_timeout);
         tokio::select! {
             event = rx.recv() => match event {
                 Some(event) => {
+                    let key = by_partition.then_some(event.partition);
+                    let batcher = batchers.entry(key).or_insert_with(|| {
+                        Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
+                    });
                     if let Some(batch) = batcher.push(event, Instant::now()) {
                         dispatch(&shared, batch, &semaphore, &mut tasks).await;
                     }
@@ -99,15 +110,22 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
                 None => break,
             },
             () = sleep_until(deadline), if deadline.is_some() => {
-                let batch = batcher.take();
-                dispatch(&shared, batch, &semaphore, &mut tasks).await;
+                let now = Instant::now();
+                for batcher in batchers.values_mut() {
+                    if batcher.opened().is_some_and(|t| t + delivery.batch_timeout <= now) {
+                        let batch = batcher.take();
+                        dispatch(&shared, batch, &semaphore, &mut tasks).await;
+                    }
+                }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
-    if !batcher.is_empty() {
-        let batch = batcher.take();
-        dispatch(&shared, batch, &semaphore, &mut tasks).await;
+    for batcher in batchers.values_mut() {
+        if !batcher.is_empty() {
+            let batch = batcher.take();
+            dispatch(&shared, batch, &semaphore, &mut tasks).await;
+        }
     }
     while tasks.join_next().await.is_some() {}
 }

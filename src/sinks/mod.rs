@@ -125,6 +125,12 @@ pub trait Sink: Send + Sync {
     /// Encodes a batch into the request body.
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError>;
 
+    /// Whether batches must hold events of one Kafka partition only (object stores whose
+    /// keys are derived from a partition's offset range). Default: no.
+    fn batch_by_partition(&self) -> bool {
+        false
+    }
+
     /// Sends an encoded batch of `events` once (which may take several requests, for a sink
     /// that must split it) and classifies the answer.
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome;
