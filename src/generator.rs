@@ -622,7 +622,7 @@ impl Generator {
                         let _ = write!(buf, "{count}");
                     }
                     Placeholder::DestinationId => {
-                        buf.push_str(destination.map_or("hook-1", |d| d.0));
+                        buf.push_str(destination.map_or("gen-hook-crm", |d| d.0));
                     }
                     Placeholder::Reason => buf.push_str(reason.map_or("invalid_json", |r| r.0)),
                     Placeholder::Other(name) => {
@@ -1393,13 +1393,16 @@ const SYNC_ERROR_MESSAGES: &[&str] = &[
     "Permission denied for scope 'crm.objects.contacts.read'",
 ];
 
-/// `(destinationId, destinationType)`.
+/// `(destinationId, destinationType)` named by generated `EVENT_DESTINATION` events. Chosen
+/// so they never equal the ids tests and the demo configure: a failure event is never
+/// delivered to the destination it reports on, so a shared id would silently change what a
+/// test destination is expected to receive.
 const DESTINATIONS: &[(&str, &str)] = &[
-    ("hook-1", "webhook"),
-    ("datadog-prod", "datadog"),
-    ("splunk-main", "splunk_hec"),
-    ("s3-archive", "s3"),
-    ("audit-file", "file"),
+    ("gen-hook-crm", "webhook"),
+    ("gen-datadog-prod", "datadog"),
+    ("gen-splunk-main", "splunk_hec"),
+    ("gen-s3-archive", "s3"),
+    ("gen-audit-file", "file"),
 ];
 
 /// `(reason, error message)` of unroutable messages.

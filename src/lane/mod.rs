@@ -379,3 +379,6 @@ async fn fail(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! Lane behaviour against a scripted sink, with failure events written to librdkafka's mock
+//! cluster (a real Kafka protocol peer in-process: failure events must really be produced
+//! before offsets complete).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::*;
+use crate::config;
+use crate::sinks::{EncodedBatch, Sink};
+
+/// Answers with the scripted outcomes in order, then `Delivered`; records what it was sent.
+#[derive(Default)]
+struct ScriptedSink {
+    script: Mutex<VecDeque<Outcome>>,
+    sent: Mutex<Vec<Vec<i64>>>,
+}
+
+impl ScriptedSink {
+    fn new(script: Vec<Outcome>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(script.into()),
+            sent: Mutex::default(),
+        })
+    }
+
+    fn sent(&self) -> Vec<Vec<i64>> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Sink for ScriptedSink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        Ok(EncodedBatch {
+            body: Bytes::new(),
+            id: "b".into(),
+            events: events.len(),
+            uncompressed_bytes: 0,
+        })
+    }
+
+    async fn send(&self, events: &[Event], _batch: &EncodedBatch) -> Outcome {
+        self.sent
+            .lock()
+            .unwrap()
+            .push(events.iter().map(|e| e.offset).collect());
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Outcome::Delivered)
+    }
+}
+
+fn http(status: u16) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::HttpStatus,
+        http_status: Some(status),
+        message: format!("HTTP {status}"),
+    }
+}
+
+fn retry() -> Outcome {
+    Outcome::Retry {
+        error: http(503),
+        retry_after: None,
+    }
+}
+
+fn rejected(scope: RejectScope, status: u16) -> Outcome {
+    Outcome::Rejected {
+        error: http(status),
+        scope,
+    }
+}
+
+struct Harness {
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: String,
+    config: config::Config,
+    acker: Acker,
+    context: LaneContext,
+}
+
+fn harness(batch_max_events: usize) -> Harness {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("failures", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+[failures]
+topic = "failures"
+[delivery]
+batch_max_events = {batch_max_events}
+batch_timeout = "20ms"
+max_in_flight = 1
+retry_max_elapsed = "2s"
+retry_initial_backoff = "5ms"
+retry_max_backoff = "20ms"
+[[destinations]]
+project = "p"
+id = "d"
+type = "webhook"
+url = "http://127.0.0.1:9/"
+"#
+    );
+    let config = config::parse("lane-test.toml", &text, &BTreeMap::new()).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let acker = Acker::new();
+    let failures = Arc::new(
+        FailureReporter::new(&config, metrics.clone(), CancellationToken::new()).unwrap(),
+    );
+    Harness {
+        _cluster: cluster,
+        brokers,
+        context: LaneContext {
+            acker: acker.clone(),
+            failures,
+            metrics,
+            abandon: CancellationToken::new(),
+        },
+        acker,
+        config,
+    }
+}
+
+impl Harness {
+    /// Feeds offsets 0..n of partition 0 through a lane with `sink`, waits for it to finish.
+    async fn run(&self, sink: Arc<ScriptedSink>, n: i64) {
+        let lane = spawn(&self.config.destinations[0], sink, self.context.clone());
+        for offset in 0..n {
+            let ack = self.acker.track(0, offset, 1);
+            let event = Event {
+                raw: Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#)),
+                partition: 0,
+                offset,
+                failure_event: false,
+                ack,
+            };
+            lane.queue.send(event).await.unwrap();
+        }
+        drop(lane.queue);
+        tokio::time::timeout(Duration::from_secs(10), lane.task)
+            .await
+            .expect("the lane finishes")
+            .unwrap();
+    }
+
+    /// Failure events written so far.
+    fn failure_events(&self) -> Vec<serde_json::Value> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", "reader")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("failures", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => out.push(serde_json::from_slice(m.payload().unwrap()).unwrap()),
+                Some(Err(e)) => panic!("{e}"),
+                None if !out.is_empty() => break,
+                None => {}
+            }
+        }
+        out
+    }
+
+    fn position(&self) -> Option<i64> {
+        self.acker.snapshot().first().and_then(|(_, pos, _)| *pos)
+    }
+}
+
+#[tokio::test]
+async fn partial_outcomes_ack_report_and_retry_each_part() {
+    let h = harness(4);
+    let sink = ScriptedSink::new(vec![Outcome::Partial(vec![
+        (0..2, Outcome::Delivered),
+        (2..3, rejected(RejectScope::Data, 400)),
+        (3..4, retry()),
+    ])]);
+    h.run(sink.clone(), 4).await;
+    assert_eq!(sink.sent(), vec![vec![0, 1, 2, 3], vec![3]]);
+    let failures = h.failure_events();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["payload"]["eventIds"], serde_json::json!(["e2"]));
+    assert_eq!(failures[0]["payload"]["source"]["firstOffset"], 2);
+    assert_eq!(failures[0]["error"]["httpStatus"], 400);
+    assert_eq!(h.position(), Some(4));
+    let (_, delivered, failed, _) = h.context.metrics.destination("p", "d").read();
+    assert_eq!((delivered, failed), (3, 1));
+}
+
+#[tokio::test]
+async fn exhausted_budget_reports_the_batch_with_its_attempts() {
+    let h = harness(10);
+    let sink = ScriptedSink::new(vec![retry(); 1000]);
+    h.run(sink.clone(), 3).await;
+    let attempts = sink.sent().len();
+    assert!(attempts > 2, "retried within the budget: {attempts}");
+    let failures = h.failure_events();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["error"]["attempts"], attempts as u64);
+    assert_eq!(failures[0]["payload"]["count"], 3);
+    assert_eq!(
+        failures[0]["message"],
+        "Unable to deliver 3 events to destination d"
+    );
+    assert_eq!(h.position(), Some(3));
+}
+
+#[tokio::test]
+async fn gone_disables_the_destination_for_later_batches() {
+    let h = harness(2);
+    let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 410)]);
+    h.run(sink.clone(), 4).await;
+    assert_eq!(sink.sent(), vec![vec![0, 1]], "no request after the 410");
+    let failures = h.failure_events();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let kinds: Vec<_> = failures.iter().map(|f| f["error"]["kind"].clone()).collect();
+    assert!(kinds.contains(&"http_status".into()));
+    assert!(kinds.contains(&"destination_disabled".into()));
+    assert_eq!(h.position(), Some(4));
+}
+
+#[tokio::test]
+async fn an_invalid_split_is_retried_whole() {
+    let h = harness(3);
+    let sink = ScriptedSink::new(vec![Outcome::Partial(vec![(0..1, Outcome::Delivered)])]);
+    h.run(sink.clone(), 3).await;
+    assert_eq!(sink.sent(), vec![vec![0, 1, 2], vec![0, 1, 2]]);
+    assert!(h.failure_events().is_empty());
+    assert_eq!(h.position(), Some(3));
+}
+
+#[tokio::test]
+async fn a_retried_event_holds_the_commit_point() {
+    let h = harness(1);
+    // offset 0 fails twice before it is delivered; offsets 1 and 2 go through at once
+    let sink = ScriptedSink::new(vec![retry(), retry()]);
+    let lane = spawn(&h.config.destinations[0], sink.clone(), h.context.clone());
+    let ack0 = h.acker.track(0, 0, 1);
+    lane.queue
+        .send(Event {
+            raw: Bytes::from_static(br#"{"projectId":"p"}"#),
+            partition: 0,
+            offset: 0,
+            failure_event: false,
+            ack: ack0,
+        })
+        .await
+        .unwrap();
+    drop(lane.queue);
+    lane.task.await.unwrap();
+    assert_eq!(sink.sent().len(), 3);
+    assert_eq!(h.position(), Some(1));
+}
