@@ -126,6 +126,7 @@ fn describe_sink(sink: &SinkConfig) -> String {
             )
         }
         SinkConfig::File(f) => format!("file {}", f.path.display()),
+        SinkConfig::S3(c) => crate::sinks::s3::describe(c),
     }
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::{event_id, Event, Unroutable, FAILURE_EVENT_TYPE};
+use crate::lane::Transition;
 use crate::metrics::Metrics;
 use crate::sinks::DeliveryError;
 
@@ -62,6 +63,30 @@ struct FailureEvent<'a> {
     destination_type: Option<&'a str>,
     error: ErrorObject<'a>,
     payload: Payload<'a>,
+}
+
+/// A destination's change of state, as an Event Log.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StateEvent<'a> {
+    id: String,
+    timestamp: String,
+    level: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: String,
+    status: &'static str,
+    project_id: &'a str,
+    destination_id: &'a str,
+    destination_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorObject<'a>>,
+    payload: StatePayload,
+}
+
+#[derive(Serialize)]
+struct StatePayload {
+    state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -232,6 +257,74 @@ impl FailureReporter {
         Ok(reported)
     }
 
+    /// Announces a destination's change of state (circuit opened, recovered, paused).
+    pub async fn destination_state(
+        &self,
+        project: &str,
+        destination_id: &str,
+        destination_type: &str,
+        transition: Transition,
+        error: Option<&DeliveryError>,
+    ) -> Result<(), Abandoned> {
+        let (level, status, message, state) = match transition {
+            Transition::Opened => (
+                "ERROR",
+                "EVENT_STATUS.FAILED",
+                format!("Destination {destination_id} is failing; deliveries are being retried"),
+                "failing",
+            ),
+            Transition::Recovered => (
+                "INFO",
+                "EVENT_STATUS.SUCCEEDED",
+                format!("Destination {destination_id} recovered"),
+                "recovered",
+            ),
+            Transition::Paused => (
+                "ERROR",
+                "EVENT_STATUS.FAILED",
+                format!("Destination {destination_id} was paused after repeated failures"),
+                "paused",
+            ),
+        };
+        let now = Utc::now();
+        let event = StateEvent {
+            id: stable_id(
+                "state",
+                &[
+                    project,
+                    destination_id,
+                    state,
+                    &now.timestamp_millis().to_string(),
+                ],
+            ),
+            timestamp: rfc3339(now),
+            level,
+            kind: FAILURE_EVENT_TYPE,
+            message,
+            status,
+            project_id: project,
+            destination_id,
+            destination_type,
+            error: error.map(|e| ErrorObject {
+                kind: e.kind.as_str(),
+                http_status: e.http_status,
+                message: &e.message,
+                attempts: None,
+                first_attempt_at: None,
+                last_attempt_at: None,
+            }),
+            payload: StatePayload { state },
+        };
+        let payload =
+            serde_json::to_vec(&event).expect("state events serialize: plain strings and numbers");
+        self.produce_bytes(project, &payload).await?;
+        self.metrics
+            .failure_events
+            .with_label_values(&[state])
+            .inc();
+        Ok(())
+    }
+
     /// Reports a message that could not be routed.
     pub async fn unroutable(
         &self,
@@ -285,13 +378,17 @@ impl FailureReporter {
         Ok(())
     }
 
-    /// Produces until the broker has it (acks=all) or the process abandons the work.
     async fn produce(&self, key: &str, event: &FailureEvent<'_>) -> Result<(), Abandoned> {
         let payload =
             serde_json::to_vec(event).expect("failure events serialize: plain strings and numbers");
+        self.produce_bytes(key, &payload).await
+    }
+
+    /// Produces until the broker has it (acks=all) or the process abandons the work.
+    async fn produce_bytes(&self, key: &str, payload: &[u8]) -> Result<(), Abandoned> {
         let mut delay = Duration::from_millis(100);
         loop {
-            let record = FutureRecord::to(&self.topic).key(key).payload(&payload);
+            let record = FutureRecord::to(&self.topic).key(key).payload(payload);
             let sent = tokio::select! {
                 r = self.producer.send(record, Duration::from_secs(30)) => r,
                 () = self.abandon.cancelled() => return Err(Abandoned),

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub delivered: IntCounterVec,
     /// Events whose delivery finally failed (reported in a failure event).
     pub failed: IntCounterVec,
+    /// Events parked in the retry topic.
+    pub parked: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// Delivery-failure events written, by kind.
@@ -48,6 +50,8 @@ pub struct DestinationStats {
     pub failed: AtomicU64,
     /// Requests sent (attempts).
     pub requests: AtomicU64,
+    /// Events parked in the retry topic.
+    pub parked: AtomicU64,
 }
 
 impl DestinationStats {
@@ -109,6 +113,9 @@ impl Metrics {
         registry
             .register(Box::new(build_info))
             .expect("registered once");
+        registry
+            .register(Box::new(truncated_events().clone()))
+            .expect("registered once");
         Self {
             consumed: counter(
                 &registry,
@@ -137,6 +144,12 @@ impl Metrics {
                 &registry,
                 "courier_events_failed_total",
                 "Events whose delivery finally failed and was reported in a failure event.",
+                &["destination_type"],
+            ),
+            parked: counter_vec(
+                &registry,
+                "courier_events_parked_total",
+                "Events parked in the retry topic (in-line budget spent, or circuit open).",
                 &["destination_type"],
             ),
             requests: counter_vec(
@@ -182,6 +195,23 @@ impl Metrics {
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
     }
+}
+
+/// Events a sink shrank to fit a destination's size limit (Datadog's 1 MB per log), by
+/// destination type. Process-wide, so that sinks can count without a handle on [`Metrics`];
+/// every registry exports it.
+pub fn truncated_events() -> &'static IntCounterVec {
+    static TRUNCATED: std::sync::OnceLock<IntCounterVec> = std::sync::OnceLock::new();
+    TRUNCATED.get_or_init(|| {
+        IntCounterVec::new(
+            Opts::new(
+                "courier_events_truncated_total",
+                "Events delivered shrunk to fit the destination's size limit (payload replaced by a marker).",
+            ),
+            &["destination_type"],
+        )
+        .expect("valid literal")
+    })
 }
 
 impl Default for Metrics {

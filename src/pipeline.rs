@@ -1,5 +1,7 @@
 //! Wiring: source → route → lanes → sinks, acknowledgements back, and an orderly shutdown.
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +12,12 @@ use crate::config::Config;
 use crate::failures::FailureReporter;
 use crate::lane::{self, LaneContext};
 use crate::metrics::Metrics;
+use crate::parking::{self, Parker};
+use crate::retry_worker::{RetryWorker, Target};
 use crate::routing::Router;
 use crate::server::Health;
 use crate::sinks;
-use crate::source::{self, Acker, LaneInput, Source, SourceContext};
+use crate::source::{self, Acker, Input, LaneInput, Source, SourceContext};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,22 +60,40 @@ pub async fn run(
         metrics.clone(),
         abandon.clone(),
     )?);
+    let parker = Arc::new(Parker::new(config, abandon.clone())?);
+    parking::ensure_topic(
+        config,
+        &config.failures.retry_topic,
+        config.failures.retry_topic_partitions,
+    )
+    .await?;
     let acker = Acker::new();
     let context = LaneContext {
         acker: acker.clone(),
         failures: failures.clone(),
         metrics: metrics.clone(),
+        parker: parker.clone(),
+        source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
     };
+    let mut targets = HashMap::new();
     let mut router = Router::new();
     let mut inputs = Vec::new();
     let mut lane_tasks = Vec::new();
     for d in config.destinations.iter().filter(|d| d.enabled) {
-        let sink = sinks::build(d).map_err(|source| PipelineError::Sink {
+        let sink = sinks::build(d, &config.kafka.topic).map_err(|source| PipelineError::Sink {
             project: d.project.clone(),
             id: d.id.clone(),
             source,
         })?;
+        targets.insert(
+            (d.project.clone(), d.id.clone()),
+            Arc::new(Target::new(
+                d.clone(),
+                sink.clone(),
+                metrics.destination(&d.project, &d.id),
+            )),
+        );
         let lane = lane::spawn(d, sink, context.clone());
         router.add(&d.project, &d.id, &d.filter, inputs.len());
         inputs.push(LaneInput {
@@ -84,6 +106,7 @@ pub async fn run(
     let topic = config.kafka.topic.clone();
     let consumer = Arc::new(source::consumer(
         config,
+        Input::EventLogs,
         SourceContext::new(
             acker.clone(),
             &topic,
@@ -92,6 +115,28 @@ pub async fn run(
         ),
     )?);
     consumer.subscribe(&[&topic])?;
+    let retry_acker = Acker::new();
+    let retry_topic = config.failures.retry_topic.clone();
+    let retry_consumer = Arc::new(source::consumer(
+        config,
+        Input::Retry,
+        SourceContext::new(
+            retry_acker.clone(),
+            &retry_topic,
+            Arc::new(AtomicBool::new(false)),
+            metrics.clone(),
+        ),
+    )?);
+    retry_consumer.subscribe(&[&retry_topic])?;
+    let worker = RetryWorker::new(
+        retry_consumer.clone(),
+        config,
+        targets,
+        parker,
+        failures.clone(),
+        metrics.clone(),
+        retry_acker.clone(),
+    );
     tracing::info!(topic = %topic, group = %config.kafka.group_id,
         destinations = inputs.len(), failures_topic = %failures.topic(), "courier started");
 
@@ -105,7 +150,7 @@ pub async fn run(
         metrics.clone(),
         config,
     );
-    source.run(&stop).await;
+    let ((), mut retry_tasks) = tokio::join!(source.run(&stop), worker.run(&stop));
 
     // Drain: close the lanes' queues, let queued batches finish, keep committing.
     tracing::info!(pending = acker.pending(), timeout = ?config.shutdown_timeout, "stopping: draining lanes");
@@ -118,15 +163,27 @@ pub async fn run(
             }
         }
         while side_tasks.join_next().await.is_some() {}
+        while retry_tasks.join_next().await.is_some() {}
     };
     let committer = {
         let (consumer, topic, acker) = (consumer.clone(), topic.clone(), acker.clone());
+        let (retry_consumer, retry_topic, retry_acker) = (
+            retry_consumer.clone(),
+            retry_topic.clone(),
+            retry_acker.clone(),
+        );
         let interval = config.kafka.commit_interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
                 source::commit(&consumer, &topic, &acker, CommitMode::Async);
+                source::commit(
+                    &retry_consumer,
+                    &retry_topic,
+                    &retry_acker,
+                    CommitMode::Async,
+                );
             }
         })
     };
@@ -141,6 +198,12 @@ pub async fn run(
     }
     failures.flush(Duration::from_secs(5));
     source::commit(&consumer, &topic, &acker, CommitMode::Sync);
+    source::commit(
+        &retry_consumer,
+        &retry_topic,
+        &retry_acker,
+        CommitMode::Sync,
+    );
     tracing::info!(positions = ?acker.snapshot(), "final offsets committed");
     Ok(drain)
 }

@@ -70,6 +70,13 @@ impl Produced {
     }
 }
 
+/// Whether an Event Log is a delivery-failure event (`type: EVENT_DESTINATION`).
+fn is_failure_event(event: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(event)
+        .ok()
+        .is_some_and(|v| v["type"] == "EVENT_DESTINATION")
+}
+
 /// The `destinationId` a delivery-failure event (`type: EVENT_DESTINATION`) reports on.
 fn reports_on(event: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(event).ok()?;
@@ -245,6 +252,36 @@ fn assert_commits_covered(
          partition/offset {:?}\n{}",
         lost.len(),
         &lost[..lost.len().min(10)],
+        courier.log_tail()
+    );
+}
+
+/// Every event `receiver` accepted lies below the committed offset of its partition.
+fn assert_received_all_committed(
+    committed: &HashMap<i32, i64>,
+    produced: &Produced,
+    receiver: &WebhookReceiver,
+    courier: &Courier,
+) {
+    let position: HashMap<&[u8], (i32, i64)> = produced
+        .messages
+        .iter()
+        .zip(&produced.positions)
+        .map(|(m, &pos)| (m.bytes.as_slice(), pos))
+        .collect();
+    let mut uncommitted: Vec<(i32, i64)> = receiver
+        .events()
+        .iter()
+        .map(|e| position[e.as_slice()])
+        .filter(|(p, o)| *o >= committed.get(p).copied().unwrap_or(0))
+        .collect();
+    uncommitted.sort();
+    assert!(
+        uncommitted.is_empty(),
+        "{} delivered events are not covered by the committed offsets {committed:?} after a \
+         drained shutdown, e.g. (partition, offset) {:?}\n{}",
+        uncommitted.len(),
+        &uncommitted[..uncommitted.len().min(10)],
         courier.log_tail()
     );
 }
@@ -501,6 +538,9 @@ fn sigterm_drains_and_commits() {
         &hook,
         &courier,
     );
+    // A drained shutdown completes what it had taken up: nothing the receiver accepted is
+    // left above the committed offsets (it would be delivered again after the restart).
+    assert_received_all_committed(&committed, &produced, &hook, &courier);
     assert_no_violations(&hook, &courier);
     drop(courier);
 
@@ -657,7 +697,9 @@ fn retries_503_then_succeeds() {
 ///
 /// The receiver rejects everything with 400: every routed event must be reported in exactly
 /// one delivery-failure event whose `payload.source` range contains it, and the offsets still
-/// complete. proj_0002's events (no destination) appear in no failure event.
+/// complete. proj_0002's events (no destination) appear in no failure event, nor do routed
+/// events that are themselves delivery-failure events (`type: EVENT_DESTINATION`, which the
+/// generator makes): failing to deliver a failure event never produces another (invariant 6).
 #[test]
 fn rejected_400_produces_failure_events_with_source_range() {
     let tansu = broker();
@@ -673,14 +715,23 @@ fn rejected_400_produces_failure_events_with_source_range() {
         &brokers,
         events_for(&mut gen, 400, &["proj_0001", "proj_0001", "proj_0002"]),
     );
-    // event id → (partition, offset) of every routed event.
+    // event id → (partition, offset) of every routed event that must be reported.
+    let routed_count = produced.routed_to("proj_0001", "hook-1").count();
     let routed: HashMap<String, (i32, i64)> = produced
         .routed_to("proj_0001", "hook-1")
+        .filter(|&i| !is_failure_event(&produced.messages[i].bytes))
         .map(|i| (event_id(&produced.messages[i].bytes), produced.positions[i]))
         .collect();
+    assert!(
+        routed.len() < routed_count,
+        "the generator made no EVENT_DESTINATION events for proj_0001; the loop rule goes untested"
+    );
     assert_eq!(
         routed.len(),
-        produced.routed_to("proj_0001", "hook-1").count(),
+        produced
+            .routed_to("proj_0001", "hook-1")
+            .filter(|&i| !is_failure_event(&produced.messages[i].bytes))
+            .count(),
         "event ids are unique"
     );
 
@@ -727,7 +778,10 @@ fn rejected_400_produces_failure_events_with_source_range() {
         assert!(first <= last, "source range of {v}");
         for id in ids {
             let &(ep, eo) = routed.get(&id).unwrap_or_else(|| {
-                panic!("failure event reports {id}, which was not routed to hook-1: {v}")
+                panic!(
+                    "failure event reports {id}, which was not routed to hook-1 or is itself a \
+                     failure event: {v}"
+                )
             });
             assert!(
                 ep == p && first <= eo && eo <= last,
@@ -757,7 +811,7 @@ fn rejected_400_produces_failure_events_with_source_range() {
             "courier_events_failed_total",
             &[("destination_type", "webhook")]
         ),
-        routed.len() as f64,
+        routed_count as f64,
         "courier_events_failed_total{{destination_type=\"webhook\"}}"
     );
 }
@@ -811,4 +865,193 @@ fn retry_after_is_honoured() {
         failures.is_empty(),
         "unexpected failure events: {failures:?}"
     );
+}
+
+/// Broker: none — this checks the test receiver itself, so that no end-to-end test can pass
+/// because the receiver accepts what the contract forbids. The signature code is checked
+/// against the Standard Webhooks specification's published test vector.
+#[test]
+fn harness_receiver_enforces_the_webhook_contract() {
+    use std::io::Write as _;
+
+    assert_eq!(
+        sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap(),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+
+    // NDJSON + gzip + signed.
+    let hook = WebhookReceiver::start(
+        ReceiverConfig::default()
+            .signed()
+            .format(Format::Ndjson)
+            .gzip(),
+    );
+    let events: [&[u8]; 2] = [
+        br#"{"id":"a","projectId":"p"}"#,
+        br#"{"id":"b", "x": [1, 2]}"#,
+    ];
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&[events[0], b"\n", events[1], b"\n"].concat())
+        .unwrap();
+    let body = gz.finish().unwrap();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let secret = test_secret();
+    let good_sig = sign(&secret, "msg_1", &ts, &body).unwrap();
+    let base = |sig: &str, ts: &str| -> Vec<(String, String)> {
+        vec![
+            ("content-type".into(), "application/x-ndjson".into()),
+            ("content-encoding".into(), "gzip".into()),
+            ("user-agent".into(), "courier/0.1.0".into()),
+            ("x-test".into(), "yes".into()),
+            ("webhook-id".into(), "msg_1".into()),
+            ("webhook-timestamp".into(), ts.into()),
+            ("webhook-signature".into(), sig.into()),
+        ]
+    };
+    let post = |headers: Vec<(String, String)>, body: Vec<u8>| -> u16 {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http_post(&hook.url(), &h, body).unwrap().0
+    };
+    assert_eq!(
+        post(base(&good_sig, &ts), body.clone()),
+        200,
+        "{:?}",
+        hook.violations()
+    );
+    assert_eq!(
+        hook.events(),
+        events.iter().map(|e| e.to_vec()).collect::<Vec<_>>()
+    );
+    assert!(hook.violations().is_empty());
+
+    let without = |name: &str| -> Vec<(String, String)> {
+        base(&good_sig, &ts)
+            .into_iter()
+            .filter(|(k, _)| k != name)
+            .collect()
+    };
+    let with = |name: &str, value: &str| -> Vec<(String, String)> {
+        let mut h = without(name);
+        h.push((name.into(), value.into()));
+        h
+    };
+    type Headers = Vec<(String, String)>;
+    let bad_requests: Vec<(&str, Headers, Vec<u8>)> = vec![
+        (
+            "wrong signature",
+            with("webhook-signature", "v1,AAAA"),
+            body.clone(),
+        ),
+        (
+            "signature of other bytes",
+            base(&sign(&secret, "msg_1", &ts, b"x").unwrap(), &ts),
+            body.clone(),
+        ),
+        (
+            "stale timestamp",
+            {
+                let old = (chrono::Utc::now().timestamp() - 600).to_string();
+                base(&sign(&secret, "msg_1", &old, &body).unwrap(), &old)
+            },
+            body.clone(),
+        ),
+        ("no webhook-id", without("webhook-id"), body.clone()),
+        ("no user agent", without("user-agent"), body.clone()),
+        (
+            "wrong user agent",
+            with("user-agent", "curl/8"),
+            body.clone(),
+        ),
+        (
+            "wrong content type",
+            with("content-type", "application/json"),
+            body.clone(),
+        ),
+        ("missing custom header", without("x-test"), body.clone()),
+        ("wrong custom header", with("x-test", "no"), body.clone()),
+        (
+            "not compressed",
+            {
+                let plain = [events[0], b"\n"].concat();
+                let sig = sign(&secret, "msg_1", &ts, &plain).unwrap();
+                base(&sig, &ts)
+                    .into_iter()
+                    .filter(|(k, _)| k != "content-encoding")
+                    .collect()
+            },
+            [events[0], b"\n"].concat(),
+        ),
+    ];
+    let n = bad_requests.len();
+    for (what, headers, body) in bad_requests {
+        let before = hook.violations().len();
+        assert_eq!(post(headers, body), 400, "{what} must be rejected");
+        assert!(
+            hook.violations().len() > before,
+            "{what} must be recorded as a violation"
+        );
+    }
+    assert_eq!(hook.event_count(), 2, "rejected requests store no events");
+    assert_eq!(hook.request_count(), 1 + n);
+
+    // JSON array: events are kept byte for byte; non-objects are violations.
+    let hook = WebhookReceiver::start(ReceiverConfig::default());
+    let ok_headers = [
+        ("content-type", "application/json"),
+        ("user-agent", "courier/0.1.0"),
+        ("x-test", "yes"),
+    ];
+    let post = |body: &str| http_post(&hook.url(), &ok_headers, body.as_bytes().to_vec()).unwrap();
+    assert_eq!(post(r#"[{"a":1}, {"b": "x y"} ]"#).0, 200);
+    assert_eq!(
+        hook.events(),
+        vec![br#"{"a":1}"#.to_vec(), br#"{"b": "x y"}"#.to_vec()]
+    );
+    assert_eq!(post(r#"[{"a":1}, 2]"#).0, 400);
+    assert_eq!(post(r#"{"a":1}"#).0, 400);
+    assert_eq!(post("[]").0, 400);
+    assert_eq!(hook.violations().len(), 3);
+
+    // Misbehaviour modes.
+    hook.set_behaviour(Behaviour::FailFirst { n: 2, status: 503 });
+    assert_eq!(post(r#"[{"c":1}]"#).0, 503);
+    assert_eq!(post(r#"[{"c":1}]"#).0, 503);
+    assert_eq!(post(r#"[{"c":1}]"#).0, 200);
+    hook.set_behaviour(Behaviour::RetryAfter { n: 1, seconds: 7 });
+    let (status, headers) = post(r#"[{"d":1}]"#);
+    assert_eq!(
+        (
+            status,
+            headers.get("retry-after").map(|v| v.to_str().unwrap())
+        ),
+        (429, Some("7"))
+    );
+    assert_eq!(post(r#"[{"d":1}]"#).0, 200);
+    hook.set_behaviour(Behaviour::Always(400));
+    assert_eq!(post(r#"[{"e":1}]"#).0, 400);
+    assert_eq!(
+        hook.violations().len(),
+        3,
+        "a deliberate 400 is not a violation"
+    );
+    assert_eq!(hook.event_count(), 4, "only 200 answers store events");
+
+    // The metrics parser.
+    let text = "# HELP x\ncourier_x_total{reason=\"a\",k=\"v\"} 2\ncourier_x_total{reason=\"b\"} 3\ncourier_x_totally 9\ncourier_y 1.5\n";
+    assert_eq!(metric_sum(text, "courier_x_total", &[]), Some(5.0));
+    assert_eq!(
+        metric_sum(text, "courier_x_total", &[("reason", "a")]),
+        Some(2.0)
+    );
+    assert_eq!(metric_sum(text, "courier_y", &[]), Some(1.5));
+    assert_eq!(metric_sum(text, "courier_z", &[]), None);
 }

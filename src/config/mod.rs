@@ -22,6 +22,7 @@ pub use secret::Secret;
 
 use crate::routing::FilterConfig;
 use crate::sinks::file::FileConfig;
+use crate::sinks::s3::S3Config;
 use crate::sinks::webhook::WebhookConfig;
 
 /// The whole configuration of a courier process.
@@ -127,13 +128,25 @@ impl<'de> Deserialize<'de> for KafkaOptions {
 }
 
 /// `[failures]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailuresConfig {
     /// Topic for delivery-failure events; `None` means `kafka.topic`.
     pub topic: Option<String>,
-    /// Topic for parked batches.
-    pub retry_topic: Option<String>,
+    /// Topic for parked batches (created when missing).
+    pub retry_topic: String,
+    /// Partitions of the retry topic when courier creates it.
+    pub retry_topic_partitions: i32,
+}
+
+impl Default for FailuresConfig {
+    fn default() -> Self {
+        Self {
+            topic: None,
+            retry_topic: "courier-retry".into(),
+            retry_topic_partitions: 8,
+        }
+    }
 }
 
 /// `[limits]`.
@@ -227,6 +240,41 @@ pub struct DeliveryConfig {
     pub retry_max_backoff: Duration,
     /// Events waiting in the destination's queue before the consumer waits for it.
     pub queue_max_events: usize,
+    /// Delays of the parked attempts after the in-line budget is spent (jittered ±10%);
+    /// after the last one fails, a delivery-failure event is written.
+    #[serde(deserialize_with = "durations")]
+    pub retry_schedule: Vec<Duration>,
+    /// Consecutive failed requests that open the destination's circuit.
+    pub circuit_failure_threshold: u32,
+    /// While the circuit is open, one probe request is sent per this interval.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// After failing continuously this long, the destination is paused: its events get
+    /// failure events (replayable) instead of being parked.
+    #[serde(with = "humantime_serde")]
+    pub pause_after: Duration,
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let list = Vec::<humantime_serde::Serde<Duration>>::deserialize(d)?;
+    Ok(list
+        .into_iter()
+        .map(humantime_serde::Serde::into_inner)
+        .collect())
+}
+
+fn some_durations<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Duration>>, D::Error> {
+    durations(d).map(Some)
+}
+
+/// The default parked-retry schedule.
+pub fn default_retry_schedule() -> Vec<Duration> {
+    [30, 120, 600, 1800, 3600, 7200, 14_400, 28_800]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
 }
 
 impl Default for DeliveryConfig {
@@ -241,6 +289,10 @@ impl Default for DeliveryConfig {
             retry_initial_backoff: Duration::from_millis(200),
             retry_max_backoff: Duration::from_secs(30),
             queue_max_events: 10_000,
+            retry_schedule: default_retry_schedule(),
+            circuit_failure_threshold: 5,
+            probe_interval: Duration::from_secs(30),
+            pause_after: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -269,6 +321,8 @@ pub enum SinkConfig {
     Webhook(WebhookConfig),
     /// `type = "file"`.
     File(FileConfig),
+    /// `type = "s3"`.
+    S3(S3Config),
 }
 
 impl SinkConfig {
@@ -277,6 +331,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Webhook(_) => "webhook",
             SinkConfig::File(_) => "file",
+            SinkConfig::S3(_) => "s3",
         }
     }
 }
@@ -532,6 +587,18 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
             );
         }
     }
+    if failures.retry_topic.trim().is_empty() {
+        errors.push("failures.retry_topic", "must not be empty");
+    }
+    if failures.retry_topic == kafka.topic {
+        errors.push(
+            "failures.retry_topic",
+            "must differ from kafka.topic (parked events would be delivered again at once)",
+        );
+    }
+    if failures.retry_topic_partitions < 1 {
+        errors.push("failures.retry_topic_partitions", "must be at least 1");
+    }
     if limits.max_event_bytes == 0 {
         errors.push("limits.max_event_bytes", "must be at least 1");
     }
@@ -612,6 +679,13 @@ struct DeliveryOverrides {
     #[serde(with = "humantime_serde")]
     retry_max_backoff: Option<Duration>,
     queue_max_events: Option<usize>,
+    #[serde(deserialize_with = "some_durations")]
+    retry_schedule: Option<Vec<Duration>>,
+    circuit_failure_threshold: Option<u32>,
+    #[serde(with = "humantime_serde")]
+    probe_interval: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pause_after: Option<Duration>,
 }
 
 impl DeliveryOverrides {
@@ -628,6 +702,14 @@ impl DeliveryOverrides {
                 .unwrap_or(base.retry_initial_backoff),
             retry_max_backoff: self.retry_max_backoff.unwrap_or(base.retry_max_backoff),
             queue_max_events: self.queue_max_events.unwrap_or(base.queue_max_events),
+            retry_schedule: self
+                .retry_schedule
+                .unwrap_or_else(|| base.retry_schedule.clone()),
+            circuit_failure_threshold: self
+                .circuit_failure_threshold
+                .unwrap_or(base.circuit_failure_threshold),
+            probe_interval: self.probe_interval.unwrap_or(base.probe_interval),
+            pause_after: self.pause_after.unwrap_or(base.pause_after),
         }
     }
 }
@@ -654,6 +736,15 @@ fn validate_delivery(d: &DeliveryConfig, prefix: &str, errors: &mut Errors) {
             format!("{prefix}.retry_initial_backoff"),
             "must be longer than 0s",
         );
+    }
+    if d.circuit_failure_threshold == 0 {
+        errors.push(
+            format!("{prefix}.circuit_failure_threshold"),
+            "must be at least 1",
+        );
+    }
+    if d.probe_interval.is_zero() {
+        errors.push(format!("{prefix}.probe_interval"), "must be longer than 0s");
     }
     if d.retry_max_backoff < d.retry_initial_backoff {
         errors.push(
@@ -699,6 +790,15 @@ fn destination(
             })
         }
     };
+    // s3 destinations write objects, not requests: the batch limits they do not set in
+    // [destinations.delivery] are the s3 defaults, not [delivery]'s request-sized ones.
+    let s3_defaults;
+    let defaults = if common.as_ref().is_some_and(|c| c.kind == "s3") {
+        s3_defaults = crate::sinks::s3::delivery_defaults(defaults);
+        &s3_defaults
+    } else {
+        defaults
+    };
     let delivery = match delivery_value {
         None => Some(defaults.clone()),
         Some(v) => {
@@ -725,10 +825,16 @@ fn destination(
                 .map(|()| SinkConfig::Webhook(c))
         }),
         "file" => typed::<FileConfig>(rest, &prefix, errors).map(SinkConfig::File),
+        "s3" => typed::<S3Config>(rest, &prefix, errors).and_then(|c| {
+            c.validate()
+                .map_err(|(key, message)| errors.push(format!("{prefix}.{key}"), message))
+                .ok()
+                .map(|()| SinkConfig::S3(c))
+        }),
         other => {
             errors.push(
                 format!("{prefix}.type"),
-                format!("unknown destination type {other:?}; expected webhook or file"),
+                format!("unknown destination type {other:?}; expected webhook, s3 or file"),
             );
             None
         }

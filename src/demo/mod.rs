@@ -132,6 +132,8 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
                 count_lines(&f.path).unwrap_or(0),
                 f.path.display()
             ),
+            // The demo configures only local destinations.
+            _ => String::new(),
         };
         println!(
             "{:<28} {:<8} {:>8} {:>10} {:>7} {:>9}  {endpoint}",

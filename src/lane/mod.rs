@@ -7,11 +7,12 @@
 //! acknowledged to the source.
 
 mod batch;
+mod circuit;
 mod retry;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, Semaphore};
@@ -21,12 +22,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use batch::Batcher;
+pub use circuit::{Circuit, Decision, State as CircuitState, Transition};
 pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
 
 use crate::config::{DeliveryConfig, DestinationConfig};
 use crate::event::Event;
 use crate::failures::{DeliveryFailure, FailureReporter};
 use crate::metrics::{DestinationStats, Metrics};
+use crate::parking::{scheduled_delay, ParkRequest, Parker};
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
 use crate::source::Acker;
 
@@ -39,6 +42,10 @@ pub struct LaneContext {
     pub failures: Arc<FailureReporter>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Where batches wait when the in-line budget is spent or the circuit is open.
+    pub parker: Arc<Parker>,
+    /// The topic events are read from (recorded with parked events).
+    pub source_topic: String,
     /// Cancelled when the process gives up draining: retries stop, nothing more completes.
     pub abandon: CancellationToken,
 }
@@ -59,8 +66,9 @@ struct LaneShared {
     delivery: DeliveryConfig,
     context: LaneContext,
     stats: Arc<DestinationStats>,
-    /// Set when the destination said it is gone (410): later batches fail without trying.
-    disabled: AtomicBool,
+    circuit: Mutex<Circuit>,
+    /// The destination's last error, reported with batches parked without an attempt.
+    last_error: Mutex<Option<DeliveryError>>,
 }
 
 /// Starts the lane of `destination`.
@@ -76,7 +84,12 @@ pub fn spawn(destination: &DestinationConfig, sink: Arc<dyn Sink>, context: Lane
         sink,
         delivery: destination.delivery.clone(),
         context,
-        disabled: AtomicBool::new(false),
+        circuit: Mutex::new(Circuit::new(
+            destination.delivery.circuit_failure_threshold,
+            destination.delivery.probe_interval,
+            destination.delivery.pause_after,
+        )),
+        last_error: Mutex::new(None),
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
     let task = tokio::spawn(run(shared, rx).instrument(span));
@@ -171,12 +184,26 @@ async fn dispatch(
     );
 }
 
-/// Delivers one batch: attempts with retries until delivered, rejected or out of budget;
-/// a final failure is recorded in a failure event before the events are acknowledged. When
-/// the sink reports parts of the batch separately, delivered parts complete at once,
-/// rejected parts are reported, and only the rest is encoded again and retried.
+/// Delivers one batch, as the destination's circuit allows: attempts with in-line retries
+/// until delivered, rejected, out of budget or the circuit opens. Delivered events complete;
+/// rejected data is reported in a failure event; what could not be delivered is parked in
+/// the retry topic. Only then do the events complete. When the sink reports parts of the
+/// batch separately, each part is settled on its own and only the rest is retried.
 async fn deliver(shared: &LaneShared, events: &[Event]) {
     let first_attempt = Utc::now();
+    let (decision, transition) = shared.circuit().decide(Instant::now());
+    announce(shared, transition).await;
+    match decision {
+        Decision::Park => {
+            let error = shared.last_error().unwrap_or_else(|| circuit_error(shared));
+            return park(shared, events, &error, first_attempt).await;
+        }
+        Decision::Report => {
+            return fail(shared, events, &paused_error(shared), 0, first_attempt).await;
+        }
+        Decision::Attempt | Decision::Probe => {}
+    }
+    let probe = decision == Decision::Probe;
     let policy = RetryPolicy {
         initial: shared.delivery.retry_initial_backoff,
         max: shared.delivery.retry_max_backoff,
@@ -190,21 +217,20 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             Ok(b) => b,
             Err(error) => return fail(shared, &remaining, &error, attempts, first_attempt).await,
         };
-        // Attempts of this encoded batch until it is settled or out of budget.
+        // Attempts of this encoded batch until it is settled, out of budget, or the circuit
+        // says to stop trying in line.
         let outcome = loop {
-            if shared.disabled.load(Ordering::Relaxed) {
-                break Outcome::Rejected {
-                    error: disabled_error(&shared.destination_id),
-                    scope: RejectScope::Data,
-                };
-            }
             attempts += 1;
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = shared.sink.send(&remaining, &encoded).await;
             count_request(shared, &outcome);
+            record(shared, &outcome).await;
             let Outcome::Retry { error, retry_after } = outcome else {
                 break outcome;
             };
+            if probe || shared.circuit().is_open() {
+                break Outcome::Retry { error, retry_after };
+            }
             match schedule.next_delay(retry_after, Instant::now()) {
                 Some(delay) => {
                     tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
@@ -233,8 +259,8 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 )]
             }
             Outcome::Retry { error, .. } => {
-                // Out of in-line budget.
-                return fail(shared, &remaining, &error, attempts, first_attempt).await;
+                // Out of in-line budget, or the circuit opened: park.
+                return park(shared, &remaining, &error, first_attempt).await;
             }
             whole => vec![(0..remaining.len(), whole)],
         };
@@ -245,14 +271,14 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             let part = &remaining[range];
             match outcome {
                 Outcome::Delivered => delivered(shared, part),
-                Outcome::Rejected { error, scope } => {
-                    if scope == RejectScope::Destination
-                        && !shared.disabled.swap(true, Ordering::Relaxed)
-                    {
-                        tracing::error!(error = %error, "destination rejected as configured; disabling it until its configuration changes");
-                    }
-                    fail(shared, part, &error, attempts, first_attempt).await;
-                }
+                Outcome::Rejected {
+                    error,
+                    scope: RejectScope::Data,
+                } => fail(shared, part, &error, attempts, first_attempt).await,
+                Outcome::Rejected {
+                    error,
+                    scope: RejectScope::Destination,
+                } => park(shared, part, &error, first_attempt).await,
                 Outcome::Retry {
                     error,
                     retry_after: after,
@@ -273,7 +299,12 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
         }
         let Some(error) = retry_error else { return };
-        match schedule.next_delay(retry_after, Instant::now()) {
+        let delay = if probe || shared.circuit().is_open() {
+            None
+        } else {
+            schedule.next_delay(retry_after, Instant::now())
+        };
+        match delay {
             Some(delay) => {
                 tracing::info!(attempt = attempts, events = retry.len(), retry_in = ?delay, error = %error, "part of the batch failed; will retry it");
                 if !wait(shared, delay).await {
@@ -281,10 +312,156 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 }
                 remaining = std::borrow::Cow::Owned(retry);
             }
-            _ => return fail(shared, &retry, &error, attempts, first_attempt).await,
+            None => return park(shared, &retry, &error, first_attempt).await,
         }
     }
 }
+
+impl LaneShared {
+    fn circuit(&self) -> MutexGuard<'_, Circuit> {
+        // Circuit methods leave it consistent even if a panic interrupted a holder.
+        self.circuit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn last_error(&self) -> Option<DeliveryError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Feeds an outcome to the circuit breaker and announces a change of state.
+async fn record(shared: &LaneShared, outcome: &Outcome) {
+    let now = Instant::now();
+    let (transition, error) = match outcome {
+        // The destination answered and judged the data: it is up.
+        Outcome::Delivered
+        | Outcome::Rejected {
+            scope: RejectScope::Data,
+            ..
+        } => (shared.circuit().success(), None),
+        Outcome::Retry { error, .. } => (shared.circuit().failure(now), Some(error)),
+        Outcome::Rejected {
+            error,
+            scope: RejectScope::Destination,
+        } => (shared.circuit().reject_configuration(now), Some(error)),
+        Outcome::Partial(parts) => {
+            let up = parts.iter().any(|(_, o)| {
+                matches!(
+                    o,
+                    Outcome::Delivered
+                        | Outcome::Rejected {
+                            scope: RejectScope::Data,
+                            ..
+                        }
+                )
+            });
+            if up {
+                (shared.circuit().success(), None)
+            } else {
+                (None, None)
+            }
+        }
+    };
+    if let Some(error) = error {
+        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+    }
+    announce(shared, transition).await;
+}
+
+/// Writes the state-change event of a transition (at most one per change).
+async fn announce(shared: &LaneShared, transition: Option<Transition>) {
+    let Some(transition) = transition else { return };
+    let error = shared.last_error();
+    match transition {
+        Transition::Opened => {
+            tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "destination is failing; circuit opened, deliveries are parked and retried later")
+        }
+        Transition::Recovered => tracing::info!("destination recovered; circuit closed"),
+        Transition::Paused => tracing::error!("destination paused after failing continuously"),
+    }
+    let result = shared
+        .context
+        .failures
+        .destination_state(
+            &shared.project,
+            &shared.destination_id,
+            shared.destination_type,
+            transition,
+            error.as_ref(),
+        )
+        .await;
+    if let Err(abandoned) = result {
+        tracing::warn!(%abandoned, "state-change event not written");
+    }
+}
+
+fn circuit_error(shared: &LaneShared) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::CircuitOpen,
+        http_status: None,
+        message: format!(
+            "destination {} is failing (circuit open); the batch was parked without an attempt",
+            shared.destination_id
+        ),
+    }
+}
+
+fn paused_error(shared: &LaneShared) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Paused,
+        http_status: None,
+        message: format!(
+            "destination {} was paused after failing for {}; fix it and replay these events",
+            shared.destination_id,
+            humantime::format_duration(shared.delivery.pause_after)
+        ),
+    }
+}
+
+/// Parks events for the first scheduled attempt; with an empty schedule they are reported.
+async fn park(
+    shared: &LaneShared,
+    events: &[Event],
+    error: &DeliveryError,
+    first_attempt: chrono::DateTime<Utc>,
+) {
+    let Some(delay) = scheduled_delay(&shared.delivery.retry_schedule, 1) else {
+        return fail(shared, events, error, 0, first_attempt).await;
+    };
+    let message = error.to_string();
+    let request = ParkRequest {
+        project: &shared.project,
+        destination: &shared.destination_id,
+        attempt: 1,
+        delay,
+        first_failure: first_attempt,
+        last_error: &message,
+        events,
+        source_topic: &shared.context.source_topic,
+    };
+    match shared.context.parker.park(&request).await {
+        Ok(()) => {
+            tracing::info!(events = events.len(), due_in = ?delay, error = %error, "parked in the retry topic");
+            shared
+                .context
+                .metrics
+                .parked
+                .with_label_values(&[shared.destination_type])
+                .inc_by(events.len() as u64);
+            shared
+                .stats
+                .parked
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            shared.context.acker.complete(events.iter().map(|e| e.ack));
+        }
+        Err(abandoned) => {
+            tracing::warn!(%abandoned, "events not parked; they stay uncommitted and will be read again");
+        }
+    }
+}
+
 /// Whether `parts` cover `0..len` exactly once, in any order.
 fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bool {
     let mut ranges: Vec<_> = parts.iter().map(|(r, _)| r.clone()).collect();
@@ -297,16 +474,6 @@ fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bo
         next = r.end;
     }
     next == len
-}
-
-fn disabled_error(destination_id: &str) -> DeliveryError {
-    DeliveryError {
-        kind: ErrorKind::Disabled,
-        http_status: None,
-        message: format!(
-            "destination {destination_id} is disabled: it answered 410 Gone; change its configuration to enable it again"
-        ),
-    }
 }
 
 /// Sleeps before a retry; false when the process abandoned the work meanwhile.

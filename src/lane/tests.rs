@@ -12,6 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use crate::parking::Parker;
+
 use super::*;
 use crate::config;
 use crate::sinks::{EncodedBatch, Sink};
@@ -93,6 +95,7 @@ struct Harness {
 fn harness(batch_max_events: usize) -> Harness {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("failures", 1, 1).unwrap();
+    cluster.create_topic("retry", 1, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let text = format!(
         r#"
@@ -100,6 +103,7 @@ fn harness(batch_max_events: usize) -> Harness {
 brokers = "{brokers}"
 [failures]
 topic = "failures"
+retry_topic = "retry"
 [delivery]
 batch_max_events = {batch_max_events}
 batch_timeout = "20ms"
@@ -107,6 +111,8 @@ max_in_flight = 1
 retry_max_elapsed = "2s"
 retry_initial_backoff = "5ms"
 retry_max_backoff = "20ms"
+circuit_failure_threshold = 3
+probe_interval = "1h"
 [[destinations]]
 project = "p"
 id = "d"
@@ -117,9 +123,9 @@ url = "http://127.0.0.1:9/"
     let config = config::parse("lane-test.toml", &text, &BTreeMap::new()).unwrap();
     let metrics = Arc::new(Metrics::new());
     let acker = Acker::new();
-    let failures = Arc::new(
-        FailureReporter::new(&config, metrics.clone(), CancellationToken::new()).unwrap(),
-    );
+    let failures =
+        Arc::new(FailureReporter::new(&config, metrics.clone(), CancellationToken::new()).unwrap());
+    let parker = Arc::new(Parker::new(&config, CancellationToken::new()).unwrap());
     Harness {
         _cluster: cluster,
         brokers,
@@ -127,6 +133,8 @@ url = "http://127.0.0.1:9/"
             acker: acker.clone(),
             failures,
             metrics,
+            parker,
+            source_topic: "event-logs".into(),
             abandon: CancellationToken::new(),
         },
         acker,
@@ -158,20 +166,38 @@ impl Harness {
 
     /// Failure events written so far.
     fn failure_events(&self) -> Vec<serde_json::Value> {
+        self.read("failures")
+            .into_iter()
+            .map(|(value, _)| serde_json::from_slice(&value).unwrap())
+            .collect()
+    }
+
+    /// Parked records so far: (event bytes, headers).
+    fn parked(&self) -> Vec<(Vec<u8>, crate::parking::Parked)> {
+        self.read("retry")
+            .into_iter()
+            .map(|(value, headers)| (value, headers.unwrap()))
+            .collect()
+    }
+
+    fn read(&self, topic: &str) -> Vec<(Vec<u8>, Option<crate::parking::Parked>)> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", "reader")
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("failures", 0, Offset::Beginning)
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
             .unwrap();
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while std::time::Instant::now() < deadline {
             match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => out.push(serde_json::from_slice(m.payload().unwrap()).unwrap()),
+                Some(Ok(m)) => out.push((
+                    m.payload().unwrap().to_vec(),
+                    crate::parking::Parked::from_headers(m.headers()).ok(),
+                )),
                 Some(Err(e)) => panic!("{e}"),
                 None if !out.is_empty() => break,
                 None => {}
@@ -197,7 +223,10 @@ async fn partial_outcomes_ack_report_and_retry_each_part() {
     assert_eq!(sink.sent(), vec![vec![0, 1, 2, 3], vec![3]]);
     let failures = h.failure_events();
     assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0]["payload"]["eventIds"], serde_json::json!(["e2"]));
+    assert_eq!(
+        failures[0]["payload"]["eventIds"],
+        serde_json::json!(["e2"])
+    );
     assert_eq!(failures[0]["payload"]["source"]["firstOffset"], 2);
     assert_eq!(failures[0]["error"]["httpStatus"], 400);
     assert_eq!(h.position(), Some(4));
@@ -206,35 +235,121 @@ async fn partial_outcomes_ack_report_and_retry_each_part() {
 }
 
 #[tokio::test]
-async fn exhausted_budget_reports_the_batch_with_its_attempts() {
+async fn exhausted_budget_parks_the_batch_with_its_source_positions() {
     let h = harness(10);
+    // two failures, below the circuit threshold of 3, then the budget ends: use a sink that
+    // fails until the budget is spent but never three times in a row is impossible, so give
+    // the circuit a high threshold here
+    let mut config = h.config.destinations[0].clone();
+    config.delivery.circuit_failure_threshold = 1000;
     let sink = ScriptedSink::new(vec![retry(); 1000]);
-    h.run(sink.clone(), 3).await;
-    let attempts = sink.sent().len();
-    assert!(attempts > 2, "retried within the budget: {attempts}");
-    let failures = h.failure_events();
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0]["error"]["attempts"], attempts as u64);
-    assert_eq!(failures[0]["payload"]["count"], 3);
-    assert_eq!(
-        failures[0]["message"],
-        "Unable to deliver 3 events to destination d"
-    );
-    assert_eq!(h.position(), Some(3));
+    let lane = spawn(&config, sink.clone(), h.context.clone());
+    for offset in 0..3 {
+        let ack = h.acker.track(0, offset, 1);
+        lane.queue
+            .send(Event {
+                raw: Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#)),
+                partition: 0,
+                offset,
+                failure_event: false,
+                ack,
+            })
+            .await
+            .unwrap();
+    }
+    drop(lane.queue);
+    lane.task.await.unwrap();
+    assert!(sink.sent().len() > 2, "retried within the budget");
+    let parked = h.parked();
+    assert_eq!(parked.len(), 3);
+    for (i, (value, p)) in parked.iter().enumerate() {
+        assert_eq!(
+            value,
+            format!(r#"{{"id":"e{i}","projectId":"p"}}"#).as_bytes()
+        );
+        assert_eq!((p.source_partition, p.source_offset), (0, i as i64));
+        assert_eq!((p.project.as_str(), p.destination.as_str()), ("p", "d"));
+        assert_eq!(p.attempt, 1);
+        assert_eq!(p.source_topic, "event-logs");
+        assert!(p.last_error.contains("503"), "{}", p.last_error);
+        assert!(p.next_attempt_at_ms > chrono::Utc::now().timestamp_millis());
+    }
+    assert!(h.failure_events().is_empty(), "parked, not failed");
+    assert_eq!(h.position(), Some(3), "parked events complete");
 }
 
 #[tokio::test]
-async fn gone_disables_the_destination_for_later_batches() {
+async fn consecutive_failures_open_the_circuit_and_park_without_attempts() {
+    let h = harness(1);
+    let sink = ScriptedSink::new(vec![retry(); 1000]);
+    h.run(sink.clone(), 6).await;
+    // batch 0 fails three times in line (threshold 3) and the circuit opens; the other
+    // batches are parked without an attempt (the next probe is an hour away)
+    assert_eq!(sink.sent(), vec![vec![0], vec![0], vec![0]]);
+    assert_eq!(h.parked().len(), 6);
+    let events = h.failure_events();
+    assert_eq!(events.len(), 1, "one state event: {events:?}");
+    assert_eq!(
+        events[0]["message"],
+        "Destination d is failing; deliveries are being retried"
+    );
+    assert_eq!(events[0]["type"], "EVENT_DESTINATION");
+    assert_eq!(events[0]["destinationId"], "d");
+    assert_eq!(h.position(), Some(6));
+}
+
+#[tokio::test]
+async fn gone_opens_the_circuit_at_once() {
     let h = harness(2);
     let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 410)]);
     h.run(sink.clone(), 4).await;
     assert_eq!(sink.sent(), vec![vec![0, 1]], "no request after the 410");
-    let failures = h.failure_events();
-    assert_eq!(failures.len(), 2, "{failures:?}");
-    let kinds: Vec<_> = failures.iter().map(|f| f["error"]["kind"].clone()).collect();
-    assert!(kinds.contains(&"http_status".into()));
-    assert!(kinds.contains(&"destination_disabled".into()));
+    assert_eq!(h.parked().len(), 4, "all parked for later attempts");
+    let events = h.failure_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["error"]["httpStatus"], 410);
     assert_eq!(h.position(), Some(4));
+}
+
+#[tokio::test]
+async fn a_successful_probe_closes_the_circuit() {
+    let h = harness(1);
+    let mut config = h.config.destinations[0].clone();
+    config.delivery.probe_interval = Duration::from_millis(1);
+    let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 401)]);
+    let lane = spawn(&config, sink.clone(), h.context.clone());
+    for offset in 0..3 {
+        let ack = h.acker.track(0, offset, 1);
+        lane.queue
+            .send(Event {
+                raw: Bytes::from_static(br#"{"projectId":"p"}"#),
+                partition: 0,
+                offset,
+                failure_event: false,
+                ack,
+            })
+            .await
+            .unwrap();
+        // one batch at a time, each after the probe interval
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    drop(lane.queue);
+    lane.task.await.unwrap();
+    assert_eq!(sink.sent().len(), 3, "batch 0 rejected, then probes");
+    let messages: Vec<_> = h
+        .failure_events()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            "Destination d is failing; deliveries are being retried",
+            "Destination d recovered"
+        ]
+    );
+    assert_eq!(h.parked().len(), 1);
+    assert_eq!(h.position(), Some(3));
 }
 
 #[tokio::test]

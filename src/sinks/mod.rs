@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod http;
+pub mod s3;
 pub mod webhook;
 
 use std::fmt;
@@ -65,8 +66,12 @@ pub enum ErrorKind {
     Io,
     /// The batch could not be encoded.
     Encode,
-    /// The destination was disabled after it said it is gone (HTTP 410).
-    Disabled,
+    /// The destination's circuit is open; the batch was parked without an attempt.
+    CircuitOpen,
+    /// The destination was paused after failing for too long.
+    Paused,
+    /// Parked events name a destination that no longer exists or is disabled.
+    DestinationRemoved,
 }
 
 impl ErrorKind {
@@ -78,7 +83,9 @@ impl ErrorKind {
             ErrorKind::Connection => "connection",
             ErrorKind::Io => "io",
             ErrorKind::Encode => "encode",
-            ErrorKind::Disabled => "destination_disabled",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::Paused => "destination_paused",
+            ErrorKind::DestinationRemoved => "destination_removed",
         }
     }
 }
@@ -144,11 +151,12 @@ pub enum BuildError {
     Http(String),
 }
 
-/// Builds the sink of a destination.
-pub fn build(destination: &DestinationConfig) -> Result<Arc<dyn Sink>, BuildError> {
+/// Builds the sink of a destination that receives events read from `topic`.
+pub fn build(destination: &DestinationConfig, topic: &str) -> Result<Arc<dyn Sink>, BuildError> {
     Ok(match &destination.sink {
         SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, &destination.delivery)?),
         SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
+        SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic)?),
     })
 }
 

@@ -122,6 +122,11 @@ impl Acker {
         }
     }
 
+    /// The current assignment generation of a partition (changes on every re-assignment).
+    pub fn generation(&self, partition: i32) -> Option<u64> {
+        self.lock().partitions.get(&partition).map(|p| p.generation)
+    }
+
     /// Tracks a message read from `partition` at `offset` that needs `remaining`
     /// completions.
     pub fn track(&self, partition: i32, offset: i64, remaining: u32) -> AckId {

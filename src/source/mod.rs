@@ -40,20 +40,38 @@ pub const PROTECTED_OPTIONS: &[&str] = &[
     "enable.auto.offset.store",
 ];
 
-/// Creates the group consumer (not yet subscribed).
+/// Which topic a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The Event Logs topic, in `kafka.group_id`.
+    EventLogs,
+    /// The retry topic, in `<kafka.group_id>-retry`, always from the earliest offset a new
+    /// group finds (parked events must never be skipped).
+    Retry,
+}
+
+/// Creates a group consumer (not yet subscribed).
 pub fn consumer(
     config: &Config,
+    input: Input,
     context: SourceContext,
 ) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
+    let group = match input {
+        Input::EventLogs => config.kafka.group_id.clone(),
+        Input::Retry => format!("{}-retry", config.kafka.group_id),
+    };
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &config.kafka.group_id)
+        .set("group.id", &group)
         .set("auto.offset.reset", "latest")
         .set("enable.partition.eof", "false")
         .set("log_level", "4");
     for (k, v) in &config.kafka.options.0 {
         client.set(k, v);
+    }
+    if input == Input::Retry {
+        client.set("auto.offset.reset", "earliest");
     }
     // Offsets are committed explicitly, and only up to the contiguous completed point.
     client

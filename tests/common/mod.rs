@@ -85,6 +85,12 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A number not returned before by this function in this process.
+pub fn unique_number() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The last `lines` lines of a (log) file, or a note saying why it could not be read.
 pub fn file_tail(path: &Path, lines: usize) -> String {
     let mut file = match File::open(path) {
@@ -131,6 +137,27 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {
             .await
             .map_err(|e| format!("GET {url} body: {e}"))?;
         Ok((status, body))
+    })
+}
+
+/// `POST url` with `headers` and `body` → (status, headers). For testing the harness itself.
+pub fn http_post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<(u16, HeaderMap), String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("build reqwest client");
+    rt().block_on(async {
+        let mut req = client.post(url).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
+        Ok((resp.status().as_u16(), resp.headers().clone()))
     })
 }
 
@@ -443,7 +470,7 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> Vec<(i32, i64, Ve
     let partitions = partition_count(brokers, topic)
         .unwrap_or_else(|| panic!("read_all: topic {topic} does not exist"));
     let consumer: BaseConsumer = base_config(brokers)
-        .set("group.id", format!("harness-reader-{}", free_port()))
+        .set("group.id", format!("harness-reader-{}", unique_number()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
@@ -880,6 +907,27 @@ pub fn split_events(format: Format, body: &[u8]) -> Result<Vec<Vec<u8>>, String>
     }
 }
 
+/// The Standard Webhooks signature `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`,
+/// the key being the base64-decoded part of `secret` after `whsec_`.
+pub fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<String, String> {
+    let key_b64 = secret
+        .strip_prefix("whsec_")
+        .ok_or("signing secret must start with whsec_")?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_b64)
+        .map_err(|e| format!("signing secret is not base64: {e}"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
 /// Verifies the Standard Webhooks headers of a request (independent implementation).
 pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
     let id = header_str(headers, "webhook-id").ok_or("signed request without webhook-id")?;
@@ -899,22 +947,7 @@ pub fn verify_signature(secret: &str, headers: &HeaderMap, body: &[u8]) -> Resul
     }
     let sig_header = header_str(headers, "webhook-signature")
         .ok_or("signed request without webhook-signature")?;
-    let key_b64 = secret
-        .strip_prefix("whsec_")
-        .ok_or("test secret must start with whsec_")?;
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key_b64)
-        .map_err(|e| format!("test secret is not base64: {e}"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(ts_text.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
+    let expected = sign(secret, id, ts_text, body)?;
     if sig_header.split_whitespace().any(|s| s == expected) {
         Ok(())
     } else {

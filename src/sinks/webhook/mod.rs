@@ -2,8 +2,8 @@
 //! optional gzip and Standard Webhooks signatures.
 //!
 //! Outcomes: 2xx delivered; 408, 429 and 5xx except 501, timeouts and connection errors are
-//! retried; 410 rejects and disables the destination until its configuration changes; every
-//! other status (3xx — redirects are not followed — and 4xx, 501) rejects the batch.
+//! retried; 410 rejects the destination's configuration (its circuit opens); every other
+//! status (3xx — redirects are not followed — and 4xx, 501) rejects the batch.
 
 mod config;
 mod encode;
@@ -95,7 +95,7 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<std::time::Duratio
         410 => Outcome::Rejected {
             error: DeliveryError {
                 message: format!(
-                    "{}; the destination is disabled until its configuration changes",
+                    "{}; the endpoint is gone (410): check the destination's URL",
                     status_error(status, body).message
                 ),
                 ..status_error(status, body)

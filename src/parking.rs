@@ -1,0 +1,350 @@
+//! Parking: events a destination could not take within its in-line budget wait in the retry
+//! topic, one Kafka message per event, so the Event Logs topic's commit point can move on
+//! while nothing is lost.
+//!
+//! The message value is the event, unchanged; headers say where it goes, when it is due, how
+//! often it was tried and where it came from.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::event::Event;
+use crate::failures::{is_consumer_only, Abandoned};
+
+/// Header names of parked records.
+pub mod header {
+    /// The destination's project.
+    pub const PROJECT: &str = "courier-project";
+    /// The destination's id.
+    pub const DESTINATION: &str = "courier-destination";
+    /// Number of the scheduled attempt this record waits for (1 = first parked attempt).
+    pub const ATTEMPT: &str = "courier-attempt";
+    /// When that attempt is due (Unix milliseconds).
+    pub const NEXT_ATTEMPT_AT: &str = "courier-next-attempt-at";
+    /// When the first delivery attempt failed (Unix milliseconds).
+    pub const FIRST_FAILURE_AT: &str = "courier-first-failure-at";
+    /// The last error, for people reading the topic.
+    pub const LAST_ERROR: &str = "courier-last-error";
+    /// Where the event was first read.
+    pub const SOURCE_TOPIC: &str = "courier-source-topic";
+    /// … its partition.
+    pub const SOURCE_PARTITION: &str = "courier-source-partition";
+    /// … and offset.
+    pub const SOURCE_OFFSET: &str = "courier-source-offset";
+}
+
+/// A parked record's headers, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    /// The destination's project.
+    pub project: String,
+    /// The destination's id.
+    pub destination: String,
+    /// The scheduled attempt this record waits for (1-based).
+    pub attempt: u32,
+    /// When it is due (Unix ms).
+    pub next_attempt_at_ms: i64,
+    /// When the first attempt failed (Unix ms).
+    pub first_failure_at_ms: i64,
+    /// The last error.
+    pub last_error: String,
+    /// Original topic.
+    pub source_topic: String,
+    /// Original partition.
+    pub source_partition: i32,
+    /// Original offset.
+    pub source_offset: i64,
+}
+
+/// A record in the retry topic that courier cannot read (not written by courier, or damaged).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a parked record: {0}")]
+pub struct NotParked(pub String);
+
+impl Parked {
+    /// Reads the headers of a retry-topic message.
+    pub fn from_headers<H: Headers>(headers: Option<&H>) -> Result<Self, NotParked> {
+        let headers = headers.ok_or_else(|| NotParked("no headers".into()))?;
+        let get = |name: &str| -> Result<String, NotParked> {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .ok_or_else(|| NotParked(format!("header {name} missing")))
+        };
+        let num = |name: &str| -> Result<i64, NotParked> {
+            get(name)?
+                .parse::<i64>()
+                .map_err(|_| NotParked(format!("header {name} is not a number")))
+        };
+        Ok(Self {
+            project: get(header::PROJECT)?,
+            destination: get(header::DESTINATION)?,
+            attempt: u32::try_from(num(header::ATTEMPT)?)
+                .map_err(|_| NotParked("attempt out of range".into()))?,
+            next_attempt_at_ms: num(header::NEXT_ATTEMPT_AT)?,
+            first_failure_at_ms: num(header::FIRST_FAILURE_AT)?,
+            last_error: get(header::LAST_ERROR).unwrap_or_default(),
+            source_topic: get(header::SOURCE_TOPIC)?,
+            source_partition: i32::try_from(num(header::SOURCE_PARTITION)?)
+                .map_err(|_| NotParked("partition out of range".into()))?,
+            source_offset: num(header::SOURCE_OFFSET)?,
+        })
+    }
+
+    fn to_headers(&self) -> OwnedHeaders {
+        let attempt = self.attempt.to_string();
+        let next = self.next_attempt_at_ms.to_string();
+        let first = self.first_failure_at_ms.to_string();
+        let partition = self.source_partition.to_string();
+        let offset = self.source_offset.to_string();
+        let pairs: [(&str, &str); 9] = [
+            (header::PROJECT, &self.project),
+            (header::DESTINATION, &self.destination),
+            (header::ATTEMPT, &attempt),
+            (header::NEXT_ATTEMPT_AT, &next),
+            (header::FIRST_FAILURE_AT, &first),
+            (header::LAST_ERROR, &self.last_error),
+            (header::SOURCE_TOPIC, &self.source_topic),
+            (header::SOURCE_PARTITION, &partition),
+            (header::SOURCE_OFFSET, &offset),
+        ];
+        pairs.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            })
+        })
+    }
+}
+
+/// What to park.
+#[derive(Debug)]
+pub struct ParkRequest<'a> {
+    /// The destination's project.
+    pub project: &'a str,
+    /// The destination's id.
+    pub destination: &'a str,
+    /// The scheduled attempt the events will wait for (1-based).
+    pub attempt: u32,
+    /// How long until it is due.
+    pub delay: Duration,
+    /// When the first attempt failed.
+    pub first_failure: DateTime<Utc>,
+    /// The last error, in words (no secrets).
+    pub last_error: &'a str,
+    /// The events; `partition`/`offset` are their original position in `source_topic`.
+    pub events: &'a [Event],
+    /// The topic the events were first read from.
+    pub source_topic: &'a str,
+}
+
+/// Writes parked events to the retry topic (idempotent producer, acks=all).
+pub struct Parker {
+    producer: FutureProducer,
+    topic: String,
+    abandon: CancellationToken,
+}
+
+impl Parker {
+    /// A parker for `config`'s retry topic; `abandon` stops retries of failed writes.
+    pub fn new(
+        config: &Config,
+        abandon: CancellationToken,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.kafka.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("log_level", "4");
+        for (k, v) in &config.kafka.options.0 {
+            if !is_consumer_only(k) {
+                client.set(k, v);
+            }
+        }
+        Ok(Self {
+            producer: client.create()?,
+            topic: config.failures.retry_topic.clone(),
+            abandon,
+        })
+    }
+
+    /// The retry topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Parks the events; returns once the broker has every one of them.
+    pub async fn park(&self, request: &ParkRequest<'_>) -> Result<(), Abandoned> {
+        let due = Utc::now()
+            + chrono::Duration::from_std(request.delay).unwrap_or(chrono::Duration::zero());
+        let key = format!(
+            "{}/{}/{}",
+            request.project, request.destination, request.attempt
+        );
+        let mut waiting: Vec<usize> = (0..request.events.len()).collect();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let sends = waiting.iter().map(|&i| {
+                let e = &request.events[i];
+                let headers = Parked {
+                    project: request.project.to_owned(),
+                    destination: request.destination.to_owned(),
+                    attempt: request.attempt,
+                    next_attempt_at_ms: due.timestamp_millis(),
+                    first_failure_at_ms: request.first_failure.timestamp_millis(),
+                    last_error: request.last_error.chars().take(1000).collect(),
+                    source_topic: request.source_topic.to_owned(),
+                    source_partition: e.partition,
+                    source_offset: e.offset,
+                }
+                .to_headers();
+                let record = FutureRecord::to(&self.topic)
+                    .key(&key)
+                    .payload(&e.raw[..])
+                    .headers(headers);
+                let producer = &self.producer;
+                async move { (i, producer.send(record, Duration::from_secs(30)).await) }
+            });
+            let results = tokio::select! {
+                r = futures::future::join_all(sends) => r,
+                () = self.abandon.cancelled() => return Err(Abandoned),
+            };
+            let failed: Vec<usize> = results
+                .into_iter()
+                .filter_map(|(i, r)| match r {
+                    Ok(_) => None,
+                    Err((e, _)) => {
+                        tracing::warn!(topic = %self.topic, error = %e, "cannot park an event; retrying (its offset stays uncommitted)");
+                        Some(i)
+                    }
+                })
+                .collect();
+            if failed.is_empty() {
+                return Ok(());
+            }
+            waiting = failed;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.abandon.cancelled() => return Err(Abandoned),
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists. Real clusters often
+/// disable automatic topic creation, so courier creates the topics it owns.
+pub async fn ensure_topic(
+    config: &Config,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("log_level", "4");
+    for (k, v) in &config.kafka.options.0 {
+        if !is_consumer_only(k) {
+            client.set(k, v);
+        }
+    }
+    let admin: AdminClient<DefaultClientContext> = client.create()?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let exists = metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    if exists {
+        return Ok(());
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // -1: the cluster's default replication factor (brokers that predate it refuse it).
+    for replication in [-1, 1] {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let results = admin.create_topics([&new], &options).await?;
+        match results.into_iter().next() {
+            Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
+                tracing::info!(topic, partitions, "created topic");
+                return Ok(());
+            }
+            Some(Err((_, code))) if replication == -1 => {
+                tracing::debug!(
+                    topic,
+                    ?code,
+                    "topic creation with the default replication factor refused; trying 1"
+                );
+            }
+            Some(Err((_, code))) => return Err(rdkafka::error::KafkaError::AdminOp(code)),
+            None => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
+/// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.
+pub fn scheduled_delay(schedule: &[Duration], attempt: u32) -> Option<Duration> {
+    let base = *schedule.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
+    Some(base.mul_f64(0.9 + fastrand::f64() * 0.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        let p = Parked {
+            project: "proj_a".into(),
+            destination: "hook-1".into(),
+            attempt: 3,
+            next_attempt_at_ms: 1_700_000_000_123,
+            first_failure_at_ms: 1_690_000_000_000,
+            last_error: "HTTP 503".into(),
+            source_topic: "event-logs".into(),
+            source_partition: 2,
+            source_offset: 1200,
+        };
+        let back = Parked::from_headers(Some(&p.to_headers())).unwrap();
+        assert_eq!(back, p);
+        assert!(Parked::from_headers::<OwnedHeaders>(None).is_err());
+        let partial = OwnedHeaders::new().insert(Header {
+            key: header::PROJECT,
+            value: Some("p"),
+        });
+        assert_eq!(
+            Parked::from_headers(Some(&partial)).unwrap_err(),
+            NotParked("header courier-destination missing".into())
+        );
+    }
+
+    #[test]
+    fn schedule_has_jitter_and_an_end() {
+        let schedule = [Duration::from_secs(30), Duration::from_secs(120)];
+        for _ in 0..100 {
+            let d = scheduled_delay(&schedule, 1).unwrap();
+            assert!(
+                d >= Duration::from_secs(27) && d <= Duration::from_secs(33),
+                "{d:?}"
+            );
+        }
+        assert!(scheduled_delay(&schedule, 2).unwrap() >= Duration::from_secs(108));
+        assert_eq!(scheduled_delay(&schedule, 3), None);
+        assert_eq!(scheduled_delay(&schedule, 0), None);
+        assert_eq!(scheduled_delay(&[], 1), None);
+    }
+}

@@ -1,0 +1,487 @@
+//! The retry worker: reads parked events from the retry topic (its own consumer group) and
+//! attempts each batch once when it is due; a batch that fails again is parked for the next
+//! scheduled attempt, and after the last one its delivery-failure event is written.
+//!
+//! Waiting costs no memory: a partition whose next record is not due yet is paused and
+//! rewound to that record, and resumed when it is due. Records of one destination and
+//! attempt share a key, so they share a partition; a record waits behind earlier, later-due
+//! records of its partition (bounded by the schedule's longest delay).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DestinationConfig};
+use crate::event::Event;
+use crate::failures::{DeliveryFailure, FailureReporter};
+use crate::metrics::{DestinationStats, Metrics};
+use crate::parking::{scheduled_delay, ParkRequest, Parked, Parker};
+use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
+use crate::source::{self, Acker, SourceConsumer};
+
+/// A destination parked events can be delivered to.
+pub struct Target {
+    /// Its configuration.
+    pub config: DestinationConfig,
+    /// Its sink.
+    pub sink: Arc<dyn Sink>,
+    /// Its counters.
+    pub stats: Arc<DestinationStats>,
+    slots: Arc<Semaphore>,
+}
+
+impl Target {
+    /// A target delivering through `sink`.
+    pub fn new(
+        config: DestinationConfig,
+        sink: Arc<dyn Sink>,
+        stats: Arc<DestinationStats>,
+    ) -> Self {
+        let slots = Arc::new(Semaphore::new(config.delivery.max_in_flight));
+        Self {
+            config,
+            sink,
+            stats,
+            slots,
+        }
+    }
+}
+
+type BatchKey = (String, String, u32);
+
+#[derive(Default)]
+struct Pending {
+    events: Vec<Event>,
+    first_failure_ms: i64,
+    last_error: String,
+}
+
+/// Everything a retry attempt needs, shared by the worker's tasks.
+struct Shared {
+    parker: Arc<Parker>,
+    failures: Arc<FailureReporter>,
+    metrics: Arc<Metrics>,
+    acker: Acker,
+    source_topic: String,
+}
+
+/// Reads the retry topic and re-attempts parked batches when due.
+pub struct RetryWorker {
+    consumer: Arc<SourceConsumer>,
+    topic: String,
+    targets: HashMap<(String, String), Arc<Target>>,
+    shared: Arc<Shared>,
+    commit_interval: Duration,
+    tasks: JoinSet<()>,
+    slots: Arc<Semaphore>,
+    pending: HashMap<BatchKey, Pending>,
+    /// Paused partitions: (due ms, generation when paused, offset to resume from).
+    paused: HashMap<i32, (i64, u64, i64)>,
+    timers: BinaryHeap<Reverse<(i64, i32)>>,
+}
+
+impl RetryWorker {
+    /// A worker over a subscribed consumer of the retry topic.
+    pub fn new(
+        consumer: Arc<SourceConsumer>,
+        config: &Config,
+        targets: HashMap<(String, String), Arc<Target>>,
+        parker: Arc<Parker>,
+        failures: Arc<FailureReporter>,
+        metrics: Arc<Metrics>,
+        acker: Acker,
+    ) -> Self {
+        Self {
+            consumer,
+            topic: config.failures.retry_topic.clone(),
+            targets,
+            shared: Arc::new(Shared {
+                parker,
+                failures,
+                metrics,
+                acker,
+                source_topic: config.kafka.topic.clone(),
+            }),
+            commit_interval: config.kafka.commit_interval,
+            tasks: JoinSet::new(),
+            slots: Arc::new(Semaphore::new(64)),
+            pending: HashMap::new(),
+            paused: HashMap::new(),
+            timers: BinaryHeap::new(),
+        }
+    }
+
+    /// Runs until `stop` is cancelled, then hands back the attempts still running (the
+    /// pipeline drains them with the lanes).
+    pub async fn run(mut self, stop: &CancellationToken) -> JoinSet<()> {
+        let mut tick = tokio::time::interval(self.commit_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let consumer = self.consumer.clone();
+        loop {
+            let next_due = self.timers.peek().map(|Reverse((due, _))| *due);
+            let incoming = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    self.flush_all().await;
+                    source::commit(&consumer, &self.topic, &self.shared.acker, CommitMode::Async);
+                    while self.tasks.try_join_next().is_some() {}
+                    continue;
+                }
+                () = sleep_until_ms(next_due), if next_due.is_some() => {
+                    self.resume_due();
+                    continue;
+                }
+                message = consumer.recv() => message.map(|m| {
+                    let parked = Parked::from_headers(m.headers());
+                    (m.partition(), m.offset(), m.payload().map(Bytes::copy_from_slice), parked)
+                }),
+            };
+            match incoming {
+                Ok((partition, offset, payload, parked)) => {
+                    self.handle(partition, offset, payload, parked).await;
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "retry consumer error");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        self.flush_all().await;
+        std::mem::take(&mut self.tasks)
+    }
+
+    async fn handle(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        payload: Option<Bytes>,
+        parked: Result<Parked, crate::parking::NotParked>,
+    ) {
+        let generation = self.shared.acker.generation(partition);
+        if let Some(&(_, paused_in, resume_at)) = self.paused.get(&partition) {
+            if Some(paused_in) == generation {
+                // Fetched before the pause took effect; it is read again after the resume.
+                self.pause(partition, resume_at);
+                return;
+            }
+            // Re-assigned since: that pause belongs to the old assignment.
+            self.paused.remove(&partition);
+        }
+        let parked = match parked {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition, offset, error = %e, "skipping a record that courier did not park");
+                self.shared.acker.track(partition, offset, 0);
+                return;
+            }
+        };
+        let now_ms = Utc::now().timestamp_millis();
+        if parked.next_attempt_at_ms > now_ms {
+            self.pause(partition, offset);
+            self.paused.insert(
+                partition,
+                (parked.next_attempt_at_ms, generation.unwrap_or(0), offset),
+            );
+            self.timers
+                .push(Reverse((parked.next_attempt_at_ms, partition)));
+            tracing::debug!(
+                partition,
+                offset,
+                due_in_ms = parked.next_attempt_at_ms - now_ms,
+                "retry partition waits for its next record"
+            );
+            return;
+        }
+        let ack = self.shared.acker.track(partition, offset, 1);
+        let key = (parked.project, parked.destination, parked.attempt);
+        let batch_max = self
+            .targets
+            .get(&(key.0.clone(), key.1.clone()))
+            .map_or(1000, |t| t.config.delivery.batch_max_events);
+        let pending = self.pending.entry(key.clone()).or_default();
+        if pending.events.is_empty() || parked.first_failure_at_ms < pending.first_failure_ms {
+            pending.first_failure_ms = parked.first_failure_at_ms;
+        }
+        pending.last_error = parked.last_error;
+        pending.events.push(Event {
+            raw: payload.unwrap_or_default(),
+            partition: parked.source_partition,
+            offset: parked.source_offset,
+            failure_event: false,
+            ack,
+        });
+        if pending.events.len() >= batch_max {
+            let batch = self.pending.remove(&key).unwrap_or_default();
+            self.flush(key, batch).await;
+        }
+    }
+
+    fn pause(&self, partition: i32, offset: i64) {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(partition, error = %e, "cannot pause a retry partition");
+        }
+        if let Err(e) = self.consumer.seek(
+            &self.topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(partition, offset, error = %e, "cannot rewind a retry partition");
+        }
+    }
+
+    fn resume_due(&mut self) {
+        let now_ms = Utc::now().timestamp_millis();
+        while let Some(&Reverse((due, partition))) = self.timers.peek() {
+            if due > now_ms {
+                break;
+            }
+            self.timers.pop();
+            if self
+                .paused
+                .get(&partition)
+                .is_some_and(|(d, _, _)| *d == due)
+            {
+                self.paused.remove(&partition);
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.topic, partition);
+                if let Err(e) = self.consumer.resume(&tpl) {
+                    tracing::warn!(partition, error = %e, "cannot resume a retry partition");
+                }
+            }
+        }
+    }
+
+    async fn flush_all(&mut self) {
+        let batches: Vec<_> = self.pending.drain().collect();
+        for (key, batch) in batches {
+            self.flush(key, batch).await;
+        }
+    }
+
+    async fn flush(&mut self, key: BatchKey, batch: Pending) {
+        if batch.events.is_empty() {
+            return;
+        }
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the retry worker's semaphore is never closed");
+        let target = self
+            .targets
+            .get(&(key.0.clone(), key.1.clone()))
+            .filter(|t| t.config.enabled)
+            .cloned();
+        let shared = self.shared.clone();
+        let span = tracing::info_span!("retry", project = %key.0, destination = %key.1, attempt = key.2, events = batch.events.len());
+        self.tasks.spawn(tracing::Instrument::instrument(
+            async move {
+                attempt(&shared, target, key, batch).await;
+                drop(permit);
+            },
+            span,
+        ));
+    }
+}
+
+async fn sleep_until_ms(due_ms: Option<i64>) {
+    if let Some(due) = due_ms {
+        let wait = due - Utc::now().timestamp_millis();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+}
+
+/// One scheduled attempt of a parked batch.
+async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, batch: Pending) {
+    let (project, destination, attempt) = key;
+    let first_failure = Utc
+        .timestamp_millis_opt(batch.first_failure_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let Some(target) = target else {
+        let error = DeliveryError {
+            kind: ErrorKind::DestinationRemoved,
+            http_status: None,
+            message: format!(
+                "destination {destination} of project {project} no longer exists or is disabled; its parked events cannot be delivered"
+            ),
+        };
+        let settle = Settle {
+            shared,
+            project: &project,
+            destination: &destination,
+            destination_type: "unknown",
+            attempt,
+            first_failure,
+            schedule: &[],
+            stats: None,
+        };
+        settle.report(&batch.events, &error).await;
+        return;
+    };
+    let _slot = target
+        .slots
+        .acquire()
+        .await
+        .expect("a target's semaphore is never closed");
+    target.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let outcome = match target.sink.encode(&batch.events) {
+        Ok(encoded) => target.sink.send(&batch.events, &encoded).await,
+        Err(error) => Outcome::Rejected {
+            error,
+            scope: RejectScope::Data,
+        },
+    };
+    let settle = Settle {
+        shared,
+        project: &project,
+        destination: &destination,
+        destination_type: target.config.sink.type_name(),
+        attempt,
+        first_failure,
+        schedule: &target.config.delivery.retry_schedule,
+        stats: Some(&target.stats),
+    };
+    let parts = match outcome {
+        Outcome::Partial(parts) => parts,
+        whole => vec![(0..batch.events.len(), whole)],
+    };
+    for (range, outcome) in parts {
+        let Some(events) = batch.events.get(range) else {
+            continue;
+        };
+        settle.one(events, outcome).await;
+    }
+}
+
+/// Settles the parts of one retry attempt.
+struct Settle<'a> {
+    shared: &'a Shared,
+    project: &'a str,
+    destination: &'a str,
+    destination_type: &'a str,
+    attempt: u32,
+    first_failure: chrono::DateTime<Utc>,
+    schedule: &'a [Duration],
+    stats: Option<&'a DestinationStats>,
+}
+
+impl Settle<'_> {
+    async fn one(&self, events: &[Event], outcome: Outcome) {
+        match outcome {
+            Outcome::Delivered => {
+                let n = events.len() as u64;
+                self.shared
+                    .metrics
+                    .delivered
+                    .with_label_values(&[self.destination_type])
+                    .inc_by(n);
+                if let Some(stats) = self.stats {
+                    stats.delivered.fetch_add(n, Ordering::Relaxed);
+                }
+                tracing::info!(events = events.len(), "parked events delivered");
+                self.shared.acker.complete(events.iter().map(|e| e.ack));
+            }
+            Outcome::Rejected {
+                error,
+                scope: RejectScope::Data,
+            } => self.report(events, &error).await,
+            Outcome::Retry { error, .. }
+            | Outcome::Rejected {
+                error,
+                scope: RejectScope::Destination,
+            } => match scheduled_delay(self.schedule, self.attempt + 1) {
+                Some(delay) => self.park_again(events, &error, delay).await,
+                None => self.report(events, &error).await,
+            },
+            Outcome::Partial(_) => {
+                let error = DeliveryError {
+                    kind: ErrorKind::Encode,
+                    http_status: None,
+                    message: "the sink nested partial outcomes".into(),
+                };
+                match scheduled_delay(self.schedule, self.attempt + 1) {
+                    Some(delay) => self.park_again(events, &error, delay).await,
+                    None => self.report(events, &error).await,
+                }
+            }
+        }
+    }
+
+    async fn park_again(&self, events: &[Event], error: &DeliveryError, delay: Duration) {
+        let message = error.to_string();
+        let request = ParkRequest {
+            project: self.project,
+            destination: self.destination,
+            attempt: self.attempt + 1,
+            delay,
+            first_failure: self.first_failure,
+            last_error: &message,
+            events,
+            source_topic: &self.shared.source_topic,
+        };
+        match self.shared.parker.park(&request).await {
+            Ok(()) => {
+                tracing::info!(events = events.len(), next_attempt = self.attempt + 1, due_in = ?delay, error = %error, "parked again");
+                self.shared
+                    .metrics
+                    .parked
+                    .with_label_values(&[self.destination_type])
+                    .inc_by(events.len() as u64);
+                self.shared.acker.complete(events.iter().map(|e| e.ack));
+            }
+            Err(abandoned) => {
+                tracing::warn!(%abandoned, "not parked again; the records are read again later")
+            }
+        }
+    }
+
+    async fn report(&self, events: &[Event], error: &DeliveryError) {
+        let failure = DeliveryFailure {
+            project: self.project,
+            destination_id: self.destination,
+            destination_type: self.destination_type,
+            error,
+            attempts: self.attempt,
+            first_attempt: self.first_failure,
+            last_attempt: Utc::now(),
+            events,
+        };
+        match self.shared.failures.delivery_failed(failure).await {
+            Ok(_) => {
+                let n = events.len() as u64;
+                tracing::warn!(events = n, error = %error, "parked events failed for good; failure event written");
+                self.shared
+                    .metrics
+                    .failed
+                    .with_label_values(&[self.destination_type])
+                    .inc_by(n);
+                if let Some(stats) = self.stats {
+                    stats.failed.fetch_add(n, Ordering::Relaxed);
+                }
+                self.shared.acker.complete(events.iter().map(|e| e.ack));
+            }
+            Err(abandoned) => {
+                tracing::warn!(%abandoned, "failure event not written; the records are read again later")
+            }
+        }
+    }
+}

@@ -1,0 +1,703 @@
+//! Request bodies of the Datadog sink: a JSON array of log items, each item built from the
+//! kept event bytes.
+//!
+//! An item is the event object itself, member by member, with Datadog's reserved attributes
+//! added before its closing brace:
+//!
+//! ```text
+//! {<the event's members>,"ddsource":"courier","ddtags":"env:prod,project:p,type:t,level:info",
+//!  "hostname":"h","service":"s","status":"info","timestamp":1793491200123}
+//! ```
+//!
+//! Every field of the event stays a top-level attribute (searchable as `@projectId`,
+//! `@payload.record.recordId`, …), and `message` is the event's own. Values are copied byte for
+//! byte; only the top level of the object is scanned ([`super::members`]). Where the event
+//! already has a member courier sets (`status`, `timestamp`, … — Event Logs carry
+//! `"status":"EVENT_STATUS.FAILED"` and an RFC 3339 `timestamp`), the event's member is kept
+//! under `event_<name>` (`event_status`, `event_timestamp`) so nothing is lost and no key
+//! appears twice.
+//!
+//! Limits (Datadog's Logs API v2): at most [`MAX_ITEMS`] items and [`MAX_BODY_BYTES`]
+//! uncompressed bytes per request — larger batches are split into several requests
+//! ([`super::parts`]) — and [`MAX_ITEM_BYTES`] per log: a larger item is shrunk
+//! ([`Shrink`]), never dropped.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::members::{self, Member, Object};
+use super::parts;
+use crate::event::{Event, Level};
+use crate::sinks::webhook::Compression;
+use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
+
+/// Most logs in one request.
+pub const MAX_ITEMS: usize = 1000;
+/// Largest uncompressed request body.
+pub const MAX_BODY_BYTES: usize = 5_000_000;
+/// Largest log item; larger ones are shrunk.
+pub const MAX_ITEM_BYTES: usize = 1_000_000;
+/// Longest `message` kept when an item has to be shrunk beyond its payload.
+const SHRUNK_MESSAGE_BYTES: usize = 64 * 1024;
+/// Values larger than this are replaced when shrinking beyond the payload.
+const SHRUNK_VALUE_BYTES: usize = 1024;
+
+/// How much of an event an item keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shrink {
+    /// Everything.
+    None,
+    /// `payload` replaced by a marker with its original size.
+    Payload,
+    /// Also every other value over 1 KiB replaced by a marker, `message` cut to 64 KiB.
+    LargeValues,
+    /// Only `message` (cut to 64 KiB), courier's attributes and a marker.
+    Minimal,
+}
+
+/// Builds Datadog log items and request bodies.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    /// `"ddsource":"…"`.
+    source: String,
+    /// `"service":"…"`, when configured.
+    service: Option<String>,
+    /// `"hostname":"…"`, when configured.
+    hostname: Option<String>,
+    /// Configured tags, comma-separated.
+    tags: String,
+    compression: Compression,
+}
+
+/// Fields of the event that shape the item.
+#[derive(Default)]
+struct Fields<'a> {
+    level: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    project: Option<Cow<'a, str>>,
+    integration: Option<Cow<'a, str>>,
+    timestamp_ms: Option<i64>,
+}
+
+impl Encoder {
+    /// An encoder adding these attributes to every item.
+    pub fn new(
+        source: &str,
+        service: Option<&str>,
+        hostname: Option<&str>,
+        tags: &[String],
+        compression: Compression,
+    ) -> Self {
+        Self {
+            source: member("ddsource", source),
+            service: service.map(|s| member("service", s)),
+            hostname: hostname.map(|h| member("hostname", h)),
+            tags: tags.join(","),
+            compression,
+        }
+    }
+
+    /// Appends the log item of one event to `out`. Returns the event's size when the item
+    /// had to be shrunk to fit [`MAX_ITEM_BYTES`].
+    pub fn item(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, members::NotAnObject> {
+        let object = members::scan(raw)?;
+        let fields = fields(raw, &object.members);
+        let start = out.len();
+        self.write_item(raw, &object, &fields, Shrink::None, out);
+        if out.len() - start <= MAX_ITEM_BYTES {
+            return Ok(None);
+        }
+        for shrink in [Shrink::Payload, Shrink::LargeValues, Shrink::Minimal] {
+            out.truncate(start);
+            self.write_item(raw, &object, &fields, shrink, out);
+            if out.len() - start <= MAX_ITEM_BYTES {
+                break;
+            }
+        }
+        Ok(Some(raw.len()))
+    }
+
+    /// Whether the item of this event is shrunk (cheap unless the event is near the limit).
+    pub fn shrinks(&self, raw: &[u8]) -> bool {
+        // What an item adds to the event: courier's attributes, tags derived from the event
+        // (at most 4 × 200 characters), renamed keys.
+        let bound = 2048
+            + self.source.len()
+            + self.service.as_ref().map_or(0, String::len)
+            + self.hostname.as_ref().map_or(0, String::len)
+            + self.tags.len() * 2
+            + 4 * 200 * 4;
+        if raw.len() + bound <= MAX_ITEM_BYTES {
+            return false;
+        }
+        let mut out = Vec::new();
+        matches!(self.item(raw, &mut out), Ok(Some(_)))
+    }
+
+    fn write_item(&self, raw: &[u8], object: &Object<'_>, f: &Fields<'_>, shrink: Shrink, out: &mut Vec<u8>) {
+        let status = f.level.as_deref().map_or(Cow::Borrowed("info"), status_of);
+        let set_by_courier = |key: &str| match key {
+            "status" | "ddsource" | "ddtags" => true,
+            "timestamp" => f.timestamp_ms.is_some(),
+            "service" => self.service.is_some(),
+            "hostname" => self.hostname.is_some(),
+            _ => false,
+        };
+        let displaced: Vec<&Member<'_>> = object
+            .members
+            .iter()
+            .filter(|m| set_by_courier(&m.key))
+            .collect();
+        let mut first = true;
+        if shrink == Shrink::None && displaced.is_empty() {
+            // The event as it is, up to its closing brace.
+            out.extend_from_slice(&raw[object.open..object.close]);
+            first = object.members.is_empty();
+        } else {
+            out.push(b'{');
+            for m in &object.members {
+                if set_by_courier(&m.key) {
+                    continue;
+                }
+                let value = &raw[m.value.clone()];
+                match shrink {
+                    Shrink::Minimal if m.key != "message" => continue,
+                    Shrink::None => {}
+                    Shrink::Payload if m.key != "payload" => {}
+                    Shrink::LargeValues | Shrink::Minimal if value.len() <= SHRUNK_VALUE_BYTES => {}
+                    _ if m.key == "message" && value.first() == Some(&b'"') => {
+                        comma(out, &mut first);
+                        out.extend_from_slice(&raw[m.key_span.clone()]);
+                        out.push(b':');
+                        write_cut_string(value, out);
+                        continue;
+                    }
+                    _ => {
+                        comma(out, &mut first);
+                        out.extend_from_slice(&raw[m.key_span.clone()]);
+                        out.push(b':');
+                        write_marker(value.len(), out);
+                        continue;
+                    }
+                }
+                comma(out, &mut first);
+                out.extend_from_slice(&raw[m.key_span.start..m.value.end]);
+            }
+        }
+        comma(out, &mut first);
+        out.extend_from_slice(self.source.as_bytes());
+        out.extend_from_slice(b",\"ddtags\":");
+        push_json_str(out, &self.tags_for(f, shrink != Shrink::None));
+        if let Some(h) = &self.hostname {
+            out.push(b',');
+            out.extend_from_slice(h.as_bytes());
+        }
+        if let Some(s) = &self.service {
+            out.push(b',');
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.extend_from_slice(b",\"status\":");
+        push_json_str(out, &status);
+        if let Some(ms) = f.timestamp_ms {
+            out.extend_from_slice(b",\"timestamp\":");
+            out.extend_from_slice(ms.to_string().as_bytes());
+        }
+        if shrink != Shrink::Minimal {
+            for m in displaced {
+                out.push(b',');
+                push_json_str(out, &renamed(&m.key, &object.members));
+                out.push(b':');
+                out.extend_from_slice(&raw[m.value.clone()]);
+            }
+        } else {
+            out.extend_from_slice(b",\"courier_truncated\":");
+            write_marker(raw.len(), out);
+        }
+        out.push(b'}');
+    }
+
+    fn tags_for(&self, f: &Fields<'_>, truncated: bool) -> String {
+        let mut tags = String::with_capacity(self.tags.len() + 96);
+        tags.push_str(&self.tags);
+        let mut add = |name: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                if !tags.is_empty() {
+                    tags.push(',');
+                }
+                push_tag(&mut tags, name, v);
+            }
+        };
+        add("project", f.project.as_deref());
+        add("type", f.kind.as_deref());
+        add("level", f.level.as_deref());
+        add("integration", f.integration.as_deref());
+        add("truncated", truncated.then_some("true"));
+        tags
+    }
+
+    /// Encodes a batch: one request body, or several framed ([`parts`]) when the batch
+    /// exceeds a request's limits.
+    pub fn batch(&self, events: &[Event], destination_key: &str) -> Result<EncodedBatch, DeliveryError> {
+        let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
+        let mut spans: Vec<Range<usize>> = Vec::with_capacity(events.len());
+        body.push(b'[');
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            let start = body.len();
+            self.item(&e.raw, &mut body).map_err(|_| not_an_object(e))?;
+            spans.push(start..body.len());
+        }
+        body.push(b']');
+        let sizes: Vec<usize> = spans.iter().map(Range::len).collect();
+        let ranges = parts::plan(&sizes, MAX_ITEMS, MAX_BODY_BYTES, 2, 1);
+        let (body, uncompressed_bytes) = if ranges.len() <= 1 {
+            let n = body.len();
+            (self.compress(body)?, n)
+        } else {
+            let mut requests = Vec::with_capacity(ranges.len());
+            let mut total = 0;
+            for r in ranges {
+                let mut part = Vec::with_capacity(spans[r.clone()].iter().map(|s| s.len() + 1).sum::<usize>() + 2);
+                part.push(b'[');
+                for (j, span) in spans[r.clone()].iter().enumerate() {
+                    if j > 0 {
+                        part.push(b',');
+                    }
+                    part.extend_from_slice(&body[span.clone()]);
+                }
+                part.push(b']');
+                total += part.len();
+                requests.push((r.len(), self.compress(part)?));
+            }
+            (parts::pack(requests), total)
+        };
+        Ok(EncodedBatch {
+            body: Bytes::from(body),
+            id: batch_id(destination_key, events),
+            events: events.len(),
+            uncompressed_bytes,
+        })
+    }
+
+    /// One request body holding exactly these events (used when a request must be split after
+    /// the destination refused it as too large).
+    pub fn request(&self, events: &[Event]) -> Result<Bytes, DeliveryError> {
+        let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
+        body.push(b'[');
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            self.item(&e.raw, &mut body).map_err(|_| not_an_object(e))?;
+        }
+        body.push(b']');
+        self.compress(body).map(Bytes::from)
+    }
+
+    fn compress(&self, body: Vec<u8>) -> Result<Vec<u8>, DeliveryError> {
+        match self.compression {
+            Compression::None => Ok(body),
+            Compression::Gzip => gzip(&body),
+        }
+    }
+}
+
+fn not_an_object(e: &Event) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Encode,
+        http_status: None,
+        message: format!(
+            "the event at partition {} offset {} is not a JSON object",
+            e.partition, e.offset
+        ),
+    }
+}
+
+/// Reads the fields courier derives attributes from; values of other types are ignored.
+fn fields<'a>(raw: &'a [u8], members: &[Member<'_>]) -> Fields<'a> {
+    let mut f = Fields::default();
+    for m in members {
+        let slot = match m.key.as_ref() {
+            "level" => &mut f.level,
+            "type" => &mut f.kind,
+            "projectId" => &mut f.project,
+            "integrationId" => &mut f.integration,
+            "timestamp" => {
+                f.timestamp_ms = string_value(&raw[m.value.clone()])
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| t.timestamp_millis());
+                continue;
+            }
+            _ => continue,
+        };
+        *slot = string_value(&raw[m.value.clone()]);
+    }
+    f
+}
+
+/// A JSON string value, borrowed when it has no escapes; `None` for other types.
+fn string_value(value: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if memchr::memchr(b'\\', inner).is_none() {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(value).ok().map(Cow::Owned)
+}
+
+/// Datadog's `status` for an Event Log `level`.
+pub fn status_of(level: &str) -> Cow<'static, str> {
+    match Level::parse(level) {
+        Some(Level::Error) => Cow::Borrowed("error"),
+        Some(Level::Warn) => Cow::Borrowed("warn"),
+        Some(Level::Info) => Cow::Borrowed("info"),
+        Some(Level::Debug) => Cow::Borrowed("debug"),
+        // Not an Event Log level: Datadog's status remapper reads the text itself.
+        None => Cow::Owned(level.to_ascii_lowercase()),
+    }
+}
+
+/// The name a displaced event member is kept under: `event_<key>`, made unique.
+fn renamed(key: &str, members: &[Member<'_>]) -> String {
+    let mut name = format!("event_{key}");
+    while members.iter().any(|m| m.key == name) {
+        name.push('_');
+    }
+    name
+}
+
+/// Appends `name:value` with the value made a valid Datadog tag value: lower case, characters
+/// other than letters, digits and `_-:./` replaced by `_` (commas would split the tag), cut to
+/// 200 characters in all.
+fn push_tag(tags: &mut String, name: &str, value: &str) {
+    tags.push_str(name);
+    tags.push(':');
+    let mut chars = name.chars().count() + 1;
+    for c in value.chars().flat_map(char::to_lowercase) {
+        if chars >= super::config::MAX_TAG_CHARS {
+            break;
+        }
+        tags.push(if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/') {
+            c
+        } else {
+            '_'
+        });
+        chars += 1;
+    }
+}
+
+fn comma(out: &mut Vec<u8>, first: &mut bool) {
+    if !*first {
+        out.push(b',');
+    }
+    *first = false;
+}
+
+/// `"key":"value"` with JSON escapes.
+fn member(key: &str, value: &str) -> String {
+    let mut out = Vec::new();
+    push_json_str(&mut out, key);
+    out.push(b':');
+    push_json_str(&mut out, value);
+    String::from_utf8(out).expect("JSON text of strings is UTF-8")
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing a string to a Vec cannot fail");
+}
+
+/// The marker replacing a value that did not fit.
+fn write_marker(original_bytes: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        format!(
+            "{{\"truncated\":true,\"originalBytes\":{original_bytes},\"reason\":\"the log exceeded Datadog's {MAX_ITEM_BYTES}-byte limit\"}}"
+        )
+        .as_bytes(),
+    );
+}
+
+/// A JSON string value cut to [`SHRUNK_MESSAGE_BYTES`], with a note of its original size.
+fn write_cut_string(value: &[u8], out: &mut Vec<u8>) {
+    let text = string_value(value).unwrap_or_default();
+    if text.len() <= SHRUNK_MESSAGE_BYTES {
+        out.extend_from_slice(value);
+        return;
+    }
+    let mut end = SHRUNK_MESSAGE_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = format!(
+        "{}… [truncated by courier: {} bytes]",
+        &text[..end],
+        value.len()
+    );
+    push_json_str(out, &cut);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::source::AckId;
+
+    fn enc() -> Encoder {
+        Encoder::new("courier", None, None, &[], Compression::None)
+    }
+
+    fn item(e: &Encoder, raw: &str) -> (String, Option<usize>) {
+        let mut out = Vec::new();
+        let shrunk = e.item(raw.as_bytes(), &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), shrunk)
+    }
+
+    fn ev(raw: &str, offset: i64) -> Event {
+        Event {
+            raw: Bytes::copy_from_slice(raw.as_bytes()),
+            partition: 0,
+            offset,
+            failure_event: false,
+            ack: AckId {
+                partition: 0,
+                generation: 1,
+                offset,
+            },
+        }
+    }
+
+    const EVENT: &str = r#"{"id":"e1","timestamp":"2026-11-01T00:00:00.123Z","level":"ERROR","type":"WEBHOOK_TRIGGER","message":"Workflow \"x\" failed: é ✓ \n","projectId":"proj_a","integrationId":"Sales Force,Inc","status":"EVENT_STATUS.FAILED","payload":{"status":"nested stays","k":[1,2]}}"#;
+
+    #[test]
+    fn items_keep_the_event_and_add_reserved_attributes() {
+        let e = Encoder::new(
+            "paragon",
+            Some("events"),
+            Some("host-1"),
+            &["env:prod".into(), "team:\"q\"".into()],
+            Compression::None,
+        );
+        let (text, shrunk) = item(&e, EVENT);
+        assert_eq!(shrunk, None);
+        // Byte level: the event's members are copied unchanged, in order, reserved names are
+        // renamed, courier's attributes come last.
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"id":"e1","level":"ERROR","type":"WEBHOOK_TRIGGER","message":"Workflow \"x\" failed: é ✓ \n","projectId":"proj_a","integrationId":"Sales Force,Inc","payload":{"status":"nested stays","k":[1,2]},"#,
+                r#""ddsource":"paragon","ddtags":"env:prod,team:\"q\",project:proj_a,type:webhook_trigger,level:error,integration:sales_force_inc","hostname":"host-1","service":"events","status":"error","timestamp":1793491200123,"#,
+                r#""event_timestamp":"2026-11-01T00:00:00.123Z","event_status":"EVENT_STATUS.FAILED"}"#
+            )
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["message"], "Workflow \"x\" failed: é ✓ \n");
+        assert_eq!(v["payload"]["status"], "nested stays");
+    }
+
+    #[test]
+    fn events_without_conflicts_are_spliced_before_their_closing_brace() {
+        let raw = "{ \"projectId\" : \"p\",\n  \"level\": \"warn\", \"message\": \"m\" }\n";
+        let (text, _) = item(&enc(), raw);
+        assert_eq!(
+            text,
+            "{ \"projectId\" : \"p\",\n  \"level\": \"warn\", \"message\": \"m\" ,\"ddsource\":\"courier\",\"ddtags\":\"project:p,level:warn\",\"status\":\"warn\"}"
+        );
+        let (text, _) = item(&enc(), "{}");
+        assert_eq!(text, r#"{"ddsource":"courier","ddtags":"","status":"info"}"#);
+    }
+
+    #[test]
+    fn statuses_follow_levels() {
+        for (level, status) in [
+            ("ERROR", "error"),
+            ("WARN", "warn"),
+            ("INFO", "info"),
+            ("DEBUG", "debug"),
+            ("warn", "warn"),
+            ("TRACE", "trace"),
+        ] {
+            let (text, _) = item(&enc(), &format!(r#"{{"level":"{level}"}}"#));
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["status"], status, "{level}");
+        }
+        // No level: info (an event `status` never leaks into Datadog's status).
+        let (text, _) = item(&enc(), r#"{"status":"EVENT_STATUS.SUCCEEDED"}"#);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], "info");
+        assert_eq!(v["event_status"], "EVENT_STATUS.SUCCEEDED");
+    }
+
+    #[test]
+    fn unreadable_timestamps_stay_as_they_are() {
+        let (text, _) = item(&enc(), r#"{"timestamp":"yesterday","level":7}"#);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["timestamp"], "yesterday");
+        assert!(v.get("event_timestamp").is_none());
+        assert_eq!(v["status"], "info");
+        assert_eq!(v["level"], 7);
+        // Offsets are honoured.
+        let (text, _) = item(&enc(), r#"{"timestamp":"2026-11-01T02:00:00.5+02:00"}"#);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["timestamp"], 1_793_491_200_500i64);
+    }
+
+    #[test]
+    fn renamed_members_never_collide() {
+        let (text, _) = item(&enc(), r#"{"status":"a","event_status":"b","ddtags":"c"}"#);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["event_status"], "b");
+        assert_eq!(v["event_status_"], "a");
+        assert_eq!(v["event_ddtags"], "c");
+        assert_eq!(v["ddtags"], "");
+        let keys: Vec<&str> = text.matches("\"event_status").collect();
+        assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn oversize_payloads_are_replaced_by_a_marker() {
+        let big = "x".repeat(MAX_ITEM_BYTES);
+        let raw = json!({"projectId":"p","message":"hello","payload":{"blob": big}}).to_string();
+        let (text, shrunk) = item(&enc(), &raw);
+        assert_eq!(shrunk, Some(raw.len()));
+        assert!(text.len() <= MAX_ITEM_BYTES);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["message"], "hello");
+        assert_eq!(v["payload"]["truncated"], true);
+        assert_eq!(v["payload"]["originalBytes"], MAX_ITEM_BYTES + 11);
+        assert!(v["ddtags"].as_str().unwrap().ends_with(",truncated:true"));
+        assert!(enc().shrinks(raw.as_bytes()));
+        assert!(!enc().shrinks(EVENT.as_bytes()));
+    }
+
+    #[test]
+    fn oversize_messages_and_fields_are_cut() {
+        let huge = "é".repeat(MAX_ITEM_BYTES);
+        let raw = json!({"projectId":"p","message": huge, "other": huge, "small": 1}).to_string();
+        let (text, shrunk) = item(&enc(), &raw);
+        assert!(shrunk.is_some());
+        assert!(text.len() <= MAX_ITEM_BYTES, "{}", text.len());
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let m = v["message"].as_str().unwrap();
+        assert!(m.starts_with("éé") && m.contains("[truncated by courier: "), "{}", &m[m.len() - 60..]);
+        assert_eq!(v["other"]["truncated"], true);
+        assert_eq!(v["small"], 1);
+        // Too many large members for a marker each: only the message and courier's
+        // attributes are kept.
+        let mut many = serde_json::Map::new();
+        for i in 0..1500 {
+            many.insert(format!("k{i}"), Value::String("v".repeat(1000)));
+        }
+        many.insert("message".into(), "m".into());
+        let raw = Value::Object(many).to_string();
+        let (text, shrunk) = item(&enc(), &raw);
+        assert_eq!(shrunk, Some(raw.len()));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["message"], "m");
+        assert_eq!(v["courier_truncated"]["originalBytes"], raw.len());
+        assert!(v.get("k0").is_none());
+    }
+
+    #[test]
+    fn batches_split_by_count_and_size() {
+        let e = enc();
+        let events: Vec<Event> = (0..2500)
+            .map(|i| ev(&format!(r#"{{"projectId":"p","message":"m{i}"}}"#), i))
+            .collect();
+        let b = e.batch(&events, "k").unwrap();
+        let requests = parts::unpack(&b.body, events.len()).unwrap();
+        assert_eq!(
+            requests.iter().map(|p| p.events.clone()).collect::<Vec<_>>(),
+            vec![0..1000, 1000..2000, 2000..2500]
+        );
+        for p in &requests {
+            let v: Vec<Value> = serde_json::from_slice(&p.body).unwrap();
+            assert_eq!(v.len(), p.events.len());
+            assert_eq!(v[0]["message"], format!("m{}", p.events.start));
+        }
+        assert_eq!(b.uncompressed_bytes, requests.iter().map(|p| p.body.len()).sum::<usize>());
+
+        // Size: 12 events of ~450 KB make three requests under 5 MB.
+        let blob = "y".repeat(450_000);
+        let events: Vec<Event> = (0..12)
+            .map(|i| ev(&format!(r#"{{"message":"{blob}"}}"#), i))
+            .collect();
+        let b = e.batch(&events, "k").unwrap();
+        let requests = parts::unpack(&b.body, 12).unwrap();
+        assert_eq!(requests.len(), 2);
+        assert!(requests.iter().all(|p| p.body.len() <= MAX_BODY_BYTES));
+        assert_eq!(requests[0].events, 0..11);
+    }
+
+    #[test]
+    fn gzip_round_trips_and_small_batches_are_one_request() {
+        let e = Encoder::new("courier", None, None, &[], Compression::Gzip);
+        let events = vec![ev(EVENT, 1), ev(r#"{"message":"二"}"#, 2)];
+        let b = e.batch(&events, "k").unwrap();
+        assert_eq!(&b.body[..2], &[0x1f, 0x8b]);
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&b.body[..]).read_to_string(&mut text).unwrap();
+        assert_eq!(b.uncompressed_bytes, text.len());
+        let v: Vec<Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1]["message"], "二");
+        assert_eq!(b.id, batch_id("k", &events));
+        assert_eq!(e.request(&events).unwrap().len(), b.body.len());
+    }
+
+    #[test]
+    fn malformed_events_are_an_encode_error() {
+        let err = enc().batch(&[ev("[1]", 7)], "k").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Encode);
+        assert!(err.message.contains("offset 7"), "{}", err.message);
+    }
+
+    /// Measures item encoding against parsing and re-serializing each event
+    /// (`cargo test --release --lib sinks::datadog::encode::tests::measure -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn measure() {
+        use crate::generator::{Generator, GeneratorConfig};
+        let mut gen = Generator::new(GeneratorConfig {
+            seed: 1,
+            projects: 3,
+            poison_every: None,
+            target_bytes: Some(1024),
+        });
+        let events: Vec<Vec<u8>> = (0..20_000).map(|_| gen.next_event()).collect();
+        let bytes: usize = events.iter().map(Vec::len).sum();
+        let e = enc();
+        let mut out = Vec::with_capacity(bytes * 2);
+        let t = std::time::Instant::now();
+        for raw in &events {
+            out.clear();
+            e.item(raw, &mut out).unwrap();
+        }
+        let splice = t.elapsed();
+        let t = std::time::Instant::now();
+        for raw in &events {
+            out.clear();
+            let mut v: serde_json::Map<String, Value> = serde_json::from_slice(raw).unwrap();
+            if let Some(s) = v.remove("status") {
+                v.insert("event_status".into(), s);
+            }
+            v.insert("status".into(), "info".into());
+            v.insert("ddtags".into(), "project:p".into());
+            serde_json::to_writer(&mut out, &v).unwrap();
+        }
+        let reserialize = t.elapsed();
+        let mb = bytes as f64 / 1e6;
+        println!(
+            "{} events, {mb:.1} MB: member splice {:.0} MB/s ({:.2} µs/event), parse + re-serialize {:.0} MB/s ({:.2} µs/event)",
+            events.len(),
+            mb / splice.as_secs_f64(),
+            splice.as_secs_f64() * 1e6 / events.len() as f64,
+            mb / reserialize.as_secs_f64(),
+            reserialize.as_secs_f64() * 1e6 / events.len() as f64,
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! The `datadog` sink: Event Logs sent to Datadog's Logs API v2 (`POST {intake}/api/v2/logs`)
+//! as a JSON array of log items, gzipped by default, authenticated with `DD-API-KEY`.
+//!
+//! Each item is the event itself with Datadog's reserved attributes added ([`encode`]). A
+//! batch larger than one request allows (1000 logs, 5 MB uncompressed) is split into several
+//! requests and reported part by part (`Outcome::Partial`); a request refused with 413 is split
+//! in halves and sent again. The outcome table is in [`service`] and `docs/sinks.md`.
+
+mod config;
+mod encode;
+pub(crate) mod members;
+pub(crate) mod parts;
+mod service;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
+pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
+pub(crate) use config::check_base_url;
+pub use encode::{Encoder, Shrink, MAX_BODY_BYTES, MAX_ITEMS, MAX_ITEM_BYTES};
+pub use service::{classify, Verdict};
+
+use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::webhook::{Compression, USER_AGENT};
+use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink};
+use crate::config::{DeliveryConfig, Secret};
+use crate::event::Event;
+
+/// The header carrying the API key.
+pub const API_KEY_HEADER: &str = "DD-API-KEY";
+
+/// Delivers batches to one Datadog logs intake.
+pub struct DatadogSink {
+    client: reqwest::Client,
+    intake: reqwest::Url,
+    validate: reqwest::Url,
+    headers: HeaderMap,
+    api_key: Secret,
+    encoder: Encoder,
+}
+
+impl std::fmt::Debug for DatadogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatadogSink")
+            .field("intake", &self.intake.as_str())
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `base` + `path`, without doubling the slash.
+fn join(base: &str, path: &str) -> Result<reqwest::Url, BuildError> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    reqwest::Url::parse(&url).map_err(|e| BuildError::Http(format!("{url}: {e}")))
+}
+
+impl DatadogSink {
+    /// Builds the sink; the configuration must have passed [`DatadogConfig::validate`].
+    pub fn new(config: &DatadogConfig, delivery: &DeliveryConfig) -> Result<Self, BuildError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(delivery.request_timeout)
+            .connect_timeout(delivery.request_timeout.min(std::time::Duration::from_secs(10)))
+            .user_agent(USER_AGENT)
+            .pool_max_idle_per_host(delivery.max_in_flight.max(1))
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        let (intake, validate) = match &config.endpoint {
+            Some(base) => (join(base, "/api/v2/logs")?, join(base, "/api/v1/validate")?),
+            None => {
+                let site = config.site();
+                (
+                    join(&format!("https://http-intake.logs.{site}"), "/api/v2/logs")?,
+                    join(&format!("https://api.{site}"), "/api/v1/validate")?,
+                )
+            }
+        };
+        let mut key = HeaderValue::from_str(config.api_key.expose())
+            .map_err(|_| BuildError::Http("api_key: not a valid header value".into()))?;
+        key.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(API_KEY_HEADER, key);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if config.compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok(Self {
+            client,
+            intake,
+            validate,
+            headers,
+            api_key: config.api_key.clone(),
+            encoder: Encoder::new(
+                config.source.as_deref().unwrap_or(DEFAULT_SOURCE),
+                config.service.as_deref(),
+                config.hostname.as_deref(),
+                &config.tags,
+                config.compression,
+            ),
+        })
+    }
+
+    /// Where logs are sent.
+    pub fn intake_url(&self) -> &reqwest::Url {
+        &self.intake
+    }
+
+    /// Checks the API key with Datadog (`GET https://api.<site>/api/v1/validate`, or
+    /// `{endpoint}/api/v1/validate`): `Ok` with a description when Datadog accepts it.
+    pub async fn check(&self) -> Result<String, DeliveryError> {
+        let key = self.headers.get(API_KEY_HEADER).cloned();
+        let mut request = self.client.get(self.validate.clone());
+        if let Some(key) = key {
+            request = request.header(API_KEY_HEADER, key);
+        }
+        let response = request.send().await.map_err(|e| match transport_error(&e) {
+            Outcome::Retry { error, .. } => error,
+            _ => unreachable!("transport errors are retried"),
+        })?;
+        let status = response.status().as_u16();
+        let answer = service::scrub(
+            &response.bytes().await.unwrap_or_default(),
+            self.api_key.expose(),
+        );
+        let text = trim_answer(&answer, MAX_ANSWER_BYTES);
+        match status {
+            200..=299 => {
+                let valid = serde_json::from_slice::<serde_json::Value>(&answer)
+                    .ok()
+                    .and_then(|v| v.get("valid").and_then(serde_json::Value::as_bool));
+                if valid == Some(false) {
+                    Err(DeliveryError {
+                        message: format!("Datadog did not validate the API key: {text}"),
+                        ..status_error(status, &answer)
+                    })
+                } else {
+                    Ok(format!(
+                        "Datadog accepted the API key ({} answered {status}: {text})",
+                        self.validate
+                    ))
+                }
+            }
+            401 | 403 => Err(DeliveryError {
+                message: format!("Datadog rejected the API key ({status}): {text}"),
+                ..status_error(status, &answer)
+            }),
+            _ => Err(status_error(status, &answer)),
+        }
+    }
+
+    /// Sends one request body of `logs` logs.
+    async fn post(&self, body: Bytes, logs: usize) -> Verdict {
+        let response = match self
+            .client
+            .post(self.intake.clone())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Verdict::Outcome(transport_error(&e)),
+        };
+        let status = response.status().as_u16();
+        let mut after = retry_after(&response);
+        if after.is_none() && status == 429 {
+            after = service::rate_limit_reset(&response);
+        }
+        let answer = response.bytes().await.unwrap_or_default();
+        let answer = service::scrub(&answer, self.api_key.expose());
+        classify(status, &answer, after, logs)
+    }
+
+    /// Counts (and logs) the delivered events whose item had to be shrunk.
+    fn count_shrunk(&self, events: &[Event]) {
+        for e in events {
+            if self.encoder.shrinks(&e.raw) {
+                crate::metrics::truncated_events()
+                    .with_label_values(&["datadog"])
+                    .inc();
+                tracing::warn!(
+                    partition = e.partition,
+                    offset = e.offset,
+                    bytes = e.raw.len(),
+                    "event delivered to Datadog shrunk to fit its {MAX_ITEM_BYTES}-byte log limit"
+                );
+            }
+        }
+    }
+}
+
+/// Merges the outcomes of a batch's requests: one request's outcome as is; all retried as one
+/// retry (nothing was accepted, the same encoded batch is sent again); else one part per
+/// request.
+pub(crate) fn merge(mut results: Vec<(Range<usize>, Outcome)>) -> Outcome {
+    if results.len() == 1 {
+        return results.pop().map(|(_, o)| o).unwrap_or(Outcome::Delivered);
+    }
+    if results.iter().all(|(_, o)| matches!(o, Outcome::Retry { .. })) {
+        let retry_after = results
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Outcome::Retry { retry_after, .. } => *retry_after,
+                _ => None,
+            })
+            .max();
+        if let Some((_, Outcome::Retry { error, .. })) = results.into_iter().next() {
+            return Outcome::Retry { error, retry_after };
+        }
+        unreachable!("checked above");
+    }
+    results.sort_by_key(|(r, _)| r.start);
+    Outcome::Partial(results)
+}
+
+/// Whether the requests after this outcome would fail the same way (the destination is
+/// throttling, down or refusing the credentials): they are then not sent and share it.
+pub(crate) fn stops_the_batch(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Retry { .. }
+            | Outcome::Rejected {
+                scope: RejectScope::Destination,
+                ..
+            }
+    )
+}
+
+#[async_trait]
+impl Sink for DatadogSink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        self.encoder.batch(events, self.intake.as_str())
+    }
+
+    async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
+        let requests = match parts::unpack(&batch.body, events.len()) {
+            Some(r) => r,
+            None => {
+                // The encoded batch does not belong to these events (not expected): encode
+                // them again rather than send the wrong bodies.
+                match self
+                    .encode(events)
+                    .map(|b| parts::unpack(&b.body, events.len()))
+                {
+                    Ok(Some(r)) => r,
+                    Ok(None) | Err(_) => {
+                        return Outcome::Retry {
+                            error: DeliveryError {
+                                kind: ErrorKind::Encode,
+                                http_status: None,
+                                message: "the encoded batch does not match its events".into(),
+                            },
+                            retry_after: None,
+                        }
+                    }
+                }
+            }
+        };
+        // Requests still to send, last first; `None` bodies are halves of a refused request.
+        let mut work: Vec<(Range<usize>, Option<Bytes>)> = requests
+            .into_iter()
+            .rev()
+            .map(|p| (p.events, Some(p.body)))
+            .collect();
+        let mut results: Vec<(Range<usize>, Outcome)> = Vec::new();
+        let mut stopped: Option<Outcome> = None;
+        while let Some((range, body)) = work.pop() {
+            if let Some(outcome) = &stopped {
+                results.push((range, outcome.clone()));
+                continue;
+            }
+            let body = match body {
+                Some(b) => b,
+                None => match self.encoder.request(&events[range.clone()]) {
+                    Ok(b) => b,
+                    Err(error) => {
+                        results.push((
+                            range,
+                            Outcome::Rejected {
+                                error,
+                                scope: RejectScope::Data,
+                            },
+                        ));
+                        continue;
+                    }
+                },
+            };
+            match self.post(body, range.len()).await {
+                Verdict::Split => {
+                    let mid = range.start + range.len() / 2;
+                    tracing::info!(
+                        logs = range.len(),
+                        "Datadog refused a request as too large (413); sending it in two halves"
+                    );
+                    work.push((mid..range.end, None));
+                    work.push((range.start..mid, None));
+                }
+                Verdict::Outcome(outcome) => {
+                    if stops_the_batch(&outcome) {
+                        stopped = Some(outcome.clone());
+                    }
+                    if outcome == Outcome::Delivered {
+                        self.count_shrunk(&events[range.clone()]);
+                    }
+                    results.push((range, outcome));
+                }
+            }
+        }
+        merge(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn retry(secs: u64) -> Outcome {
+        Outcome::Retry {
+            error: status_error(503, b""),
+            retry_after: Some(Duration::from_secs(secs)),
+        }
+    }
+
+    #[test]
+    fn merges_request_outcomes() {
+        assert_eq!(merge(vec![(0..5, Outcome::Delivered)]), Outcome::Delivered);
+        assert_eq!(merge(vec![(0..2, retry(1)), (2..5, retry(3))]), retry(3));
+        let rejected = Outcome::Rejected {
+            error: status_error(400, b""),
+            scope: RejectScope::Data,
+        };
+        assert_eq!(
+            merge(vec![(2..5, rejected.clone()), (0..2, Outcome::Delivered)]),
+            Outcome::Partial(vec![(0..2, Outcome::Delivered), (2..5, rejected)])
+        );
+    }
+
+    #[test]
+    fn urls_follow_the_site() {
+        let config: DatadogConfig = serde_json::from_value(serde_json::json!({
+            "api_key": "k", "site": "datadoghq.eu"
+        }))
+        .unwrap();
+        let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+        assert_eq!(sink.intake.as_str(), "https://http-intake.logs.datadoghq.eu/api/v2/logs");
+        assert_eq!(sink.validate.as_str(), "https://api.datadoghq.eu/api/v1/validate");
+        let config: DatadogConfig = serde_json::from_value(serde_json::json!({
+            "api_key": "sekrit", "endpoint": "http://127.0.0.1:9/proxy/"
+        }))
+        .unwrap();
+        let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+        assert_eq!(sink.intake.as_str(), "http://127.0.0.1:9/proxy/api/v2/logs");
+        assert_eq!(sink.validate.as_str(), "http://127.0.0.1:9/proxy/api/v1/validate");
+        assert!(!format!("{sink:?}").contains("sekrit"));
+    }
+}

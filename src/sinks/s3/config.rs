@@ -1,0 +1,415 @@
+//! Configuration keys of an `s3` destination.
+
+use serde::Deserialize;
+
+use super::key::KeyTemplate;
+use crate::config::{DeliveryConfig, Secret};
+
+/// The default `key_template` (`{ext}` is `ndjson.gz`, or `ndjson` without compression).
+pub const DEFAULT_KEY_TEMPLATE: &str =
+    "{prefix}/project={project}/dt={date}/hour={hour}/{topic}-{partition}-{first_offset}-{last_offset}.{ext}";
+
+/// Bodies larger than this are uploaded with a multipart upload (16 MiB).
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+
+/// Size of one multipart part (8 MiB).
+pub const DEFAULT_MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// S3 refuses parts smaller than this, except the last one.
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// S3 refuses parts larger than this.
+pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+
+/// Batch limits of `s3` destinations that do not set their own in `[destinations.delivery]`:
+/// objects, not requests (`[delivery]`'s defaults are sized for HTTP requests).
+pub const S3_BATCH_MAX_EVENTS: usize = 100_000;
+/// See [`S3_BATCH_MAX_EVENTS`]: 64 MiB.
+pub const S3_BATCH_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// See [`S3_BATCH_MAX_EVENTS`]: 5 minutes.
+pub const S3_BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The delivery defaults of an `s3` destination: `[delivery]` with the object-sized batch
+/// limits ([`S3_BATCH_MAX_EVENTS`], [`S3_BATCH_MAX_BYTES`], [`S3_BATCH_TIMEOUT`]); the
+/// destination's own `[destinations.delivery]` keys still win.
+pub fn delivery_defaults(defaults: &DeliveryConfig) -> DeliveryConfig {
+    DeliveryConfig {
+        batch_max_events: S3_BATCH_MAX_EVENTS,
+        batch_max_bytes: S3_BATCH_MAX_BYTES,
+        batch_timeout: S3_BATCH_TIMEOUT,
+        ..defaults.clone()
+    }
+}
+
+/// Type-specific keys of an `s3` destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket objects are written to.
+    pub bucket: String,
+    /// The bucket's region; default `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Base URL of an S3-compatible server (`https://minio.internal:9000`); default AWS.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted ones
+    /// (`bucket.endpoint/key`).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Prepended to every key by the `{prefix}` variable.
+    #[serde(default)]
+    pub prefix: String,
+    /// How object keys are built; see [`super::key`].
+    #[serde(default)]
+    pub key_template: Option<String>,
+    /// Object compression.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Static credentials; without them the standard AWS credential chain is used.
+    #[serde(default)]
+    pub access_key_id: Option<Secret>,
+    /// Goes with `access_key_id`.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Goes with static keys that are temporary (STS) credentials.
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// `AES256` (SSE-S3) or `aws:kms` (SSE-KMS); default: the bucket's own setting.
+    #[serde(default)]
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// The KMS key for `aws:kms` (id, ARN or alias); default the account's `aws/s3` key.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Bodies larger than this many bytes go up as multipart uploads.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: usize,
+    /// Part size of multipart uploads, in bytes (5 MiB to 5 GiB).
+    #[serde(default = "default_multipart_part_size")]
+    pub multipart_part_size: usize,
+}
+
+fn default_multipart_threshold() -> usize {
+    DEFAULT_MULTIPART_THRESHOLD
+}
+
+fn default_multipart_part_size() -> usize {
+    DEFAULT_MULTIPART_PART_SIZE
+}
+
+/// Object compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// `.ndjson.gz`, `Content-Encoding: gzip`.
+    #[default]
+    Gzip,
+    /// `.ndjson`.
+    None,
+}
+
+impl Compression {
+    /// The `{ext}` template variable.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "ndjson.gz",
+            Compression::None => "ndjson",
+        }
+    }
+}
+
+/// Server-side encryption requested on every object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ServerSideEncryption {
+    /// SSE-S3.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+impl ServerSideEncryption {
+    /// The `x-amz-server-side-encryption` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerSideEncryption::Aes256 => "AES256",
+            ServerSideEncryption::AwsKms => "aws:kms",
+        }
+    }
+}
+
+impl S3Config {
+    /// The key template in force.
+    pub fn key_template(&self) -> &str {
+        self.key_template.as_deref().unwrap_or(DEFAULT_KEY_TEMPLATE)
+    }
+
+    /// The prefix without leading or trailing slashes.
+    pub fn prefix(&self) -> &str {
+        self.prefix.trim_matches('/')
+    }
+
+    /// Checks what serde cannot: returns the offending key and the reason. Never names a
+    /// secret's value.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: &str, message: String| Err((key.to_owned(), message));
+        if !valid_bucket_name(&self.bucket) {
+            return err(
+                "bucket",
+                format!(
+                    "{:?} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit)",
+                    self.bucket
+                ),
+            );
+        }
+        if let Some(region) = &self.region {
+            if region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return err("region", format!("{region:?} is not a region name"));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let url = reqwest::Url::parse(endpoint)
+                .map_err(|e| ("endpoint".to_owned(), format!("not a valid URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return err(
+                    "endpoint",
+                    format!("scheme must be http or https, not {:?}", url.scheme()),
+                );
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return err("endpoint", "has no host".to_owned());
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return err(
+                    "endpoint",
+                    "must not hold credentials; use access_key_id / secret_access_key".to_owned(),
+                );
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return err("endpoint", "must not have a query or fragment".to_owned());
+            }
+        }
+        if self.prefix().split('/').any(|s| s == "." || s == "..") {
+            return err(
+                "prefix",
+                "must not contain \".\" or \"..\" segments".to_owned(),
+            );
+        }
+        KeyTemplate::parse(self.key_template()).map_err(|m| ("key_template".to_owned(), m))?;
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(_), None) => {
+                return err(
+                    "secret_access_key",
+                    "is required when access_key_id is set".to_owned(),
+                )
+            }
+            (None, Some(_)) => {
+                return err(
+                    "access_key_id",
+                    "is required when secret_access_key is set".to_owned(),
+                )
+            }
+            (Some(id), Some(secret)) => {
+                if id.expose().trim().is_empty() {
+                    return err("access_key_id", "must not be empty".to_owned());
+                }
+                if secret.expose().trim().is_empty() {
+                    return err("secret_access_key", "must not be empty".to_owned());
+                }
+            }
+            (None, None) => {
+                if self.session_token.is_some() {
+                    return err(
+                        "session_token",
+                        "needs access_key_id and secret_access_key".to_owned(),
+                    );
+                }
+            }
+        }
+        if self.kms_key_id.is_some()
+            && self.server_side_encryption != Some(ServerSideEncryption::AwsKms)
+        {
+            return err(
+                "kms_key_id",
+                "needs server_side_encryption = \"aws:kms\"".to_owned(),
+            );
+        }
+        if self
+            .kms_key_id
+            .as_deref()
+            .is_some_and(|k| k.trim().is_empty())
+        {
+            return err("kms_key_id", "must not be empty".to_owned());
+        }
+        if self.multipart_threshold == 0 {
+            return err("multipart_threshold", "must be at least 1".to_owned());
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.multipart_part_size) {
+            return err(
+                "multipart_part_size",
+                format!(
+                    "must be between {MIN_PART_SIZE} (5 MiB, the S3 minimum) and {MAX_PART_SIZE} (5 GiB)"
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// S3 bucket naming rules (general purpose buckets), without the rarely hit reserved names.
+fn valid_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'.' || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{parse, Config, SinkConfig};
+
+    fn load(keys: &str) -> Result<Config, Vec<String>> {
+        let bucket = if keys.starts_with("bucket =") {
+            ""
+        } else {
+            "bucket = \"archive-bucket\"\n"
+        };
+        let text = format!(
+            "[[destinations]]\nproject = \"p\"\nid = \"archive\"\ntype = \"s3\"\n{bucket}{keys}"
+        );
+        let env: BTreeMap<String, String> =
+            [("S3_SECRET".to_owned(), "wJalrXUtnFEMI".to_owned())].into();
+        parse("test.toml", &text, &env).map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    fn s3(keys: &str) -> S3Config {
+        match load(keys).unwrap().destinations.remove(0).sink {
+            SinkConfig::S3(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn error(keys: &str) -> String {
+        let errors = load(keys).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors[0].clone()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = s3("");
+        assert_eq!(c.compression, Compression::Gzip);
+        assert_eq!(c.key_template(), DEFAULT_KEY_TEMPLATE);
+        assert_eq!(c.multipart_threshold, 16 * 1024 * 1024);
+        assert_eq!(c.multipart_part_size, 8 * 1024 * 1024);
+        assert!(!c.force_path_style);
+        assert_eq!(c.prefix(), "");
+        assert_eq!(s3("prefix = \"/logs/courier/\"").prefix(), "logs/courier");
+    }
+
+    #[test]
+    fn batches_are_object_sized_unless_the_destination_says_otherwise() {
+        let c = load("").unwrap();
+        let d = &c.destinations[0].delivery;
+        assert_eq!(d.batch_max_events, 100_000);
+        assert_eq!(d.batch_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(d.batch_timeout, Duration::from_secs(300));
+        assert_eq!(d.max_in_flight, c.delivery.max_in_flight);
+        let c = load("[destinations.delivery]\nbatch_max_events = 500\nbatch_timeout = \"30s\"")
+            .unwrap();
+        let d = &c.destinations[0].delivery;
+        assert_eq!(d.batch_max_events, 500);
+        assert_eq!(d.batch_timeout, Duration::from_secs(30));
+        assert_eq!(d.batch_max_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_key_is_checked_and_named() {
+        for (keys, expect) in [
+            ("bucket = \"Bad_Bucket\"", "destinations[0].bucket: "),
+            ("endpoint = \"ftp://x\"", "destinations[0].endpoint: scheme"),
+            (
+                "endpoint = \"http://u:p@x\"",
+                "destinations[0].endpoint: must not hold credentials",
+            ),
+            ("region = \"us east\"", "destinations[0].region: "),
+            ("prefix = \"a/../b\"", "destinations[0].prefix: "),
+            (
+                "access_key_id = \"AKIA\"",
+                "destinations[0].secret_access_key: is required",
+            ),
+            (
+                "secret_access_key = \"s\"",
+                "destinations[0].access_key_id: is required",
+            ),
+            (
+                "kms_key_id = \"k\"",
+                "destinations[0].kms_key_id: needs server_side_encryption",
+            ),
+            (
+                "multipart_part_size = 1024",
+                "destinations[0].multipart_part_size: ",
+            ),
+            (
+                "multipart_threshold = 0",
+                "destinations[0].multipart_threshold: ",
+            ),
+            (
+                "server_side_encryption = \"aws:kms:dsse\"",
+                "destinations[0].server_side_encryption: ",
+            ),
+            ("compression = \"zstd\"", "destinations[0].compression: "),
+            ("buckets = \"x\"", "destinations[0].buckets: "),
+            (
+                "key_template = \"{prefix}/{partition}-{first_offset}-{bucket}\"",
+                "destinations[0].key_template: unknown variable {bucket}",
+            ),
+            (
+                "key_template = \"{prefix}/{date}.json\"",
+                "destinations[0].key_template: must contain {partition}",
+            ),
+        ] {
+            let e = error(keys);
+            assert!(
+                e.starts_with(&format!("test.toml: {expect}")),
+                "{keys}: {e}"
+            );
+        }
+        let c = s3("server_side_encryption = \"aws:kms\"\nkms_key_id = \"alias/x\"");
+        assert_eq!(c.server_side_encryption, Some(ServerSideEncryption::AwsKms));
+        assert_eq!(
+            s3("server_side_encryption = \"AES256\"").server_side_encryption,
+            Some(ServerSideEncryption::Aes256)
+        );
+    }
+
+    #[test]
+    fn errors_and_debug_output_never_show_secrets() {
+        let e = error("access_key_id = \"${S3_SECRET}\"\nsecret_access_key = \"\"");
+        assert!(e.contains("secret_access_key"), "{e}");
+        assert!(!e.contains("wJalrXUtnFEMI"), "{e}");
+        let c = s3("access_key_id = \"AKIAEXAMPLE\"\nsecret_access_key = \"${S3_SECRET}\"");
+        assert_eq!(
+            c.secret_access_key.as_ref().unwrap().expose(),
+            "wJalrXUtnFEMI"
+        );
+        let debug = format!("{c:?}");
+        assert!(
+            !debug.contains("wJalrXUtnFEMI") && !debug.contains("AKIAEXAMPLE"),
+            "{debug}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Indexer acknowledgement: after the collector accepted a request and gave an `ackId`, ask
+//! `POST /services/collector/ack` (same channel) with `{"acks":[…]}` until it answers
+//! `{"acks":{"<id>":true}}`, polling with backoff. An id not confirmed within `ack_timeout`
+//! means the events must be sent again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::service::{scrub, HecAnswer};
+use crate::sinks::http::{status_error, transport_error};
+use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope};
+
+/// First wait before asking about an `ackId`.
+pub const FIRST_POLL: Duration = Duration::from_millis(200);
+/// Longest wait between two polls.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Deserialize)]
+struct AckAnswer {
+    acks: BTreeMap<String, bool>,
+}
+
+/// Where and how to ask.
+pub struct AckQuery<'a> {
+    /// The client.
+    pub client: &'a reqwest::Client,
+    /// `{endpoint}/services/collector/ack`.
+    pub url: &'a reqwest::Url,
+    /// Authorization and channel.
+    pub headers: &'a HeaderMap,
+    /// The token, to keep it out of messages.
+    pub token: &'a str,
+    /// How long an id may stay unconfirmed.
+    pub timeout: Duration,
+}
+
+/// Waits for the collector to confirm `ids`; returns each id's outcome: delivered, retry
+/// (not confirmed in time, or the channel is gone), or rejected (the token no longer works).
+pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
+    let deadline = Instant::now() + q.timeout;
+    let mut pending: BTreeSet<u64> = ids.iter().copied().collect();
+    let mut done = BTreeMap::new();
+    let mut delay = FIRST_POLL;
+    let mut polls = 0u32;
+    let mut last_problem: Option<String> = None;
+    while !pending.is_empty() {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(MAX_POLL_INTERVAL);
+        polls += 1;
+        let body = serde_json::json!({ "acks": pending.iter().collect::<Vec<_>>() }).to_string();
+        let response = match q
+            .client
+            .post(q.url.clone())
+            .headers(q.headers.clone())
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                if let Outcome::Retry { error, .. } = transport_error(&e) {
+                    last_problem = Some(error.message);
+                }
+                continue;
+            }
+        };
+        let status = response.status().as_u16();
+        let answer = scrub(&response.bytes().await.unwrap_or_default(), q.token);
+        if (200..300).contains(&status) {
+            match serde_json::from_slice::<AckAnswer>(&answer) {
+                Ok(a) => {
+                    for (id, indexed) in a.acks {
+                        if indexed {
+                            if let Ok(id) = id.parse::<u64>() {
+                                if pending.remove(&id) {
+                                    done.insert(id, Outcome::Delivered);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => last_problem = Some(format!("unreadable ack answer: {e}")),
+            }
+            continue;
+        }
+        let hec = HecAnswer::parse(&answer);
+        let said = match (&hec.text, hec.code) {
+            (Some(t), Some(c)) => format!("{t} (code {c}, HTTP {status})"),
+            _ => status_error(status, &answer).message,
+        };
+        match (status, hec.code) {
+            // The token stopped working: later requests would be refused the same way.
+            (401 | 403, _) | (_, Some(1..=4)) => {
+                let error = DeliveryError {
+                    message: format!(
+                        "Splunk HEC refused the acknowledgement query: {said}; check the destination's token"
+                    ),
+                    ..status_error(status, &answer)
+                };
+                for id in std::mem::take(&mut pending) {
+                    done.insert(
+                        id,
+                        Outcome::Rejected {
+                            error: error.clone(),
+                            scope: RejectScope::Destination,
+                        },
+                    );
+                }
+            }
+            // The channel or acknowledgement went away: these ids can never be confirmed.
+            (_, Some(11 | 14)) | (400..=499, None) if status != 408 && status != 429 => {
+                let error = DeliveryError {
+                    message: format!(
+                        "Splunk HEC cannot confirm indexing ({said}); the events will be sent again"
+                    ),
+                    ..status_error(status, &answer)
+                };
+                for id in std::mem::take(&mut pending) {
+                    done.insert(
+                        id,
+                        Outcome::Retry {
+                            error: error.clone(),
+                            retry_after: None,
+                        },
+                    );
+                }
+            }
+            _ => last_problem = Some(said),
+        }
+    }
+    for id in pending {
+        let detail = last_problem
+            .as_deref()
+            .map(|p| format!("; last problem: {p}"))
+            .unwrap_or_default();
+        done.insert(
+            id,
+            Outcome::Retry {
+                error: DeliveryError {
+                    kind: ErrorKind::Timeout,
+                    http_status: None,
+                    message: format!(
+                        "Splunk HEC did not confirm indexing of ackId {id} within ack_timeout ({}; {polls} polls){detail}; the events will be sent again",
+                        humantime::format_duration(q.timeout)
+                    ),
+                },
+                retry_after: None,
+            },
+        );
+    }
+    done
+}
