@@ -127,6 +127,8 @@ fn describe_sink(sink: &SinkConfig) -> String {
         }
         SinkConfig::File(f) => format!("file {}", f.path.display()),
         SinkConfig::S3(c) => crate::sinks::s3::describe(c),
+        SinkConfig::Datadog(c) => crate::sinks::datadog::describe(c),
+        SinkConfig::SplunkHec(c) => crate::sinks::splunk::describe(c),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::failures::FailureReporter;
-use crate::lane::{self, LaneContext};
+use crate::lane::{self, DestinationHealth, LaneContext};
 use crate::metrics::Metrics;
 use crate::parking::{self, Parker};
 use crate::retry_worker::{RetryWorker, Target};
@@ -86,15 +86,17 @@ pub async fn run(
             id: d.id.clone(),
             source,
         })?;
+        let health = Arc::new(DestinationHealth::new(d, failures.clone()));
         targets.insert(
             (d.project.clone(), d.id.clone()),
             Arc::new(Target::new(
                 d.clone(),
                 sink.clone(),
+                health.clone(),
                 metrics.destination(&d.project, &d.id),
             )),
         );
-        let lane = lane::spawn(d, sink, context.clone());
+        let lane = lane::spawn(d, sink, health, context.clone());
         router.add(&d.project, &d.id, &d.filter, inputs.len());
         inputs.push(LaneInput {
             queue: lane.queue,

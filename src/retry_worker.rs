@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, DestinationConfig};
 use crate::event::Event;
 use crate::failures::{DeliveryFailure, FailureReporter};
+use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::{scheduled_delay, ParkRequest, Parked, Parker};
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
@@ -36,6 +37,8 @@ pub struct Target {
     pub config: DestinationConfig,
     /// Its sink.
     pub sink: Arc<dyn Sink>,
+    /// Its circuit breaker, shared with its lane: a parked batch that goes through closes it.
+    pub health: Arc<DestinationHealth>,
     /// Its counters.
     pub stats: Arc<DestinationStats>,
     slots: Arc<Semaphore>,
@@ -46,12 +49,14 @@ impl Target {
     pub fn new(
         config: DestinationConfig,
         sink: Arc<dyn Sink>,
+        health: Arc<DestinationHealth>,
         stats: Arc<DestinationStats>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(config.delivery.max_in_flight));
         Self {
             config,
             sink,
+            health,
             stats,
             slots,
         }
@@ -350,6 +355,7 @@ async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, ba
             scope: RejectScope::Data,
         },
     };
+    target.health.record(&outcome).await;
     let settle = Settle {
         shared,
         project: &project,

@@ -21,8 +21,10 @@ pub use interpolate::{interpolate, InterpolateError};
 pub use secret::Secret;
 
 use crate::routing::FilterConfig;
+use crate::sinks::datadog::DatadogConfig;
 use crate::sinks::file::FileConfig;
 use crate::sinks::s3::S3Config;
+use crate::sinks::splunk::SplunkConfig;
 use crate::sinks::webhook::WebhookConfig;
 
 /// The whole configuration of a courier process.
@@ -323,6 +325,10 @@ pub enum SinkConfig {
     File(FileConfig),
     /// `type = "s3"`.
     S3(S3Config),
+    /// `type = "datadog"`.
+    Datadog(DatadogConfig),
+    /// `type = "splunk_hec"`.
+    SplunkHec(SplunkConfig),
 }
 
 impl SinkConfig {
@@ -332,6 +338,8 @@ impl SinkConfig {
             SinkConfig::Webhook(_) => "webhook",
             SinkConfig::File(_) => "file",
             SinkConfig::S3(_) => "s3",
+            SinkConfig::Datadog(_) => "datadog",
+            SinkConfig::SplunkHec(_) => "splunk_hec",
         }
     }
 }
@@ -831,10 +839,22 @@ fn destination(
                 .ok()
                 .map(|()| SinkConfig::S3(c))
         }),
+        "datadog" => typed::<DatadogConfig>(rest, &prefix, errors).and_then(|c| {
+            c.validate()
+                .map_err(|(key, message)| errors.push(format!("{prefix}.{key}"), message))
+                .ok()
+                .map(|()| SinkConfig::Datadog(c))
+        }),
+        "splunk_hec" => typed::<SplunkConfig>(rest, &prefix, errors).and_then(|c| {
+            c.validate()
+                .map_err(|(key, message)| errors.push(format!("{prefix}.{key}"), message))
+                .ok()
+                .map(|()| SinkConfig::SplunkHec(c))
+        }),
         other => {
             errors.push(
                 format!("{prefix}.type"),
-                format!("unknown destination type {other:?}; expected webhook, s3 or file"),
+                format!("unknown destination type {other:?}; expected webhook, datadog, splunk_hec, s3 or file"),
             );
             None
         }

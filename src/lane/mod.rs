@@ -8,11 +8,12 @@
 
 mod batch;
 mod circuit;
+mod health;
 mod retry;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, Semaphore};
@@ -23,6 +24,7 @@ use tracing::Instrument;
 
 pub use batch::Batcher;
 pub use circuit::{Circuit, Decision, State as CircuitState, Transition};
+pub use health::DestinationHealth;
 pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
 
 use crate::config::{DeliveryConfig, DestinationConfig};
@@ -66,13 +68,17 @@ struct LaneShared {
     delivery: DeliveryConfig,
     context: LaneContext,
     stats: Arc<DestinationStats>,
-    circuit: Mutex<Circuit>,
-    /// The destination's last error, reported with batches parked without an attempt.
-    last_error: Mutex<Option<DeliveryError>>,
+    /// Circuit breaker and last error, shared with the retry worker.
+    health: Arc<DestinationHealth>,
 }
 
 /// Starts the lane of `destination`.
-pub fn spawn(destination: &DestinationConfig, sink: Arc<dyn Sink>, context: LaneContext) -> Lane {
+pub fn spawn(
+    destination: &DestinationConfig,
+    sink: Arc<dyn Sink>,
+    health: Arc<DestinationHealth>,
+    context: LaneContext,
+) -> Lane {
     let (queue, rx) = mpsc::channel(destination.delivery.queue_max_events);
     let shared = Arc::new(LaneShared {
         project: destination.project.clone(),
@@ -84,12 +90,7 @@ pub fn spawn(destination: &DestinationConfig, sink: Arc<dyn Sink>, context: Lane
         sink,
         delivery: destination.delivery.clone(),
         context,
-        circuit: Mutex::new(Circuit::new(
-            destination.delivery.circuit_failure_threshold,
-            destination.delivery.probe_interval,
-            destination.delivery.pause_after,
-        )),
-        last_error: Mutex::new(None),
+        health,
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
     let task = tokio::spawn(run(shared, rx).instrument(span));
@@ -191,11 +192,13 @@ async fn dispatch(
 /// batch separately, each part is settled on its own and only the rest is retried.
 async fn deliver(shared: &LaneShared, events: &[Event]) {
     let first_attempt = Utc::now();
-    let (decision, transition) = shared.circuit().decide(Instant::now());
-    announce(shared, transition).await;
+    let decision = shared.health.decide().await;
     match decision {
         Decision::Park => {
-            let error = shared.last_error().unwrap_or_else(|| circuit_error(shared));
+            let error = shared
+                .health
+                .last_error()
+                .unwrap_or_else(|| circuit_error(shared));
             return park(shared, events, &error, first_attempt).await;
         }
         Decision::Report => {
@@ -224,11 +227,11 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = shared.sink.send(&remaining, &encoded).await;
             count_request(shared, &outcome);
-            record(shared, &outcome).await;
+            shared.health.record(&outcome).await;
             let Outcome::Retry { error, retry_after } = outcome else {
                 break outcome;
             };
-            if probe || shared.circuit().is_open() {
+            if probe || shared.health.is_open() {
                 break Outcome::Retry { error, retry_after };
             }
             match schedule.next_delay(retry_after, Instant::now()) {
@@ -299,7 +302,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
         }
         let Some(error) = retry_error else { return };
-        let delay = if probe || shared.circuit().is_open() {
+        let delay = if probe || shared.health.is_open() {
             None
         } else {
             schedule.next_delay(retry_after, Instant::now())
@@ -314,86 +317,6 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
             None => return park(shared, &retry, &error, first_attempt).await,
         }
-    }
-}
-
-impl LaneShared {
-    fn circuit(&self) -> MutexGuard<'_, Circuit> {
-        // Circuit methods leave it consistent even if a panic interrupted a holder.
-        self.circuit.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn last_error(&self) -> Option<DeliveryError> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// Feeds an outcome to the circuit breaker and announces a change of state.
-async fn record(shared: &LaneShared, outcome: &Outcome) {
-    let now = Instant::now();
-    let (transition, error) = match outcome {
-        // The destination answered and judged the data: it is up.
-        Outcome::Delivered
-        | Outcome::Rejected {
-            scope: RejectScope::Data,
-            ..
-        } => (shared.circuit().success(), None),
-        Outcome::Retry { error, .. } => (shared.circuit().failure(now), Some(error)),
-        Outcome::Rejected {
-            error,
-            scope: RejectScope::Destination,
-        } => (shared.circuit().reject_configuration(now), Some(error)),
-        Outcome::Partial(parts) => {
-            let up = parts.iter().any(|(_, o)| {
-                matches!(
-                    o,
-                    Outcome::Delivered
-                        | Outcome::Rejected {
-                            scope: RejectScope::Data,
-                            ..
-                        }
-                )
-            });
-            if up {
-                (shared.circuit().success(), None)
-            } else {
-                (None, None)
-            }
-        }
-    };
-    if let Some(error) = error {
-        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
-    }
-    announce(shared, transition).await;
-}
-
-/// Writes the state-change event of a transition (at most one per change).
-async fn announce(shared: &LaneShared, transition: Option<Transition>) {
-    let Some(transition) = transition else { return };
-    let error = shared.last_error();
-    match transition {
-        Transition::Opened => {
-            tracing::warn!(error = ?error.as_ref().map(ToString::to_string), "destination is failing; circuit opened, deliveries are parked and retried later")
-        }
-        Transition::Recovered => tracing::info!("destination recovered; circuit closed"),
-        Transition::Paused => tracing::error!("destination paused after failing continuously"),
-    }
-    let result = shared
-        .context
-        .failures
-        .destination_state(
-            &shared.project,
-            &shared.destination_id,
-            shared.destination_type,
-            transition,
-            error.as_ref(),
-        )
-        .await;
-    if let Err(abandoned) = result {
-        tracing::warn!(%abandoned, "state-change event not written");
     }
 }
 

@@ -145,7 +145,12 @@ url = "http://127.0.0.1:9/"
 impl Harness {
     /// Feeds offsets 0..n of partition 0 through a lane with `sink`, waits for it to finish.
     async fn run(&self, sink: Arc<ScriptedSink>, n: i64) {
-        let lane = spawn(&self.config.destinations[0], sink, self.context.clone());
+        let lane = spawn(
+            &self.config.destinations[0],
+            sink,
+            self.health(&self.config.destinations[0]),
+            self.context.clone(),
+        );
         for offset in 0..n {
             let ack = self.acker.track(0, offset, 1);
             let event = Event {
@@ -206,6 +211,10 @@ impl Harness {
         out
     }
 
+    fn health(&self, d: &config::DestinationConfig) -> Arc<DestinationHealth> {
+        Arc::new(DestinationHealth::new(d, self.context.failures.clone()))
+    }
+
     fn position(&self) -> Option<i64> {
         self.acker.snapshot().first().and_then(|(_, pos, _)| *pos)
     }
@@ -243,7 +252,7 @@ async fn exhausted_budget_parks_the_batch_with_its_source_positions() {
     let mut config = h.config.destinations[0].clone();
     config.delivery.circuit_failure_threshold = 1000;
     let sink = ScriptedSink::new(vec![retry(); 1000]);
-    let lane = spawn(&config, sink.clone(), h.context.clone());
+    let lane = spawn(&config, sink.clone(), h.health(&config), h.context.clone());
     for offset in 0..3 {
         let ack = h.acker.track(0, offset, 1);
         lane.queue
@@ -317,7 +326,7 @@ async fn a_successful_probe_closes_the_circuit() {
     let mut config = h.config.destinations[0].clone();
     config.delivery.probe_interval = Duration::from_millis(1);
     let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 401)]);
-    let lane = spawn(&config, sink.clone(), h.context.clone());
+    let lane = spawn(&config, sink.clone(), h.health(&config), h.context.clone());
     for offset in 0..3 {
         let ack = h.acker.track(0, offset, 1);
         lane.queue
@@ -367,7 +376,12 @@ async fn a_retried_event_holds_the_commit_point() {
     let h = harness(1);
     // offset 0 fails twice before it is delivered; offsets 1 and 2 go through at once
     let sink = ScriptedSink::new(vec![retry(), retry()]);
-    let lane = spawn(&h.config.destinations[0], sink.clone(), h.context.clone());
+    let lane = spawn(
+        &h.config.destinations[0],
+        sink.clone(),
+        h.health(&h.config.destinations[0]),
+        h.context.clone(),
+    );
     let ack0 = h.acker.track(0, 0, 1);
     lane.queue
         .send(Event {

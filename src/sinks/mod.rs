@@ -4,9 +4,11 @@
 //! the answer by the service's documented contract. It never decides about offsets: the lane
 //! does that from the [`Outcome`].
 
+pub mod datadog;
 pub mod file;
 pub mod http;
 pub mod s3;
+pub mod splunk;
 pub mod webhook;
 
 use std::fmt;
@@ -157,6 +159,8 @@ pub fn build(destination: &DestinationConfig, topic: &str) -> Result<Arc<dyn Sin
         SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, &destination.delivery)?),
         SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
         SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic)?),
+        SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, &destination.delivery)?),
+        SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, &destination.delivery)?),
     })
 }
 

@@ -75,13 +75,11 @@ impl DatadogConfig {
             ));
         }
         match (&self.site, &self.endpoint) {
-            (Some(_), Some(_)) => {
-                return Err((
-                    "endpoint".into(),
-                    "set either site or endpoint, not both (endpoint replaces the site's intake URL)"
-                        .into(),
-                ))
-            }
+            (Some(_), Some(_)) => return Err((
+                "endpoint".into(),
+                "set either site or endpoint, not both (endpoint replaces the site's intake URL)"
+                    .into(),
+            )),
             (Some(site), None) => check_site(site).map_err(|m| ("site".to_owned(), m))?,
             (None, Some(endpoint)) => {
                 check_base_url(endpoint).map_err(|m| ("endpoint".to_owned(), m))?
@@ -173,9 +171,8 @@ mod tests {
     use crate::config::{parse, SinkConfig};
 
     fn load(keys: &str) -> Result<crate::config::Config, Vec<String>> {
-        let text = format!(
-            "[[destinations]]\nproject = \"p\"\nid = \"dd\"\ntype = \"datadog\"\n{keys}\n"
-        );
+        let text =
+            format!("[[destinations]]\nproject = \"p\"\nid = \"dd\"\ntype = \"datadog\"\n{keys}\n");
         let env: BTreeMap<String, String> = [("DD_KEY".to_owned(), "k-123".to_owned())].into();
         parse("test.toml", &text, &env).map_err(|e| e.0.iter().map(ToString::to_string).collect())
     }
@@ -206,16 +203,32 @@ mod tests {
         );
         let e = load("api_key = \"k\"\nsite = \"app.datadoghq.eu\"").unwrap_err();
         assert!(e[0].contains("write \"datadoghq.eu\""), "{e:?}");
-        let e = load("api_key = \"k\"\nsite = \"datadoghq.eu\"\nendpoint = \"http://x\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].endpoint: set either site or endpoint"), "{e:?}");
+        let e =
+            load("api_key = \"k\"\nsite = \"datadoghq.eu\"\nendpoint = \"http://x\"").unwrap_err();
+        assert!(
+            e[0].contains("destinations[0].endpoint: set either site or endpoint"),
+            "{e:?}"
+        );
         let e = load("api_key = \"k\"\nendpoint = \"ftp://x\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].endpoint: scheme must be http or https"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].endpoint: scheme must be http or https"),
+            "{e:?}"
+        );
         let e = load("api_key = \"k\"\ntags = [\"env:prod\", \"a,b\"]").unwrap_err();
-        assert!(e[0].contains("destinations[0].tags[1]: \"a,b\" contains a comma"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].tags[1]: \"a,b\" contains a comma"),
+            "{e:?}"
+        );
         let e = load("api_key = \"\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].api_key: must not be empty"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].api_key: must not be empty"),
+            "{e:?}"
+        );
         let e = load("api_key = \"k\"\napikey = \"k\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].apikey") || e[0].contains("unknown field `apikey`"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].apikey") || e[0].contains("unknown field `apikey`"),
+            "{e:?}"
+        );
         let e = load("site = \"datadoghq.eu\"").unwrap_err();
         assert!(e[0].contains("missing field `api_key`"), "{e:?}");
         let e = load("api_key = \"k\"\ncompression = \"zstd\"").unwrap_err();

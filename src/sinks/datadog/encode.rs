@@ -101,7 +101,11 @@ impl Encoder {
 
     /// Appends the log item of one event to `out`. Returns the event's size when the item
     /// had to be shrunk to fit [`MAX_ITEM_BYTES`].
-    pub fn item(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, members::NotAnObject> {
+    pub fn item(
+        &self,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, members::NotAnObject> {
         let object = members::scan(raw)?;
         let fields = fields(raw, &object.members);
         let start = out.len();
@@ -136,7 +140,14 @@ impl Encoder {
         matches!(self.item(raw, &mut out), Ok(Some(_)))
     }
 
-    fn write_item(&self, raw: &[u8], object: &Object<'_>, f: &Fields<'_>, shrink: Shrink, out: &mut Vec<u8>) {
+    fn write_item(
+        &self,
+        raw: &[u8],
+        object: &Object<'_>,
+        f: &Fields<'_>,
+        shrink: Shrink,
+        out: &mut Vec<u8>,
+    ) {
         let status = f.level.as_deref().map_or(Cow::Borrowed("info"), status_of);
         let set_by_courier = |key: &str| match key {
             "status" | "ddsource" | "ddtags" => true,
@@ -239,8 +250,13 @@ impl Encoder {
 
     /// Encodes a batch: one request body, or several framed ([`parts`]) when the batch
     /// exceeds a request's limits.
-    pub fn batch(&self, events: &[Event], destination_key: &str) -> Result<EncodedBatch, DeliveryError> {
-        let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
+    pub fn batch(
+        &self,
+        events: &[Event],
+        destination_key: &str,
+    ) -> Result<EncodedBatch, DeliveryError> {
+        let mut body =
+            Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
         let mut spans: Vec<Range<usize>> = Vec::with_capacity(events.len());
         body.push(b'[');
         for (i, e) in events.iter().enumerate() {
@@ -261,7 +277,9 @@ impl Encoder {
             let mut requests = Vec::with_capacity(ranges.len());
             let mut total = 0;
             for r in ranges {
-                let mut part = Vec::with_capacity(spans[r.clone()].iter().map(|s| s.len() + 1).sum::<usize>() + 2);
+                let mut part = Vec::with_capacity(
+                    spans[r.clone()].iter().map(|s| s.len() + 1).sum::<usize>() + 2,
+                );
                 part.push(b'[');
                 for (j, span) in spans[r.clone()].iter().enumerate() {
                     if j > 0 {
@@ -286,7 +304,8 @@ impl Encoder {
     /// One request body holding exactly these events (used when a request must be split after
     /// the destination refused it as too large).
     pub fn request(&self, events: &[Event]) -> Result<Bytes, DeliveryError> {
-        let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
+        let mut body =
+            Vec::with_capacity(events.iter().map(|e| e.raw.len() + 160).sum::<usize>() + 2);
         body.push(b'[');
         for (i, e) in events.iter().enumerate() {
             if i > 0 {
@@ -380,11 +399,13 @@ fn push_tag(tags: &mut String, name: &str, value: &str) {
         if chars >= super::config::MAX_TAG_CHARS {
             break;
         }
-        tags.push(if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/') {
-            c
-        } else {
-            '_'
-        });
+        tags.push(
+            if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/') {
+                c
+            } else {
+                '_'
+            },
+        );
         chars += 1;
     }
 }
@@ -508,7 +529,10 @@ mod tests {
             "{ \"projectId\" : \"p\",\n  \"level\": \"warn\", \"message\": \"m\" ,\"ddsource\":\"courier\",\"ddtags\":\"project:p,level:warn\",\"status\":\"warn\"}"
         );
         let (text, _) = item(&enc(), "{}");
-        assert_eq!(text, r#"{"ddsource":"courier","ddtags":"","status":"info"}"#);
+        assert_eq!(
+            text,
+            r#"{"ddsource":"courier","ddtags":"","status":"info"}"#
+        );
     }
 
     #[test]
@@ -583,7 +607,11 @@ mod tests {
         assert!(text.len() <= MAX_ITEM_BYTES, "{}", text.len());
         let v: Value = serde_json::from_str(&text).unwrap();
         let m = v["message"].as_str().unwrap();
-        assert!(m.starts_with("éé") && m.contains("[truncated by courier: "), "{}", &m[m.len() - 60..]);
+        assert!(
+            m.starts_with("éé") && m.contains("[truncated by courier: "),
+            "{}",
+            &m[m.len() - 60..]
+        );
         assert_eq!(v["other"]["truncated"], true);
         assert_eq!(v["small"], 1);
         // Too many large members for a marker each: only the message and courier's
@@ -611,7 +639,10 @@ mod tests {
         let b = e.batch(&events, "k").unwrap();
         let requests = parts::unpack(&b.body, events.len()).unwrap();
         assert_eq!(
-            requests.iter().map(|p| p.events.clone()).collect::<Vec<_>>(),
+            requests
+                .iter()
+                .map(|p| p.events.clone())
+                .collect::<Vec<_>>(),
             vec![0..1000, 1000..2000, 2000..2500]
         );
         for p in &requests {
@@ -619,7 +650,10 @@ mod tests {
             assert_eq!(v.len(), p.events.len());
             assert_eq!(v[0]["message"], format!("m{}", p.events.start));
         }
-        assert_eq!(b.uncompressed_bytes, requests.iter().map(|p| p.body.len()).sum::<usize>());
+        assert_eq!(
+            b.uncompressed_bytes,
+            requests.iter().map(|p| p.body.len()).sum::<usize>()
+        );
 
         // Size: 12 events of ~450 KB make three requests under 5 MB.
         let blob = "y".repeat(450_000);
@@ -640,7 +674,9 @@ mod tests {
         let b = e.batch(&events, "k").unwrap();
         assert_eq!(&b.body[..2], &[0x1f, 0x8b]);
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&b.body[..]).read_to_string(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&b.body[..])
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(b.uncompressed_bytes, text.len());
         let v: Vec<Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(v.len(), 2);

@@ -63,7 +63,10 @@ pub fn scan(json: &[u8]) -> Result<Object<'_>, NotAnObject> {
         let escaped = s.string()?;
         let key_span = key_start..s.i;
         let key = if escaped {
-            Cow::Owned(serde_json::from_slice::<String>(&json[key_span.clone()]).map_err(|_| NotAnObject)?)
+            Cow::Owned(
+                serde_json::from_slice::<String>(&json[key_span.clone()])
+                    .map_err(|_| NotAnObject)?,
+            )
         } else {
             Cow::Borrowed(
                 std::str::from_utf8(&json[key_start + 1..s.i - 1]).map_err(|_| NotAnObject)?,

@@ -18,14 +18,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
 pub(crate) use config::check_base_url;
+pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
 pub use encode::{Encoder, Shrink, MAX_BODY_BYTES, MAX_ITEMS, MAX_ITEM_BYTES};
+pub(crate) use service::scrub;
 pub use service::{classify, Verdict};
 
 use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
 use super::webhook::{Compression, USER_AGENT};
-use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink};
+use super::{
+    trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink,
+};
 use crate::config::{DeliveryConfig, Secret};
 use crate::event::Event;
 
@@ -63,7 +66,11 @@ impl DatadogSink {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(delivery.request_timeout)
-            .connect_timeout(delivery.request_timeout.min(std::time::Duration::from_secs(10)))
+            .connect_timeout(
+                delivery
+                    .request_timeout
+                    .min(std::time::Duration::from_secs(10)),
+            )
             .user_agent(USER_AGENT)
             .pool_max_idle_per_host(delivery.max_in_flight.max(1))
             .build()
@@ -116,10 +123,13 @@ impl DatadogSink {
         if let Some(key) = key {
             request = request.header(API_KEY_HEADER, key);
         }
-        let response = request.send().await.map_err(|e| match transport_error(&e) {
-            Outcome::Retry { error, .. } => error,
-            _ => unreachable!("transport errors are retried"),
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| match transport_error(&e) {
+                Outcome::Retry { error, .. } => error,
+                _ => unreachable!("transport errors are retried"),
+            })?;
         let status = response.status().as_u16();
         let answer = service::scrub(
             &response.bytes().await.unwrap_or_default(),
@@ -192,6 +202,25 @@ impl DatadogSink {
     }
 }
 
+/// A one-line description of a destination for `courier validate`, without the API key.
+pub fn describe(config: &DatadogConfig) -> String {
+    let target = match &config.endpoint {
+        Some(endpoint) => format!("endpoint {endpoint}"),
+        None => format!("site {}", config.site()),
+    };
+    let mut text = format!("datadog {target}");
+    if let Some(service) = &config.service {
+        text.push_str(&format!(", service {service}"));
+    }
+    if !config.tags.is_empty() {
+        text.push_str(&format!(", {} tags", config.tags.len()));
+    }
+    if config.compression == Compression::None {
+        text.push_str(", uncompressed");
+    }
+    text
+}
+
 /// Merges the outcomes of a batch's requests: one request's outcome as is; all retried as one
 /// retry (nothing was accepted, the same encoded batch is sent again); else one part per
 /// request.
@@ -199,7 +228,10 @@ pub(crate) fn merge(mut results: Vec<(Range<usize>, Outcome)>) -> Outcome {
     if results.len() == 1 {
         return results.pop().map(|(_, o)| o).unwrap_or(Outcome::Delivered);
     }
-    if results.iter().all(|(_, o)| matches!(o, Outcome::Retry { .. })) {
+    if results
+        .iter()
+        .all(|(_, o)| matches!(o, Outcome::Retry { .. }))
+    {
         let retry_after = results
             .iter()
             .filter_map(|(_, o)| match o {
@@ -346,15 +378,24 @@ mod tests {
         }))
         .unwrap();
         let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
-        assert_eq!(sink.intake.as_str(), "https://http-intake.logs.datadoghq.eu/api/v2/logs");
-        assert_eq!(sink.validate.as_str(), "https://api.datadoghq.eu/api/v1/validate");
+        assert_eq!(
+            sink.intake.as_str(),
+            "https://http-intake.logs.datadoghq.eu/api/v2/logs"
+        );
+        assert_eq!(
+            sink.validate.as_str(),
+            "https://api.datadoghq.eu/api/v1/validate"
+        );
         let config: DatadogConfig = serde_json::from_value(serde_json::json!({
             "api_key": "sekrit", "endpoint": "http://127.0.0.1:9/proxy/"
         }))
         .unwrap();
         let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
         assert_eq!(sink.intake.as_str(), "http://127.0.0.1:9/proxy/api/v2/logs");
-        assert_eq!(sink.validate.as_str(), "http://127.0.0.1:9/proxy/api/v1/validate");
+        assert_eq!(
+            sink.validate.as_str(),
+            "http://127.0.0.1:9/proxy/api/v1/validate"
+        );
         assert!(!format!("{sink:?}").contains("sekrit"));
     }
 }

@@ -159,7 +159,9 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::HttpStatus);
         assert_eq!(error.http_status, Some(403));
         assert!(
-            error.message.starts_with("Datadog rejected the API key (403): {\"errors\":[\"Forbidden\"]}"),
+            error
+                .message
+                .starts_with("Datadog rejected the API key (403): {\"errors\":[\"Forbidden\"]}"),
             "{}",
             error.message
         );

@@ -194,22 +194,45 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load("endpoint = \"https://splunk:8088/services/collector/event\"\ntoken = \"t\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].endpoint: give the collector's base URL"), "{e:?}");
+        let e = load("endpoint = \"https://splunk:8088/services/collector/event\"\ntoken = \"t\"")
+            .unwrap_err();
+        assert!(
+            e[0].contains("destinations[0].endpoint: give the collector's base URL"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"splunk:8088\"\ntoken = \"t\"").unwrap_err();
         assert!(e[0].contains("destinations[0].endpoint:"), "{e:?}");
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\nindex = \"Main\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].index: \"Main\" is not a Splunk index name"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].index: \"Main\" is not a Splunk index name"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\nack_timeout = \"0s\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].ack_timeout: must be longer than 0s"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].ack_timeout: must be longer than 0s"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\nmax_request_bytes = 0").unwrap_err();
-        assert!(e[0].contains("destinations[0].max_request_bytes: must be at least 1"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].max_request_bytes: must be at least 1"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\n[destinations.tls]\nca_file = \"/nonexistent/ca.pem\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].tls.ca_file: cannot read /nonexistent/ca.pem"), "{e:?}");
-        let e = load("endpoint = \"https://s\"\ntoken = \"t\"\n[destinations.tls]\nverify = false").unwrap_err();
-        assert!(e[0].contains("destinations[0].tls") && e[0].contains("verify"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].tls.ca_file: cannot read /nonexistent/ca.pem"),
+            "{e:?}"
+        );
+        let e = load("endpoint = \"https://s\"\ntoken = \"t\"\n[destinations.tls]\nverify = false")
+            .unwrap_err();
+        assert!(
+            e[0].contains("destinations[0].tls") && e[0].contains("verify"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"https://s\"\ntoken = \"\"").unwrap_err();
-        assert!(e[0].contains("destinations[0].token: must not be empty"), "{e:?}");
+        assert!(
+            e[0].contains("destinations[0].token: must not be empty"),
+            "{e:?}"
+        );
         let e = load("endpoint = \"https://s\"").unwrap_err();
         assert!(e[0].contains("missing field `token`"), "{e:?}");
     }

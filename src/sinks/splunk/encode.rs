@@ -81,7 +81,12 @@ impl Encoder {
             .map(|t| t.timestamp_millis())
         {
             out.extend_from_slice(
-                format!("\"time\":{}.{:03},", ms.div_euclid(1000), ms.rem_euclid(1000)).as_bytes(),
+                format!(
+                    "\"time\":{}.{:03},",
+                    ms.div_euclid(1000),
+                    ms.rem_euclid(1000)
+                )
+                .as_bytes(),
             );
         }
         out.extend_from_slice(self.metadata.as_bytes());
@@ -115,12 +120,17 @@ impl Encoder {
 
     /// Encodes a batch: one request body, or several framed ([`parts`]) when it exceeds
     /// `max_request_bytes`.
-    pub fn batch(&self, events: &[Event], destination_key: &str) -> Result<EncodedBatch, DeliveryError> {
+    pub fn batch(
+        &self,
+        events: &[Event],
+        destination_key: &str,
+    ) -> Result<EncodedBatch, DeliveryError> {
         let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 200).sum());
         let mut spans: Vec<Range<usize>> = Vec::with_capacity(events.len());
         for e in events {
             let start = body.len();
-            self.event(&e.raw, &mut body).map_err(|_| not_an_object(e))?;
+            self.event(&e.raw, &mut body)
+                .map_err(|_| not_an_object(e))?;
             spans.push(start..body.len());
         }
         let sizes: Vec<usize> = spans.iter().map(Range::len).collect();
@@ -153,7 +163,8 @@ impl Encoder {
     pub fn request(&self, events: &[Event]) -> Result<Bytes, DeliveryError> {
         let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 200).sum());
         for e in events {
-            self.event(&e.raw, &mut body).map_err(|_| not_an_object(e))?;
+            self.event(&e.raw, &mut body)
+                .map_err(|_| not_an_object(e))?;
         }
         self.compress(body).map(Bytes::from)
     }
@@ -220,7 +231,14 @@ mod tests {
 
     #[test]
     fn events_are_wrapped_byte_for_byte() {
-        let e = Encoder::new(Some("h"), Some("src"), "st", Some("main"), Compression::None, 1 << 20);
+        let e = Encoder::new(
+            Some("h"),
+            Some("src"),
+            "st",
+            Some("main"),
+            Compression::None,
+            1 << 20,
+        );
         let mut out = Vec::new();
         e.event(EVENT.as_bytes(), &mut out).unwrap();
         assert_eq!(
@@ -240,13 +258,15 @@ mod tests {
             ("1969-12-31T23:59:59.999Z", "-1.999"),
         ] {
             let mut out = Vec::new();
-            e.event(format!("{{\"timestamp\":\"{ts}\"}}").as_bytes(), &mut out).unwrap();
+            e.event(format!("{{\"timestamp\":\"{ts}\"}}").as_bytes(), &mut out)
+                .unwrap();
             let text = String::from_utf8(out).unwrap();
             assert!(text.starts_with(&format!("{{\"time\":{time},")), "{text}");
         }
         // No readable time: Splunk stamps the event on arrival.
         let mut out = Vec::new();
-        e.event(b" {\"timestamp\":\"soon\",\"level\":3}\n", &mut out).unwrap();
+        e.event(b" {\"timestamp\":\"soon\",\"level\":3}\n", &mut out)
+            .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"sourcetype\":\"_json\",\"event\":{\"timestamp\":\"soon\",\"level\":3}}"
@@ -257,7 +277,15 @@ mod tests {
     #[test]
     fn batches_concatenate_and_split_by_size() {
         let events: Vec<Event> = (0..10)
-            .map(|i| ev(&format!("{{\"projectId\":\"p\",\"message\":\"{}\"}}", "m".repeat(100 + i)), i as i64))
+            .map(|i| {
+                ev(
+                    &format!(
+                        "{{\"projectId\":\"p\",\"message\":\"{}\"}}",
+                        "m".repeat(100 + i)
+                    ),
+                    i as i64,
+                )
+            })
             .collect();
         let one = enc(Compression::None, 1 << 20).batch(&events, "k").unwrap();
         let all = objects(&one.body);
@@ -266,10 +294,15 @@ mod tests {
         assert_eq!(one.uncompressed_bytes, one.body.len());
 
         let size = one.body.len() / 10 + 10;
-        let split = enc(Compression::None, size * 3).batch(&events, "k").unwrap();
+        let split = enc(Compression::None, size * 3)
+            .batch(&events, "k")
+            .unwrap();
         let requests = parts::unpack(&split.body, 10).unwrap();
         assert_eq!(
-            requests.iter().map(|p| p.events.clone()).collect::<Vec<_>>(),
+            requests
+                .iter()
+                .map(|p| p.events.clone())
+                .collect::<Vec<_>>(),
             vec![0..3, 3..6, 6..9, 9..10]
         );
         let mut joined = Vec::new();
@@ -289,7 +322,9 @@ mod tests {
         let events = vec![ev(EVENT, 0), ev("{\"projectId\":\"p\"}", 1)];
         let b = enc(Compression::Gzip, 1 << 20).batch(&events, "k").unwrap();
         let mut text = Vec::new();
-        flate2::read::GzDecoder::new(&b.body[..]).read_to_end(&mut text).unwrap();
+        flate2::read::GzDecoder::new(&b.body[..])
+            .read_to_end(&mut text)
+            .unwrap();
         assert_eq!(b.uncompressed_bytes, text.len());
         let all = objects(&text);
         assert_eq!(all[0]["event"]["message"], "café \"q\" \n \u{1}");

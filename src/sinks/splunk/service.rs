@@ -177,7 +177,9 @@ pub fn classify(
         413 if events > 1 => Verdict::Split,
         413 => data("an event as too large"),
         401 | 403 => configuration("; check the destination's token"),
-        404 => configuration("; no HTTP Event Collector at this URL: check the destination's endpoint"),
+        404 => {
+            configuration("; no HTTP Event Collector at this URL: check the destination's endpoint")
+        }
         _ => data("the events"),
     }
 }
@@ -248,7 +250,11 @@ mod tests {
                 8 | 9 => "retry",
                 _ => unreachable!(),
             };
-            assert_eq!(class(status, &answer(code, text), false), expected, "code {code}");
+            assert_eq!(
+                class(status, &answer(code, text), false),
+                expected,
+                "code {code}"
+            );
         }
     }
 
@@ -283,8 +289,14 @@ mod tests {
             class(200, br#"{"text":"Success","code":0,"ackId":42}"#, true),
             "ack 42"
         );
-        assert_eq!(class(200, br#"{"text":"Success","code":0}"#, true), "delivered without ack");
-        assert_eq!(class(200, br#"{"text":"Success","code":0,"ackId":42}"#, false), "delivered");
+        assert_eq!(
+            class(200, br#"{"text":"Success","code":0}"#, true),
+            "delivered without ack"
+        );
+        assert_eq!(
+            class(200, br#"{"text":"Success","code":0,"ackId":42}"#, false),
+            "delivered"
+        );
     }
 
     #[test]
@@ -315,15 +327,29 @@ mod tests {
             error.message,
             "Splunk HEC rejected the request: Invalid token (code 4, HTTP 403); check the destination's token"
         );
-        let Verdict::Outcome(Outcome::Rejected { error, .. }) =
-            classify(400, &answer(10, "Data channel is missing"), None, 1, false, None)
-        else {
+        let Verdict::Outcome(Outcome::Rejected { error, .. }) = classify(
+            400,
+            &answer(10, "Data channel is missing"),
+            None,
+            1,
+            false,
+            None,
+        ) else {
             panic!()
         };
-        assert!(error.message.contains("set ack = true"), "{}", error.message);
-        let Verdict::Outcome(Outcome::Rejected { error, .. }) =
-            classify(400, &answer(7, "Incorrect index"), None, 1, false, Some("sec"))
-        else {
+        assert!(
+            error.message.contains("set ack = true"),
+            "{}",
+            error.message
+        );
+        let Verdict::Outcome(Outcome::Rejected { error, .. }) = classify(
+            400,
+            &answer(7, "Incorrect index"),
+            None,
+            1,
+            false,
+            Some("sec"),
+        ) else {
             panic!()
         };
         assert!(error.message.contains("index \"sec\""), "{}", error.message);

@@ -1,0 +1,143 @@
+//! A destination's health: its circuit breaker and last error, shared by its lane and the
+//! retry worker, and the state-change events they cause.
+
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::time::Instant;
+
+use super::circuit::{Circuit, Decision, State, Transition};
+use crate::config::DestinationConfig;
+use crate::failures::FailureReporter;
+use crate::sinks::{DeliveryError, Outcome, RejectScope};
+
+/// Health of one destination.
+pub struct DestinationHealth {
+    project: String,
+    destination_id: String,
+    destination_type: &'static str,
+    circuit: Mutex<Circuit>,
+    last_error: Mutex<Option<DeliveryError>>,
+    failures: Arc<FailureReporter>,
+}
+
+impl DestinationHealth {
+    /// A closed circuit for `destination`; transitions are announced through `failures`.
+    pub fn new(destination: &DestinationConfig, failures: Arc<FailureReporter>) -> Self {
+        Self {
+            project: destination.project.clone(),
+            destination_id: destination.id.clone(),
+            destination_type: destination.sink.type_name(),
+            circuit: Mutex::new(Circuit::new(
+                destination.delivery.circuit_failure_threshold,
+                destination.delivery.probe_interval,
+                destination.delivery.pause_after,
+            )),
+            last_error: Mutex::new(None),
+            failures,
+        }
+    }
+
+    fn circuit(&self) -> MutexGuard<'_, Circuit> {
+        // Circuit methods leave it consistent even if a panic interrupted a holder.
+        self.circuit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The circuit's state.
+    pub fn state(&self) -> State {
+        self.circuit().state()
+    }
+
+    /// Whether in-line retries should stop.
+    pub fn is_open(&self) -> bool {
+        self.circuit().is_open()
+    }
+
+    /// The last error the destination gave.
+    pub fn last_error(&self) -> Option<DeliveryError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What to do with the next batch.
+    pub async fn decide(&self) -> Decision {
+        let (decision, transition) = self.circuit().decide(Instant::now());
+        self.announce(transition).await;
+        decision
+    }
+
+    /// Feeds a request's outcome to the circuit and announces a change of state.
+    pub async fn record(&self, outcome: &Outcome) {
+        let now = Instant::now();
+        let (transition, error) = match outcome {
+            // The destination answered and judged the data: it is up.
+            Outcome::Delivered
+            | Outcome::Rejected {
+                scope: RejectScope::Data,
+                ..
+            } => (self.circuit().success(), None),
+            Outcome::Retry { error, .. } => (self.circuit().failure(now), Some(error)),
+            Outcome::Rejected {
+                error,
+                scope: RejectScope::Destination,
+            } => (self.circuit().reject_configuration(now), Some(error)),
+            Outcome::Partial(parts) => {
+                let up = parts.iter().any(|(_, o)| {
+                    matches!(
+                        o,
+                        Outcome::Delivered
+                            | Outcome::Rejected {
+                                scope: RejectScope::Data,
+                                ..
+                            }
+                    )
+                });
+                if up {
+                    (self.circuit().success(), None)
+                } else {
+                    (None, None)
+                }
+            }
+        };
+        if let Some(error) = error {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+        }
+        self.announce(transition).await;
+    }
+
+    /// Writes the state-change event of a transition (at most one per change).
+    async fn announce(&self, transition: Option<Transition>) {
+        let Some(transition) = transition else { return };
+        let error = self.last_error();
+        match transition {
+            Transition::Opened => {
+                tracing::warn!(project = %self.project, destination = %self.destination_id,
+                error = ?error.as_ref().map(ToString::to_string),
+                "destination is failing; circuit opened, deliveries are parked and retried later")
+            }
+            Transition::Recovered => {
+                tracing::info!(project = %self.project, destination = %self.destination_id,
+                "destination recovered; circuit closed")
+            }
+            Transition::Paused => {
+                tracing::error!(project = %self.project, destination = %self.destination_id,
+                "destination paused after failing continuously")
+            }
+        }
+        let result = self
+            .failures
+            .destination_state(
+                &self.project,
+                &self.destination_id,
+                self.destination_type,
+                transition,
+                error.as_ref(),
+            )
+            .await;
+        if let Err(abandoned) = result {
+            tracing::warn!(%abandoned, "state-change event not written");
+        }
+    }
+}
