@@ -36,6 +36,8 @@ pub struct Metrics {
     pub commit_failures: IntCounter,
     /// Events held in lanes (queued, batching or in flight).
     pub in_flight_events: IntGauge,
+    /// Partitions paused because a destination's queue is full.
+    pub paused_partitions: IntGauge,
     destinations: Mutex<BTreeMap<(String, String), Arc<DestinationStats>>>,
 }
 
@@ -170,6 +172,17 @@ impl Metrics {
                 "Offset commits the broker refused or that timed out.",
             ),
             in_flight_events,
+            paused_partitions: {
+                let g = IntGauge::new(
+                    "courier_paused_partitions",
+                    "Event Logs partitions paused because a destination's queue is full.",
+                )
+                .expect("valid literal");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("registered once");
+                g
+            },
             destinations: Mutex::new(BTreeMap::new()),
             registry,
         }

@@ -6,6 +6,7 @@
 
 mod ack;
 mod rebalance;
+mod stall;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use ack::{AckId, Acker, OffsetTracker};
 pub use rebalance::{commit_list, SourceContext};
+pub use stall::{Offer, Stalls};
 
 use crate::config::Config;
 use crate::event::{decode, Decoded, Event};
@@ -138,6 +140,7 @@ pub struct Source {
     /// Bounds concurrent unroutable reports (a burst of poison waits instead of piling up).
     pub side_slots: Arc<Semaphore>,
     targets: Vec<usize>,
+    stalls: Stalls,
 }
 
 impl Source {
@@ -166,6 +169,7 @@ impl Source {
             side_tasks: JoinSet::new(),
             side_slots: Arc::new(Semaphore::new(256)),
             targets: Vec::new(),
+            stalls: Stalls::default(),
         }
     }
 
@@ -183,6 +187,10 @@ impl Source {
                     while self.side_tasks.try_join_next().is_some() {}
                     continue;
                 }
+                () = tokio::time::sleep(Duration::from_millis(5)), if !self.stalls.is_empty() => {
+                    self.drain_stalls();
+                    continue;
+                }
                 message = consumer.recv() => message.map(|m| Incoming {
                     partition: m.partition(),
                     offset: m.offset(),
@@ -197,6 +205,37 @@ impl Source {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+        }
+    }
+
+    /// Pauses (or resumes) fetching one partition.
+    fn pause(&self, partition: i32, pause: bool) {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&self.topic, partition);
+        let result = if pause {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        self.metrics
+            .paused_partitions
+            .add(if pause { 1 } else { -1 });
+        match result {
+            Ok(()) => {
+                tracing::debug!(topic = %self.topic, partition, pause, "partition backpressure")
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition, pause, error = %e, "cannot pause or resume a partition")
+            }
+        }
+    }
+
+    fn drain_stalls(&mut self) {
+        let queues: Vec<_> = self.lanes.iter().map(|l| &l.queue).collect();
+        let acker = &self.acker;
+        let resumed = self.stalls.drain(&queues, |p| acker.generation(p));
+        for partition in resumed {
+            self.pause(partition, false);
         }
     }
 
@@ -226,10 +265,14 @@ impl Source {
                         failure_event,
                         ack,
                     };
-                    if input.queue.send(event).await.is_err() {
-                        // Lanes close only after the source stops; reaching this is a bug,
-                        // and the offset stays incomplete rather than being skipped.
-                        tracing::error!(topic = %self.topic, partition = m.partition, offset = m.offset, "lane closed while the source runs");
+                    match self.stalls.offer(&input.queue, lane, event, ack.generation) {
+                        Offer::Queued | Offer::Stalled(false) => {}
+                        Offer::Stalled(true) => self.pause(m.partition, true),
+                        Offer::Closed => {
+                            // Lanes close only after the source stops; reaching this is a
+                            // bug, and the offset stays incomplete rather than being skipped.
+                            tracing::error!(topic = %self.topic, partition = m.partition, offset = m.offset, "lane closed while the source runs");
+                        }
                     }
                 }
             }
