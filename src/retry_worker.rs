@@ -176,9 +176,8 @@ impl RetryWorker {
     ) {
         let generation = self.shared.acker.generation(partition);
         if let Some(&(_, paused_in, resume_at)) = self.paused.get(&partition) {
-            if Some(paused_in) == generation {
+            if Some(paused_in) == generation && offset >= resume_at {
                 // Fetched before the pause took effect; it is read again after the resume.
-                self.pause(partition, resume_at);
                 return;
             }
             // Re-assigned since: that pause belongs to the old assignment.
@@ -239,11 +238,13 @@ impl RetryWorker {
         if let Err(e) = self.consumer.pause(&tpl) {
             tracing::warn!(partition, error = %e, "cannot pause a retry partition");
         }
+        // A zero timeout makes the seek asynchronous: a blocking seek would hold a runtime
+        // thread (for its whole timeout when the partition is paused).
         if let Err(e) = self.consumer.seek(
             &self.topic,
             partition,
             Offset::Offset(offset),
-            Duration::from_secs(5),
+            Duration::ZERO,
         ) {
             tracing::warn!(partition, offset, error = %e, "cannot rewind a retry partition");
         }

@@ -496,18 +496,19 @@ fn sigterm_drains_and_commits() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
-    hook.set_behaviour(Behaviour::Slow(Duration::from_millis(150)));
+    hook.set_behaviour(Behaviour::Slow(Duration::from_millis(200)));
     let cfg = CourierConfig::new(&brokers)
         .delivery("batch_max_events", "20")
         .destination(hook.destination_toml("proj_0001", "hook-1"));
-    let mut courier = Courier::start_ready(&cfg);
-
+    // Produced before the daemon starts, so the slow receiver alone sets the pace (at most
+    // 4 requests × 20 events per 200 ms) however long producing takes on a loaded machine.
     let mut gen = generator(21);
     let produced = produce_messages(
         &brokers,
         events_for(&mut gen, 1600, &["proj_0001", "proj_0001", "proj_0002"]),
     );
     let expected = produced.expected_for("proj_0001", "hook-1");
+    let mut courier = Courier::start_ready(&cfg);
 
     wait_until(
         "the receiver got 100 events",
@@ -571,18 +572,19 @@ fn kill9_then_restart_delivers_everything() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default().format(Format::Ndjson));
-    hook.set_behaviour(Behaviour::Slow(Duration::from_millis(100)));
+    hook.set_behaviour(Behaviour::Slow(Duration::from_millis(200)));
     let cfg = CourierConfig::new(&brokers)
         .delivery("batch_max_events", "20")
         .destination(hook.destination_toml("proj_0001", "hook-1"));
-    let mut courier = Courier::start_ready(&cfg);
-
+    // Produced before the daemon starts, so the slow receiver alone sets the pace (at most
+    // 4 requests × 20 events per 200 ms) however long producing takes on a loaded machine.
     let mut gen = generator(31);
     let produced = produce_messages(
         &brokers,
         events_for(&mut gen, 2000, &["proj_0001", "proj_0001", "proj_0003"]),
     );
     let expected = produced.expected_for("proj_0001", "hook-1");
+    let mut courier = Courier::start_ready(&cfg);
 
     wait_until(
         "the receiver got 150 events",

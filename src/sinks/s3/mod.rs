@@ -6,8 +6,9 @@
 //! errors retried; a missing bucket, denied access, bad credentials, KMS errors and a wrong
 //! region reject the destination as configured (`RejectScope::Destination`).
 //!
-//! A batch whose events come from several partitions is written as one object per partition.
-//! When each partition's events are contiguous in the batch, each object's outcome is reported
+//! The sink asks the lane for per-partition batches ([`Sink::batch_by_partition`]). A batch
+//! that still spans partitions (built by other code) is written as one object per partition:
+//! when each partition's events are contiguous in the batch, each object's outcome is reported
 //! for its range (`Outcome::Partial`), so only failed objects are retried; otherwise the batch
 //! is delivered only when every object was written, and retried whole (rewriting the same
 //! keys) when one was not.
@@ -41,8 +42,7 @@ use super::{batch_id, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcom
 use crate::config::DestinationConfig;
 use crate::event::Event;
 
-/// Objects of one batch written at once (a batch spans several partitions only until the
-/// lane batches per partition).
+/// Objects of one batch written at once (when a batch spans several partitions).
 const OBJECT_CONCURRENCY: usize = 4;
 
 /// Delivers batches as objects in one bucket.
@@ -309,6 +309,19 @@ pub fn describe(config: &S3Config) -> String {
     )
 }
 
+/// Runs CPU-heavy work (gzip of an object-sized batch: about 1.3 s for 64 MiB) without
+/// stalling the async worker it is called on: `block_in_place` hands the worker's other tasks
+/// to another thread meanwhile. Only on a multi-threaded runtime, and only when `heavy`.
+fn off_the_async_workers<T>(heavy: bool, work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if heavy && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 fn encode_error(message: String) -> Outcome {
     Outcome::Rejected {
         error: DeliveryError {
@@ -327,7 +340,9 @@ impl Sink for S3Sink {
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         let groups = group_by_partition(events);
         if let [group] = groups.as_slice() {
-            let (body, uncompressed_bytes) = object_body(events, self.compression)?;
+            let (body, uncompressed_bytes) = off_the_async_workers(events.len() > 1000, || {
+                object_body(events, self.compression)
+            })?;
             return Ok(EncodedBatch {
                 body,
                 id: self.key(events, group),
@@ -341,6 +356,11 @@ impl Sink for S3Sink {
             events: events.len(),
             uncompressed_bytes: events.iter().map(|e| e.raw.len() + 1).sum(),
         })
+    }
+
+    /// Objects hold one partition each: their keys name the partition's offset range.
+    fn batch_by_partition(&self) -> bool {
+        true
     }
 
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {

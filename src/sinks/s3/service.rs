@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload, RetryConfig, WriteMultipart,
+    PutOptions, PutPayload, RetryConfig,
 };
 
 use super::config::{Compression, S3Config};
@@ -210,7 +211,7 @@ pub struct Writer {
 
 impl Writer {
     /// Writes `body` at `path`, replacing any object there (PUT, or a multipart upload above
-    /// the threshold, aborted when a part fails).
+    /// the threshold, aborted when a part or the completion fails).
     pub async fn put(
         &self,
         path: &Path,
@@ -231,38 +232,33 @@ impl Writer {
             attributes,
             ..PutMultipartOptions::default()
         };
-        let upload = self.store.put_multipart_opts(path, options).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
-        let mut at = 0;
-        while at < body.len() {
-            if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
-                abort(writer, path).await;
-                return Err(e);
+        let mut upload = self.store.put_multipart_opts(path, options).await?;
+        // Parts are numbered in the order put_part is called; up to PART_CONCURRENCY of them
+        // travel at once. Each is a zero-copy slice of the body.
+        let chunks: Vec<Bytes> = (0..body.len())
+            .step_by(self.part_size)
+            .map(|at| body.slice(at..(at + self.part_size).min(body.len())))
+            .collect();
+        let parts: object_store::Result<()> = stream::iter(chunks)
+            .map(|chunk| upload.put_part(PutPayload::from(chunk)))
+            .buffer_unordered(PART_CONCURRENCY)
+            .try_collect()
+            .await;
+        let result = match parts {
+            Ok(()) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(key = %path, error = %e, "could not abort a failed multipart upload; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts");
             }
-            let end = (at + self.part_size).min(body.len());
-            writer.put(body.slice(at..end));
-            at = end;
         }
-        // Wait for every part before completing, so a failed part aborts the upload (finish()
-        // would return the part's error and leave the upload open).
-        if let Err(e) = writer.wait_for_capacity(1).await {
-            abort(writer, path).await;
-            return Err(e);
-        }
-        // finish() uploads the last (buffered) part, completes, and aborts if completing fails.
-        writer.finish().await?;
-        Ok(())
+        result
     }
 
     /// Deletes an object.
     pub async fn delete(&self, path: &Path) -> object_store::Result<()> {
         self.store.delete(path).await
-    }
-}
-
-async fn abort(writer: WriteMultipart, path: &Path) {
-    if let Err(e) = writer.abort().await {
-        tracing::warn!(key = %path, error = %e, "could not abort a failed multipart upload; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts");
     }
 }
 

@@ -334,4 +334,37 @@ mod tests {
             assert_eq!(&p.body[..2], &[0x1f, 0x8b]);
         }
     }
+
+    /// Measures event wrapping and whole batches
+    /// (`cargo test --release --lib sinks::splunk::encode::tests::measure -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn measure() {
+        use crate::generator::{Generator, GeneratorConfig};
+        let mut gen = Generator::new(GeneratorConfig {
+            seed: 1,
+            projects: 3,
+            poison_every: None,
+            target_bytes: Some(1024),
+        });
+        let events: Vec<Event> = (0..20_000)
+            .map(|i| ev(std::str::from_utf8(&gen.next_event()).unwrap(), i))
+            .collect();
+        let bytes: usize = events.iter().map(|e| e.raw.len()).sum();
+        let mb = bytes as f64 / 1e6;
+        for (name, compression) in [("none", Compression::None), ("gzip", Compression::Gzip)] {
+            let e = enc(compression, 1 << 20);
+            let t = std::time::Instant::now();
+            let mut out = 0;
+            for chunk in events.chunks(1000) {
+                out += e.batch(chunk, "k").unwrap().body.len();
+            }
+            let took = t.elapsed();
+            println!(
+                "splunk batches of 1000, compression {name}: {:.0} MB/s of events ({:.2} µs/event), {out} bytes out",
+                mb / took.as_secs_f64(),
+                took.as_secs_f64() * 1e6 / events.len() as f64
+            );
+        }
+    }
 }
