@@ -112,6 +112,7 @@ pub async fn run(
         SourceContext::new(
             acker.clone(),
             &topic,
+            config.kafka.revoke_timeout,
             health.joined.clone(),
             metrics.clone(),
         ),
@@ -125,6 +126,7 @@ pub async fn run(
         SourceContext::new(
             retry_acker.clone(),
             &retry_topic,
+            config.kafka.revoke_timeout,
             Arc::new(AtomicBool::new(false)),
             metrics.clone(),
         ),
@@ -207,5 +209,7 @@ pub async fn run(
         CommitMode::Sync,
     );
     tracing::info!(positions = ?acker.snapshot(), "final offsets committed");
+    consumer.context().set_closing();
+    retry_consumer.context().set_closing();
     Ok(drain)
 }

@@ -63,6 +63,10 @@ pub struct KafkaConfig {
     /// How often completed offsets are committed.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
+    /// On a rebalance, how long revoked partitions' events may take to finish before the
+    /// contiguous point is committed and the rest is left to the new owner.
+    #[serde(with = "humantime_serde")]
+    pub revoke_timeout: Duration,
     /// Any librdkafka property, passed through unchanged.
     pub options: KafkaOptions,
 }
@@ -74,6 +78,7 @@ impl Default for KafkaConfig {
             topic: "event-logs".into(),
             group_id: "courier".into(),
             commit_interval: Duration::from_secs(1),
+            revoke_timeout: Duration::from_secs(10),
             options: KafkaOptions::default(),
         }
     }

@@ -217,6 +217,16 @@ impl Acker {
         out
     }
 
+    /// Events of `partitions` still waiting for completion.
+    pub fn pending_in(&self, partitions: &[i32]) -> usize {
+        let s = self.lock();
+        partitions
+            .iter()
+            .filter_map(|p| s.partitions.get(p))
+            .map(|p| p.tracker.pending())
+            .sum()
+    }
+
     /// Events still waiting for completion, over all partitions.
     pub fn pending(&self) -> usize {
         self.lock()

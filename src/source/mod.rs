@@ -67,6 +67,9 @@ pub fn consumer(
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", &group)
         .set("auto.offset.reset", "latest")
+        // Incremental rebalances: a member joining or leaving moves only the partitions that
+        // change owner, instead of stopping every member's work.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
         .set("log_level", "4");
     for (k, v) in &config.kafka.options.0 {

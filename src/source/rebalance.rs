@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -20,6 +21,10 @@ use crate::metrics::Metrics;
 pub struct SourceContext {
     acker: Acker,
     topic: String,
+    revoke_timeout: Duration,
+    /// Set when the process stops: the drain already had its time, so a revocation while
+    /// closing does not wait again.
+    closing: AtomicBool,
     joined: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
@@ -27,10 +32,18 @@ pub struct SourceContext {
 impl SourceContext {
     /// Callbacks for a consumer of `topic` whose acknowledgements `acker` tracks; `joined`
     /// turns true at the first assignment.
-    pub fn new(acker: Acker, topic: &str, joined: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        acker: Acker,
+        topic: &str,
+        revoke_timeout: Duration,
+        joined: Arc<AtomicBool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             acker,
             topic: topic.to_owned(),
+            revoke_timeout,
+            closing: AtomicBool::new(false),
             joined,
             metrics,
         }
@@ -53,6 +66,39 @@ pub fn commit_list(topic: &str, positions: &[(i32, i64)]) -> TopicPartitionList 
             .expect("a plain offset is always accepted");
     }
     tpl
+}
+
+impl SourceContext {
+    /// Gives the revoked partitions' events up to `revoke_timeout` to finish, so the new
+    /// owner re-delivers as little as possible. Runs inside the consumer's poll; the lanes
+    /// keep working on the runtime's other threads meanwhile.
+    /// Marks the consumer as closing (no more waiting on revocation).
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    fn wait_for_revoked(&self, partitions: &[i32]) {
+        if self.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let deadline = Instant::now() + self.revoke_timeout;
+        let wait = || {
+            while self.acker.pending_in(partitions) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
+        let left = self.acker.pending_in(partitions);
+        if left > 0 {
+            tracing::info!(topic = %self.topic, ?partitions, pending = left,
+                "revoke timeout passed; unfinished events are left to the new owner (uncommitted)");
+        }
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -79,6 +125,7 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.partitions(tpl);
+            self.wait_for_revoked(&partitions);
             let positions = self.acker.revoke(&partitions);
             tracing::info!(topic = %self.topic, ?partitions, ?positions, "partitions revoked; committing their completed offsets");
             if !positions.is_empty() {

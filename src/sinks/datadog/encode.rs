@@ -27,7 +27,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::members::{self, Member, Object};
+use super::members::{self, string_value, Member, Object};
 use super::parts;
 use crate::event::{Event, Level};
 use crate::sinks::webhook::Compression;
@@ -39,11 +39,14 @@ pub const MAX_ITEMS: usize = 1000;
 pub const MAX_BODY_BYTES: usize = 5_000_000;
 /// Largest log item; larger ones are shrunk.
 pub const MAX_ITEM_BYTES: usize = 1_000_000;
-/// Oldest log time Datadog accepts ("Log events can be submitted with a timestamp that is up
-/// to 18 hours in the past"), less a margin for clock skew. An older event (a replay, a
-/// destination that was down for a day) is sent without `timestamp`: Datadog then files it at
-/// its arrival instead of dropping it, and its own time stays in `event_timestamp`.
+/// How far in the past a log time may be ("Log events can be submitted up to 18 hours in the
+/// past and two hours in the future", Datadog's log date remapper documentation), less a
+/// margin for clock skew. An event outside the window (a replay, a destination that was down
+/// for a day) is sent without `timestamp`: Datadog then files it at its arrival instead of
+/// dropping it, and its own time stays in `event_timestamp`.
 pub const MAX_LOG_AGE: std::time::Duration = std::time::Duration::from_secs(18 * 3600 - 300);
+/// How far in the future a log time may be; see [`MAX_LOG_AGE`].
+pub const MAX_LOG_LEAD: std::time::Duration = std::time::Duration::from_secs(2 * 3600 - 300);
 /// Longest `message` kept when an item has to be shrunk beyond its payload.
 const SHRUNK_MESSAGE_BYTES: usize = 64 * 1024;
 /// Values larger than this are replaced when shrinking beyond the payload.
@@ -126,8 +129,9 @@ impl Encoder {
     ) -> Result<Option<usize>, members::NotAnObject> {
         let object = members::scan(raw)?;
         let mut fields = fields(raw, &object.members);
-        let oldest = now_ms - MAX_LOG_AGE.as_millis() as i64;
-        fields.timestamp_ms = fields.event_ms.filter(|&t| t >= oldest);
+        let window =
+            now_ms - MAX_LOG_AGE.as_millis() as i64..=now_ms + MAX_LOG_LEAD.as_millis() as i64;
+        fields.timestamp_ms = fields.event_ms.filter(|t| window.contains(t));
         let start = out.len();
         self.write_item(raw, &object, &fields, Shrink::None, out);
         if out.len() - start <= MAX_ITEM_BYTES {
@@ -382,15 +386,6 @@ fn fields<'a>(raw: &'a [u8], members: &[Member<'_>]) -> Fields<'a> {
     f
 }
 
-/// A JSON string value, borrowed when it has no escapes; `None` for other types.
-fn string_value(value: &[u8]) -> Option<Cow<'_, str>> {
-    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if memchr::memchr(b'\\', inner).is_none() {
-        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
-    }
-    serde_json::from_slice::<String>(value).ok().map(Cow::Owned)
-}
-
 /// Datadog's `status` for an Event Log `level`.
 pub fn status_of(level: &str) -> Cow<'static, str> {
     match Level::parse(level) {
@@ -612,6 +607,12 @@ mod tests {
         enc().item_at(raw.as_bytes(), &mut out, later).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["timestamp"], 1_793_491_200_123i64);
+        // Three hours in the future is too far.
+        let mut out = Vec::new();
+        let before = 1_793_491_200_123 - 3 * 3_600_000;
+        enc().item_at(raw.as_bytes(), &mut out, before).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert!(v.get("timestamp").is_none(), "{v}");
     }
 
     #[test]

@@ -100,6 +100,15 @@ pub fn scan(json: &[u8]) -> Result<Object<'_>, NotAnObject> {
     })
 }
 
+/// A JSON string value, borrowed when it has no escapes; `None` for other types.
+pub fn string_value(value: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if memchr::memchr(b'\\', inner).is_none() {
+        return std::str::from_utf8(inner).ok().map(Cow::Borrowed);
+    }
+    serde_json::from_slice::<String>(value).ok().map(Cow::Owned)
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,

@@ -6,16 +6,19 @@
 //!  "fields":{"projectId":"p","type":"t","level":"INFO","integrationId":"x"},"event":<event>}
 //! ```
 //!
-//! Only the fields the envelope needs are read (borrowed, through the routing decoder); the
-//! event itself is embedded byte for byte. A batch larger than `max_request_bytes` is split into
+//! Only the fields the envelope needs are read, from the top level of the event (values are
+//! located, not parsed: [`crate::sinks::datadog::members`]); the event itself is embedded byte
+//! for byte. A batch larger than `max_request_bytes` is split into
 //! several requests ([`crate::sinks::datadog::parts`]); an event larger than that travels
 //! alone.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::event::{Event, RoutingFields};
+use crate::event::Event;
+use crate::sinks::datadog::members::{self, string_value};
 use crate::sinks::datadog::parts;
 use crate::sinks::webhook::Compression;
 use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
@@ -69,14 +72,24 @@ impl Encoder {
     /// Appends the HEC event object of one event to `out`.
     pub fn event(&self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), NotAnObject> {
         let raw = raw.trim_ascii();
-        if raw.first() != Some(&b'{') {
-            return Err(NotAnObject);
+        let object = members::scan(raw).map_err(|_| NotAnObject)?;
+        // The envelope's fields, read from the top level only (values are not parsed).
+        let mut fields: [Option<Cow<'_, str>>; 5] = Default::default();
+        for m in &object.members {
+            let slot = match m.key.as_ref() {
+                "projectId" => 0,
+                "type" => 1,
+                "level" => 2,
+                "integrationId" => 3,
+                "timestamp" => 4,
+                _ => continue,
+            };
+            fields[slot] = string_value(&raw[m.value.clone()]);
         }
-        let fields: RoutingFields<'_> = serde_json::from_slice(raw).map_err(|_| NotAnObject)?;
+        let [project, kind, level, integration, timestamp] = fields;
         out.push(b'{');
-        if let Some(ms) = fields
-            .timestamp
-            .get()
+        if let Some(ms) = timestamp
+            .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.timestamp_millis())
         {
@@ -91,10 +104,10 @@ impl Encoder {
         }
         out.extend_from_slice(self.metadata.as_bytes());
         let indexed = [
-            ("projectId", fields.project_id.get()),
-            ("type", fields.kind.get()),
-            ("level", fields.level.get()),
-            ("integrationId", fields.integration_id.get()),
+            ("projectId", project.as_deref()),
+            ("type", kind.as_deref()),
+            ("level", level.as_deref()),
+            ("integrationId", integration.as_deref()),
         ];
         if indexed.iter().any(|(_, v)| v.is_some()) {
             out.extend_from_slice(b",\"fields\":{");
