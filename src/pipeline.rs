@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -17,7 +17,7 @@ use crate::retry_worker::{RetryWorker, Target};
 use crate::routing::Router;
 use crate::server::Health;
 use crate::sinks;
-use crate::source::{self, Acker, Input, LaneInput, Source, SourceContext};
+use crate::source::{self, Acker, Committer, Input, LaneInput, Source, SourceContext};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -169,25 +169,23 @@ pub async fn run(
         while side_tasks.join_next().await.is_some() {}
         while retry_tasks.join_next().await.is_some() {}
     };
-    let committer = {
-        let (consumer, topic, acker) = (consumer.clone(), topic.clone(), acker.clone());
-        let (retry_consumer, retry_topic, retry_acker) = (
+    let committers = [
+        Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
+        Committer::new(
             retry_consumer.clone(),
-            retry_topic.clone(),
+            &retry_topic,
             retry_acker.clone(),
-        );
+            metrics.clone(),
+        ),
+    ];
+    let committer = {
+        let committers = committers.clone();
         let interval = config.kafka.commit_interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
-                source::commit(&consumer, &topic, &acker, CommitMode::Async);
-                source::commit(
-                    &retry_consumer,
-                    &retry_topic,
-                    &retry_acker,
-                    CommitMode::Async,
-                );
+                committers.iter().for_each(Committer::tick);
             }
         })
     };
@@ -201,13 +199,10 @@ pub async fn run(
         abandon.cancel();
     }
     failures.flush(Duration::from_secs(5));
-    source::commit(&consumer, &topic, &acker, CommitMode::Sync);
-    source::commit(
-        &retry_consumer,
-        &retry_topic,
-        &retry_acker,
-        CommitMode::Sync,
-    );
+    for c in &committers {
+        let c = c.clone();
+        let _ = tokio::task::spawn_blocking(move || c.commit_now()).await;
+    }
     tracing::info!(positions = ?acker.snapshot(), "final offsets committed");
     consumer.context().set_closing();
     retry_consumer.context().set_closing();

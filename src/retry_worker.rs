@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::Semaphore;
@@ -29,7 +29,7 @@ use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::{scheduled_delay, ParkRequest, Parked, Parker};
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
-use crate::source::{self, Acker, SourceConsumer};
+use crate::source::{Acker, Committer, SourceConsumer};
 
 /// A destination parked events can be delivered to.
 pub struct Target {
@@ -88,6 +88,7 @@ pub struct RetryWorker {
     targets: HashMap<(String, String), Arc<Target>>,
     shared: Arc<Shared>,
     commit_interval: Duration,
+    committer: Committer,
     tasks: JoinSet<()>,
     slots: Arc<Semaphore>,
     pending: HashMap<BatchKey, Pending>,
@@ -108,6 +109,12 @@ impl RetryWorker {
         acker: Acker,
     ) -> Self {
         Self {
+            committer: Committer::new(
+                consumer.clone(),
+                &config.failures.retry_topic,
+                acker.clone(),
+                metrics.clone(),
+            ),
             consumer,
             topic: config.failures.retry_topic.clone(),
             targets,
@@ -140,7 +147,7 @@ impl RetryWorker {
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {
                     self.flush_all().await;
-                    source::commit(&consumer, &self.topic, &self.shared.acker, CommitMode::Async);
+                    self.committer.tick();
                     while self.tasks.try_join_next().is_some() {}
                     continue;
                 }

@@ -5,6 +5,7 @@
 //! [`rebalance`] reacts to assignments and revocations, and this module reads and dispatches.
 
 mod ack;
+mod commit;
 mod rebalance;
 mod stall;
 
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prometheus::IntCounter;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 use tokio::sync::{mpsc, Semaphore};
@@ -22,6 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use ack::{AckId, Acker, OffsetTracker};
+pub use commit::Committer;
 pub use rebalance::{commit_list, SourceContext};
 pub use stall::{Offer, Stalls};
 
@@ -85,20 +87,6 @@ pub fn consumer(
     client.create_with_context(context)
 }
 
-/// Commits every position that moved. Errors are counted and logged; the next commit
-/// retries.
-pub fn commit(consumer: &SourceConsumer, topic: &str, acker: &Acker, mode: CommitMode) {
-    let positions = acker.take_commit_positions();
-    if positions.is_empty() {
-        return;
-    }
-    tracing::debug!(?positions, "committing");
-    if let Err(e) = consumer.commit(&commit_list(topic, &positions), mode) {
-        acker.mark_uncommitted();
-        tracing::warn!(error = %e, "offset commit failed; retrying with the next commit");
-    }
-}
-
 /// The input side of one lane, as the source sees it.
 pub struct LaneInput {
     /// The lane's queue.
@@ -138,6 +126,8 @@ pub struct Source {
     pub max_event_bytes: usize,
     /// How often to commit.
     pub commit_interval: Duration,
+    /// Commits completed positions.
+    pub committer: Committer,
     /// Reports of unroutable messages being written.
     pub side_tasks: JoinSet<()>,
     /// Bounds concurrent unroutable reports (a burst of poison waits instead of piling up).
@@ -160,6 +150,7 @@ impl Source {
         config: &Config,
     ) -> Self {
         Self {
+            committer: Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
             consumer,
             topic,
             router,
@@ -186,7 +177,7 @@ impl Source {
                 biased;
                 () = stop.cancelled() => break,
                 _ = commit_tick.tick() => {
-                    commit(&consumer, &self.topic, &self.acker, CommitMode::Async);
+                    self.committer.tick();
                     while self.side_tasks.try_join_next().is_some() {}
                     continue;
                 }

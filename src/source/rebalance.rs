@@ -155,11 +155,7 @@ impl ConsumerContext for SourceContext {
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
             Ok(()) => tracing::debug!(?offsets, "offsets committed"),
-            Err(e) => {
-                self.metrics.commit_failures.inc();
-                self.acker.mark_uncommitted();
-                tracing::warn!(error = %e, "offset commit failed; it is retried with the next commit");
-            }
+            Err(e) => tracing::debug!(error = %e, "offset commit failed"),
         }
     }
 }

@@ -413,11 +413,8 @@ fn renamed(key: &str, members: &[Member<'_>]) -> String {
 fn push_tag(tags: &mut String, name: &str, value: &str) {
     tags.push_str(name);
     tags.push(':');
-    let mut chars = name.chars().count() + 1;
-    for c in value.chars().flat_map(char::to_lowercase) {
-        if chars >= super::config::MAX_TAG_CHARS {
-            break;
-        }
+    let room = super::config::MAX_TAG_CHARS.saturating_sub(name.chars().count() + 1);
+    for c in value.chars().flat_map(char::to_lowercase).take(room) {
         tags.push(
             if c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '/') {
                 c
@@ -425,7 +422,6 @@ fn push_tag(tags: &mut String, name: &str, value: &str) {
                 '_'
             },
         );
-        chars += 1;
     }
 }
 

@@ -213,7 +213,8 @@ pub fn describe(config: &DatadogConfig) -> String {
         text.push_str(&format!(", service {service}"));
     }
     if !config.tags.is_empty() {
-        text.push_str(&format!(", {} tags", config.tags.len()));
+        let n = config.tags.len();
+        text.push_str(&format!(", {n} tag{}", if n == 1 { "" } else { "s" }));
     }
     if config.compression == Compression::None {
         text.push_str(", uncompressed");

@@ -246,10 +246,17 @@ impl SplunkSink {
         };
         let status = response.status().as_u16();
         let after = retry_after(&response);
-        let answer = service::scrub(
-            &response.bytes().await.unwrap_or_default(),
-            self.token.expose(),
-        );
+        let answer = match response.bytes().await {
+            Ok(b) => b,
+            // With acknowledgement the ackId is in the answer: without it the events cannot
+            // be confirmed, so they are sent again.
+            Err(e) if self.ack && (200..300).contains(&status) => {
+                return Verdict::Outcome(transport_error(&e))
+            }
+            // Otherwise the status says enough.
+            Err(_) => Bytes::new(),
+        };
+        let answer = service::scrub(&answer, self.token.expose());
         classify(
             status,
             &answer,

@@ -1,0 +1,74 @@
+//! Committing: the contiguous completed positions go to the group coordinator, one commit at
+//! a time, and a commit that fails is sent again at the next tick.
+//!
+//! Commits are synchronous on a blocking thread, so their result is known: an asynchronous
+//! commit's failure would only surface in a callback, and an unchanged position would never
+//! be sent again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+
+use super::{commit_list, Acker, SourceConsumer};
+use crate::metrics::Metrics;
+
+/// Commits one consumer's positions.
+#[derive(Clone)]
+pub struct Committer {
+    consumer: Arc<SourceConsumer>,
+    topic: String,
+    acker: Acker,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<AtomicBool>,
+}
+
+impl Committer {
+    /// A committer of `acker`'s positions of `topic` through `consumer`.
+    pub fn new(
+        consumer: Arc<SourceConsumer>,
+        topic: &str,
+        acker: Acker,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            consumer,
+            topic: topic.to_owned(),
+            acker,
+            metrics,
+            in_flight: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts a commit of the positions that moved, unless one is still running (two
+    /// commits in flight could land out of order and move a position back).
+    pub fn tick(&self) {
+        if self.in_flight.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.commit_now();
+            this.in_flight.store(false, Ordering::Release);
+        });
+    }
+
+    /// Commits the positions that moved and waits for the answer.
+    pub fn commit_now(&self) {
+        let positions = self.acker.take_commit_positions();
+        if positions.is_empty() {
+            return;
+        }
+        match self
+            .consumer
+            .commit(&commit_list(&self.topic, &positions), CommitMode::Sync)
+        {
+            Ok(()) => tracing::debug!(topic = %self.topic, ?positions, "offsets committed"),
+            Err(e) => {
+                self.acker.mark_uncommitted();
+                self.metrics.commit_failures.inc();
+                tracing::warn!(topic = %self.topic, error = %e, "offset commit failed; retrying with the next commit");
+            }
+        }
+    }
+}
