@@ -140,7 +140,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
 }
 
 async fn run_daemon(config: Config) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_options(config.metrics.per_destination));
     let health = Arc::new(Health::default());
     health.config_loaded.store(true, Ordering::Relaxed);
     let stop = CancellationToken::new();

@@ -1,13 +1,19 @@
 //! Prometheus metrics and per-destination counters.
 //!
-//! Labels stay low-cardinality (destination type, reason); per-destination numbers are kept
-//! in [`DestinationStats`] for summaries and status, not exported as labels.
+//! Labels stay low-cardinality (destination type, reason, state); per-destination numbers are
+//! kept in [`DestinationStats`] for summaries and status, and exported with `project` and
+//! `destination` labels only when `metrics.per_destination = true`. Every metric is
+//! documented in `docs/metrics.md`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::core::Collector;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::event::Unroutable;
 
@@ -24,21 +30,49 @@ pub struct Metrics {
     pub routed: IntCounterVec,
     /// Events accepted by destinations.
     pub delivered: IntCounterVec,
+    /// Bytes of events accepted by destinations.
+    pub delivered_bytes: IntCounterVec,
     /// Events whose delivery finally failed (reported in a failure event).
     pub failed: IntCounterVec,
     /// Events parked in the retry topic.
     pub parked: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
-    /// Delivery-failure events written, by kind.
+    /// In-line retries by destination type.
+    pub retries: IntCounterVec,
+    /// Request latency by destination type.
+    pub request_duration: HistogramVec,
+    /// Events per batch by destination type.
+    pub batch_events: HistogramVec,
+    /// Delivery-failure and state events written, by kind.
     pub failure_events: IntCounterVec,
     /// Offset commits that failed.
     pub commit_failures: IntCounter,
+    /// Configuration reloads by result.
+    pub config_reloads: IntCounterVec,
     /// Events held in lanes (queued, batching or in flight).
     pub in_flight_events: IntGauge,
+    /// Bytes of events held in lanes.
+    pub in_flight_bytes: IntGauge,
     /// Partitions paused because a destination's queue is full.
     pub paused_partitions: IntGauge,
+    /// Last committed offset per topic and partition.
+    pub committed_offset: IntGaugeVec,
+    /// Events between the committed offset and the high watermark, per topic and partition.
+    pub consumer_lag: IntGaugeVec,
+    /// Destinations by circuit state.
+    pub destination_states: IntGaugeVec,
+    /// 1 when `/readyz` answers 200.
+    pub ready: IntGauge,
+    per_destination: Option<PerDestination>,
     destinations: Mutex<BTreeMap<(String, String), Arc<DestinationStats>>>,
+}
+
+/// Opt-in per-destination series (`metrics.per_destination = true`).
+struct PerDestination {
+    delivered: IntCounterVec,
+    failed: IntCounterVec,
+    parked: IntCounterVec,
 }
 
 /// Counters of one destination.
@@ -54,6 +88,14 @@ pub struct DestinationStats {
     pub requests: AtomicU64,
     /// Events parked in the retry topic.
     pub parked: AtomicU64,
+    exported: Option<ExportedStats>,
+}
+
+#[derive(Debug)]
+struct ExportedStats {
+    delivered: IntCounter,
+    failed: IntCounter,
+    parked: IntCounter,
 }
 
 impl DestinationStats {
@@ -66,31 +108,86 @@ impl DestinationStats {
             self.requests.load(Ordering::Relaxed),
         )
     }
+
+    /// Counts delivered events.
+    pub fn add_delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        if let Some(e) = &self.exported {
+            e.delivered.inc_by(n);
+        }
+    }
+
+    /// Counts finally failed events.
+    pub fn add_failed(&self, n: u64) {
+        self.failed.fetch_add(n, Ordering::Relaxed);
+        if let Some(e) = &self.exported {
+            e.failed.inc_by(n);
+        }
+    }
+
+    /// Counts parked events.
+    pub fn add_parked(&self, n: u64) {
+        self.parked.fetch_add(n, Ordering::Relaxed);
+        if let Some(e) = &self.exported {
+            e.parked.inc_by(n);
+        }
+    }
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, metric: C) -> C {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once, with a valid literal name");
+    metric
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("metric names and help are valid literals");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("each metric is registered once");
-    c
+    register(
+        registry,
+        IntCounter::new(name, help).expect("valid literal"),
+    )
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .expect("metric names, help and labels are valid literals");
-    registry
-        .register(Box::new(c.clone()))
-        .expect("each metric is registered once");
-    c
+    register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid literal"),
+    )
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid literal"))
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(
+        registry,
+        IntGaugeVec::new(Opts::new(name, help), labels).expect("valid literal"),
+    )
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> HistogramVec {
+    register(
+        registry,
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets),
+            &["destination_type"],
+        )
+        .expect("valid literal"),
+    )
 }
 
 impl Metrics {
-    /// A fresh registry with every metric at zero.
+    /// A fresh registry with every metric at zero and no per-destination series.
     pub fn new() -> Self {
-        let registry = Registry::new();
+        Self::with_options(false)
+    }
+
+    /// A fresh registry; `per_destination` adds series labelled by project and destination.
+    pub fn with_options(per_destination: bool) -> Self {
+        let r = Registry::new();
         let unroutable = counter_vec(
-            &registry,
+            &r,
             "courier_events_unroutable_total",
             "Messages that could not be routed, by reason.",
             &["reason"],
@@ -98,93 +195,162 @@ impl Metrics {
         for reason in Unroutable::ALL {
             unroutable.with_label_values(&[reason.as_str()]);
         }
-        let in_flight_events = IntGauge::new(
-            "courier_in_flight_events",
-            "Events held in destination lanes (queued, batching or being delivered).",
-        )
-        .expect("valid literal");
-        registry
-            .register(Box::new(in_flight_events.clone()))
-            .expect("registered once");
         let build_info = IntGauge::with_opts(
             Opts::new("courier_build_info", "Build information; always 1.")
                 .const_label("version", env!("CARGO_PKG_VERSION")),
         )
         .expect("valid literal");
         build_info.set(1);
-        registry
-            .register(Box::new(build_info))
-            .expect("registered once");
-        registry
-            .register(Box::new(truncated_events().clone()))
-            .expect("registered once");
+        register(&r, build_info);
+        register(&r, truncated_events().clone());
+        let config_reloads = counter_vec(
+            &r,
+            "courier_config_reloads_total",
+            "Configuration reloads by result (success, failure).",
+            &["result"],
+        );
+        for result in ["success", "failure"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        let destination_states = gauge_vec(
+            &r,
+            "courier_destinations",
+            "Destinations by circuit state (closed, open, paused).",
+            &["state"],
+        );
+        for state in ["closed", "open", "paused"] {
+            destination_states.with_label_values(&[state]);
+        }
+        let per_destination = per_destination.then(|| PerDestination {
+            delivered: counter_vec(
+                &r,
+                "courier_destination_events_delivered_total",
+                "Events accepted, per destination (opt-in: metrics.per_destination).",
+                &["project", "destination"],
+            ),
+            failed: counter_vec(
+                &r,
+                "courier_destination_events_failed_total",
+                "Events finally failed, per destination (opt-in: metrics.per_destination).",
+                &["project", "destination"],
+            ),
+            parked: counter_vec(
+                &r,
+                "courier_destination_events_parked_total",
+                "Events parked, per destination (opt-in: metrics.per_destination).",
+                &["project", "destination"],
+            ),
+        });
         Self {
             consumed: counter(
-                &registry,
+                &r,
                 "courier_events_consumed_total",
                 "Messages read from the Event Logs topic, unroutable ones included.",
             ),
             consumed_bytes: counter(
-                &registry,
+                &r,
                 "courier_consumed_bytes_total",
                 "Bytes of message values read from the Event Logs topic.",
             ),
             unroutable,
             routed: counter_vec(
-                &registry,
+                &r,
                 "courier_events_routed_total",
                 "Events routed to a destination (an event routed to two destinations counts twice).",
                 &["destination_type"],
             ),
             delivered: counter_vec(
-                &registry,
+                &r,
                 "courier_events_delivered_total",
                 "Events accepted by their destination.",
                 &["destination_type"],
             ),
+            delivered_bytes: counter_vec(
+                &r,
+                "courier_delivered_bytes_total",
+                "Bytes of events accepted by their destination (before encoding).",
+                &["destination_type"],
+            ),
             failed: counter_vec(
-                &registry,
+                &r,
                 "courier_events_failed_total",
                 "Events whose delivery finally failed and was reported in a failure event.",
                 &["destination_type"],
             ),
             parked: counter_vec(
-                &registry,
+                &r,
                 "courier_events_parked_total",
                 "Events parked in the retry topic (in-line budget spent, or circuit open).",
                 &["destination_type"],
             ),
             requests: counter_vec(
-                &registry,
+                &r,
                 "courier_requests_total",
-                "Delivery attempts by destination type and outcome (delivered, retry, rejected).",
+                "Delivery attempts by destination type and outcome (delivered, retry, rejected, partial).",
                 &["destination_type", "outcome"],
             ),
+            retries: counter_vec(
+                &r,
+                "courier_retries_total",
+                "In-line retries of a batch (or part of one) after a retryable outcome.",
+                &["destination_type"],
+            ),
+            request_duration: histogram_vec(
+                &r,
+                "courier_request_duration_seconds",
+                "Time of one delivery attempt (request and answer), by destination type.",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            batch_events: histogram_vec(
+                &r,
+                "courier_batch_events",
+                "Events per batch sent, by destination type.",
+                vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0, 25_000.0, 100_000.0],
+            ),
             failure_events: counter_vec(
-                &registry,
+                &r,
                 "courier_failure_events_total",
-                "Delivery-failure events written to the failures topic, by error kind.",
+                "Delivery-failure, unroutable and destination-state events written to the failures topic, by kind.",
                 &["kind"],
             ),
             commit_failures: counter(
-                &registry,
+                &r,
                 "courier_commit_failures_total",
-                "Offset commits the broker refused or that timed out.",
+                "Offset commits the broker refused or that timed out (retried at the next commit).",
             ),
-            in_flight_events,
-            paused_partitions: {
-                let g = IntGauge::new(
-                    "courier_paused_partitions",
-                    "Event Logs partitions paused because a destination's queue is full.",
-                )
-                .expect("valid literal");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("registered once");
-                g
-            },
+            config_reloads,
+            in_flight_events: gauge(
+                &r,
+                "courier_in_flight_events",
+                "Events held in destination lanes (queued, batching or being delivered).",
+            ),
+            in_flight_bytes: gauge(
+                &r,
+                "courier_in_flight_bytes",
+                "Bytes of events held in destination lanes.",
+            ),
+            paused_partitions: gauge(
+                &r,
+                "courier_paused_partitions",
+                "Event Logs partitions paused because a destination's queue is full.",
+            ),
+            committed_offset: gauge_vec(
+                &r,
+                "courier_committed_offset",
+                "Last offset committed, per topic and partition.",
+                &["topic", "partition"],
+            ),
+            consumer_lag: gauge_vec(
+                &r,
+                "courier_consumer_lag",
+                "Events between the committed offset and the partition's end, per topic and partition.",
+                &["topic", "partition"],
+            ),
+            destination_states,
+            ready: gauge(&r, "courier_ready", "1 when /readyz answers 200, else 0."),
+            per_destination,
             destinations: Mutex::new(BTreeMap::new()),
-            registry,
+            registry: r,
         }
     }
 
@@ -192,7 +358,16 @@ impl Metrics {
     pub fn destination(&self, project: &str, id: &str) -> Arc<DestinationStats> {
         let mut map = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
         map.entry((project.to_owned(), id.to_owned()))
-            .or_default()
+            .or_insert_with(|| {
+                Arc::new(DestinationStats {
+                    exported: self.per_destination.as_ref().map(|p| ExportedStats {
+                        delivered: p.delivered.with_label_values(&[project, id]),
+                        failed: p.failed.with_label_values(&[project, id]),
+                        parked: p.parked.with_label_values(&[project, id]),
+                    }),
+                    ..DestinationStats::default()
+                })
+            })
             .clone()
     }
 
@@ -249,5 +424,27 @@ mod tests {
         assert!(text.contains("courier_events_delivered_total{destination_type=\"webhook\"} 2"));
         assert!(text.contains("courier_events_failed_total{destination_type=\"webhook\"} 1"));
         assert!(text.contains("courier_build_info{version="));
+        assert!(text.contains("courier_config_reloads_total{result=\"failure\"} 0"));
+        assert!(text.contains("courier_destinations{state=\"open\"} 0"));
+        assert!(
+            !text.contains("project="),
+            "no per-destination labels by default"
+        );
+    }
+
+    #[test]
+    fn per_destination_series_are_opt_in() {
+        let m = Metrics::with_options(true);
+        let d = m.destination("proj_a", "hook-1");
+        d.add_delivered(5);
+        d.add_parked(2);
+        let text = m.render();
+        assert!(text.contains(
+            "courier_destination_events_delivered_total{destination=\"hook-1\",project=\"proj_a\"} 5"
+        ), "{text}");
+        assert!(text.contains(
+            "courier_destination_events_parked_total{destination=\"hook-1\",project=\"proj_a\"} 2"
+        ));
+        assert_eq!(d.read().1, 5);
     }
 }

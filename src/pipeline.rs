@@ -86,7 +86,7 @@ pub async fn run(
             id: d.id.clone(),
             source,
         })?;
-        let health = Arc::new(DestinationHealth::new(d, failures.clone()));
+        let health = Arc::new(DestinationHealth::new(d, failures.clone(), metrics.clone()));
         targets.insert(
             (d.project.clone(), d.id.clone()),
             Arc::new(Target::new(

@@ -409,7 +409,7 @@ impl Settle<'_> {
                     .with_label_values(&[self.destination_type])
                     .inc_by(n);
                 if let Some(stats) = self.stats {
-                    stats.delivered.fetch_add(n, Ordering::Relaxed);
+                    stats.add_delivered(n);
                 }
                 tracing::info!(events = events.len(), "parked events delivered");
                 self.shared.acker.complete(events.iter().map(|e| e.ack));
@@ -460,6 +460,9 @@ impl Settle<'_> {
                     .parked
                     .with_label_values(&[self.destination_type])
                     .inc_by(events.len() as u64);
+                if let Some(stats) = self.stats {
+                    stats.add_parked(events.len() as u64);
+                }
                 self.shared.acker.complete(events.iter().map(|e| e.ack));
             }
             Err(abandoned) => {
@@ -489,7 +492,7 @@ impl Settle<'_> {
                     .with_label_values(&[self.destination_type])
                     .inc_by(n);
                 if let Some(stats) = self.stats {
-                    stats.failed.fetch_add(n, Ordering::Relaxed);
+                    stats.add_failed(n);
                 }
                 self.shared.acker.complete(events.iter().map(|e| e.ack));
             }

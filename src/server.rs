@@ -45,6 +45,7 @@ pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.ready.set(i64::from(state.health.ready()));
     (
         [(
             header::CONTENT_TYPE,

@@ -44,6 +44,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Metric options.
+    pub metrics: MetricsConfig,
     /// Delivery defaults every destination starts from.
     pub delivery: DeliveryConfig,
     /// The destinations, in file order.
@@ -186,6 +188,15 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Also export series labelled by project and destination (for small deployments:
+    /// one series per destination).
+    pub per_destination: bool,
 }
 
 /// `[log]`.
@@ -550,6 +561,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "limits",
     "server",
     "log",
+    "metrics",
     "delivery",
     "destinations",
 ];
@@ -581,6 +593,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     let limits: LimitsConfig = section(&mut root, "limits", errors);
     let server: ServerConfig = section(&mut root, "server", errors);
     let log: LogConfig = section(&mut root, "log", errors);
+    let metrics: MetricsConfig = section(&mut root, "metrics", errors);
     let delivery: DeliveryConfig = section(&mut root, "delivery", errors);
     validate_delivery(&delivery, "delivery", errors);
     for (key, value) in [
@@ -650,6 +663,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
         limits,
         server,
         log,
+        metrics,
         delivery,
         destinations,
     }

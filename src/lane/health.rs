@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::circuit::{Circuit, Decision, State, Transition};
 use crate::config::DestinationConfig;
 use crate::failures::FailureReporter;
+use crate::metrics::Metrics;
 use crate::sinks::{DeliveryError, Outcome, RejectScope};
 
 /// Health of one destination.
@@ -19,11 +20,31 @@ pub struct DestinationHealth {
     circuit: Mutex<Circuit>,
     last_error: Mutex<Option<DeliveryError>>,
     failures: Arc<FailureReporter>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for DestinationHealth {
+    /// A destination removed by a reload no longer counts in `courier_destinations`.
+    fn drop(&mut self) {
+        let state = self.state();
+        self.metrics
+            .destination_states
+            .with_label_values(&[state.as_str()])
+            .dec();
+    }
 }
 
 impl DestinationHealth {
     /// A closed circuit for `destination`; transitions are announced through `failures`.
-    pub fn new(destination: &DestinationConfig, failures: Arc<FailureReporter>) -> Self {
+    pub fn new(
+        destination: &DestinationConfig,
+        failures: Arc<FailureReporter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        metrics
+            .destination_states
+            .with_label_values(&[State::Closed.as_str()])
+            .inc();
         Self {
             project: destination.project.clone(),
             destination_id: destination.id.clone(),
@@ -35,6 +56,7 @@ impl DestinationHealth {
             )),
             last_error: Mutex::new(None),
             failures,
+            metrics,
         }
     }
 
@@ -110,6 +132,14 @@ impl DestinationHealth {
     /// Writes the state-change event of a transition (at most one per change).
     async fn announce(&self, transition: Option<Transition>) {
         let Some(transition) = transition else { return };
+        let (from, to) = match transition {
+            Transition::Opened => (State::Closed, State::Open),
+            Transition::Recovered => (State::Open, State::Closed),
+            Transition::Paused => (State::Open, State::Paused),
+        };
+        let states = &self.metrics.destination_states;
+        states.with_label_values(&[from.as_str()]).dec();
+        states.with_label_values(&[to.as_str()]).inc();
         let error = self.last_error();
         match transition {
             Transition::Opened => {

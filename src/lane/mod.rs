@@ -165,6 +165,12 @@ async fn dispatch(
         .await
         .expect("the lane's semaphore is never closed");
     let shared = shared.clone();
+    shared
+        .context
+        .metrics
+        .batch_events
+        .with_label_values(&[shared.destination_type])
+        .observe(batch.len() as f64);
     let span = tracing::debug_span!(
         "batch",
         events = batch.len(),
@@ -174,11 +180,11 @@ async fn dispatch(
     tasks.spawn(
         async move {
             deliver(&shared, &batch).await;
-            shared
-                .context
-                .metrics
-                .in_flight_events
-                .sub(batch.len() as i64);
+            let metrics = &shared.context.metrics;
+            metrics.in_flight_events.sub(batch.len() as i64);
+            metrics
+                .in_flight_bytes
+                .sub(batch.iter().map(|e| e.raw.len() as i64).sum());
             drop(permit);
         }
         .instrument(span),
@@ -225,7 +231,14 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         let outcome = loop {
             attempts += 1;
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let outcome = shared.sink.send(&remaining, &encoded).await;
+            shared
+                .context
+                .metrics
+                .request_duration
+                .with_label_values(&[shared.destination_type])
+                .observe(started.elapsed().as_secs_f64());
             count_request(shared, &outcome);
             shared.health.record(&outcome).await;
             let Outcome::Retry { error, retry_after } = outcome else {
@@ -236,6 +249,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
             match schedule.next_delay(retry_after, Instant::now()) {
                 Some(delay) => {
+                    count_retry(shared);
                     tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
                     if !wait(shared, delay).await {
                         return;
@@ -309,6 +323,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         };
         match delay {
             Some(delay) => {
+                count_retry(shared);
                 tracing::info!(attempt = attempts, events = retry.len(), retry_in = ?delay, error = %error, "part of the batch failed; will retry it");
                 if !wait(shared, delay).await {
                     return;
@@ -373,10 +388,7 @@ async fn park(
                 .parked
                 .with_label_values(&[shared.destination_type])
                 .inc_by(events.len() as u64);
-            shared
-                .stats
-                .parked
-                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            shared.stats.add_parked(events.len() as u64);
             shared.context.acker.complete(events.iter().map(|e| e.ack));
         }
         Err(abandoned) => {
@@ -422,15 +434,27 @@ fn count_request(shared: &LaneShared, outcome: &Outcome) {
         .inc();
 }
 
-fn delivered(shared: &LaneShared, events: &[Event]) {
-    let n = events.len() as u64;
+fn count_retry(shared: &LaneShared) {
     shared
         .context
         .metrics
+        .retries
+        .with_label_values(&[shared.destination_type])
+        .inc();
+}
+
+fn delivered(shared: &LaneShared, events: &[Event]) {
+    let n = events.len() as u64;
+    let metrics = &shared.context.metrics;
+    metrics
         .delivered
         .with_label_values(&[shared.destination_type])
         .inc_by(n);
-    shared.stats.delivered.fetch_add(n, Ordering::Relaxed);
+    metrics
+        .delivered_bytes
+        .with_label_values(&[shared.destination_type])
+        .inc_by(events.iter().map(|e| e.raw.len() as u64).sum());
+    shared.stats.add_delivered(n);
     shared.context.acker.complete(events.iter().map(|e| e.ack));
 }
 
@@ -461,7 +485,7 @@ async fn fail(
                 .failed
                 .with_label_values(&[shared.destination_type])
                 .inc_by(n);
-            shared.stats.failed.fetch_add(n, Ordering::Relaxed);
+            shared.stats.add_failed(n);
             shared.context.acker.complete(events.iter().map(|e| e.ack));
         }
         Err(abandoned) => {

@@ -212,7 +212,11 @@ impl Harness {
     }
 
     fn health(&self, d: &config::DestinationConfig) -> Arc<DestinationHealth> {
-        Arc::new(DestinationHealth::new(d, self.context.failures.clone()))
+        Arc::new(DestinationHealth::new(
+            d,
+            self.context.failures.clone(),
+            self.context.metrics.clone(),
+        ))
     }
 
     fn position(&self) -> Option<i64> {

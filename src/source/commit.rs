@@ -63,7 +63,15 @@ impl Committer {
             .consumer
             .commit(&commit_list(&self.topic, &positions), CommitMode::Sync)
         {
-            Ok(()) => tracing::debug!(topic = %self.topic, ?positions, "offsets committed"),
+            Ok(()) => {
+                for (partition, offset) in &positions {
+                    self.metrics
+                        .committed_offset
+                        .with_label_values(&[&self.topic, &partition.to_string()])
+                        .set(*offset);
+                }
+                tracing::debug!(topic = %self.topic, ?positions, "offsets committed");
+            }
             Err(e) => {
                 self.acker.mark_uncommitted();
                 self.metrics.commit_failures.inc();

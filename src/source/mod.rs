@@ -73,6 +73,8 @@ pub fn consumer(
         // change owner, instead of stopping every member's work.
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
+        // librdkafka's statistics carry each partition's lag for courier_consumer_lag.
+        .set("statistics.interval.ms", "10000")
         .set("log_level", "4");
     for (k, v) in &config.kafka.options.0 {
         client.set(k, v);
@@ -252,6 +254,7 @@ impl Source {
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
                     self.metrics.in_flight_events.inc();
+                    self.metrics.in_flight_bytes.add(payload.len() as i64);
                     let event = Event {
                         raw: payload.clone(),
                         partition: m.partition,

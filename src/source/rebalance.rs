@@ -116,6 +116,21 @@ impl ClientContext for SourceContext {
         }
     }
 
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        for (partition, p) in &topic.partitions {
+            // librdkafka reports -1 for partitions it holds no data on.
+            if *partition >= 0 && p.consumer_lag >= 0 {
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[&self.topic, &partition.to_string()])
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", error = %error, "{reason}");
     }
