@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, SinkConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
-use crate::{demo, logging, pipeline};
+use crate::{demo, logging, pipeline, reload};
 
 /// courier forwards Event Logs from Kafka to each project's destinations (webhooks, files,
 /// and more), in batches, with retries, at least once; a delivery that finally fails is
@@ -136,10 +136,10 @@ fn run(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(run_daemon(config))
+    runtime.block_on(run_daemon(path.to_owned(), config))
 }
 
-async fn run_daemon(config: Config) -> anyhow::Result<()> {
+async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::with_options(config.metrics.per_destination));
     let health = Arc::new(Health::default());
     health.config_loaded.store(true, Ordering::Relaxed);
@@ -154,7 +154,15 @@ async fn run_daemon(config: Config) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tokio::spawn(stop_on_signal(stop.clone()));
-    let drain = pipeline::run(&config, metrics, health, stop).await?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let watcher = {
+        let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
+        tokio::spawn(async move { reload::watch(path, &config, reload_tx, metrics, stop).await })
+    };
+    let drain = pipeline::run(&config, metrics, health, reload_rx, stop.clone()).await;
+    stop.cancel();
+    let _ = watcher.await;
+    let drain = drain?;
     tracing::info!(?drain, "courier stopped");
     server_stop.cancel();
     let _ = server.await;

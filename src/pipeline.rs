@@ -1,23 +1,22 @@
 //! Wiring: source → route → lanes → sinks, acknowledgements back, and an orderly shutdown.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::failures::FailureReporter;
-use crate::lane::{self, DestinationHealth, LaneContext};
+use crate::lane::LaneContext;
 use crate::metrics::Metrics;
 use crate::parking::{self, Parker};
-use crate::retry_worker::{RetryWorker, Target};
-use crate::routing::Router;
+use crate::retry_worker::RetryWorker;
 use crate::server::Health;
-use crate::sinks;
-use crate::source::{self, Acker, Committer, Input, LaneInput, Source, SourceContext};
+use crate::source::{self, Acker, Committer, Input, Source, SourceContext};
+use crate::topology::{Destinations, StartError};
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +24,9 @@ pub enum PipelineError {
     /// A Kafka client could not be created or subscribed.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// A destination's sink could not be built.
-    #[error("destination {project}/{id}: {source}")]
-    Sink {
-        /// The destination's project.
-        project: String,
-        /// The destination's id.
-        id: String,
-        /// The cause.
-        source: sinks::BuildError,
-    },
+    /// A destination could not be started.
+    #[error(transparent)]
+    Destination(#[from] StartError),
 }
 
 /// How a run ended.
@@ -46,12 +38,14 @@ pub enum Drain {
     TimedOut,
 }
 
-/// Runs the pipeline until `stop` is cancelled, then drains within `shutdown_timeout` and
+/// Runs the pipeline until `stop` is cancelled, applying the destinations of each
+/// configuration received on `reloads` (already validated), then drains within `shutdown_timeout` and
 /// commits what completed. Nothing incomplete is committed.
 pub async fn run(
     config: &Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    mut reloads: mpsc::Receiver<Config>,
     stop: CancellationToken,
 ) -> Result<Drain, PipelineError> {
     let abandon = CancellationToken::new();
@@ -76,35 +70,15 @@ pub async fn run(
         source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
     };
-    let mut targets = HashMap::new();
-    let mut router = Router::new();
-    let mut inputs = Vec::new();
-    let mut lane_tasks = Vec::new();
-    for d in config.destinations.iter().filter(|d| d.enabled) {
-        let sink = sinks::build(d, &config.kafka.topic).map_err(|source| PipelineError::Sink {
-            project: d.project.clone(),
-            id: d.id.clone(),
-            source,
-        })?;
-        let health = Arc::new(DestinationHealth::new(d, failures.clone(), metrics.clone()));
-        targets.insert(
-            (d.project.clone(), d.id.clone()),
-            Arc::new(Target::new(
-                d.clone(),
-                sink.clone(),
-                health.clone(),
-                metrics.destination(&d.project, &d.id),
-            )),
-        );
-        let lane = lane::spawn(d, sink, health, context.clone());
-        router.add(&d.project, &d.id, &d.filter, inputs.len());
-        inputs.push(LaneInput {
-            queue: lane.queue,
-            routed: metrics.routed.with_label_values(&[d.sink.type_name()]),
-            stats: metrics.destination(&d.project, &d.id),
-        });
-        lane_tasks.push(lane.task);
-    }
+    let mut destinations = Destinations::new(
+        context,
+        failures.clone(),
+        metrics.clone(),
+        &config.kafka.topic,
+    );
+    let (topology, targets, _) = destinations.apply(&config.destinations)?;
+    let (topology_tx, topology_rx) = watch::channel(Arc::new(topology));
+    let (targets_tx, targets_rx) = watch::channel(Arc::new(targets));
     let topic = config.kafka.topic.clone();
     let consumer = Arc::new(source::consumer(
         config,
@@ -135,26 +109,56 @@ pub async fn run(
     let worker = RetryWorker::new(
         retry_consumer.clone(),
         config,
-        targets,
+        targets_rx,
         parker,
         failures.clone(),
         metrics.clone(),
         retry_acker.clone(),
     );
     tracing::info!(topic = %topic, group = %config.kafka.group_id,
-        destinations = inputs.len(), failures_topic = %failures.topic(), "courier started");
+        destinations = destinations.len(), failures_topic = %failures.topic(), "courier started");
 
     let mut source = Source::new(
         consumer.clone(),
         topic.clone(),
-        router,
-        inputs,
+        topology_rx,
         acker.clone(),
         failures.clone(),
         metrics.clone(),
         config,
     );
-    let ((), mut retry_tasks) = tokio::join!(source.run(&stop), worker.run(&stop));
+    let reloader = async {
+        loop {
+            let next = tokio::select! {
+                next = reloads.recv() => next,
+                () = stop.cancelled() => break,
+            };
+            let Some(new) = next else {
+                // No more reloads: wait for the stop.
+                stop.cancelled().await;
+                break;
+            };
+            match destinations.apply(&new.destinations) {
+                Ok((topology, targets, changes)) => {
+                    // Both receivers live as long as the source and the worker run.
+                    let _ = topology_tx.send(Arc::new(topology));
+                    let _ = targets_tx.send(Arc::new(targets));
+                    metrics.config_reloads.with_label_values(&["success"]).inc();
+                    tracing::info!(added = ?changes.added, changed = ?changes.changed,
+                        removed = ?changes.removed, unchanged = changes.unchanged,
+                        "configuration reloaded");
+                }
+                Err(e) => {
+                    metrics.config_reloads.with_label_values(&["failure"]).inc();
+                    tracing::error!(error = %e, "configuration reload rejected; the running configuration is unchanged");
+                }
+            }
+        }
+    };
+    let ((), mut retry_tasks, ()) = tokio::join!(source.run(&stop), worker.run(&stop), reloader);
+    let lane_tasks = destinations.close();
+    drop(topology_tx);
+    drop(targets_tx);
 
     // Drain: close the lanes' queues, let queued batches finish, keep committing.
     tracing::info!(pending = acker.pending(), timeout = ?config.shutdown_timeout, "stopping: draining lanes");

@@ -18,7 +18,7 @@ use chrono::{TimeZone, Utc};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,9 @@ impl Target {
     }
 }
 
+/// The destinations parked events can go to, by (project, id); replaced on reload.
+pub type Targets = HashMap<(String, String), Arc<Target>>;
+
 type BatchKey = (String, String, u32);
 
 #[derive(Default)]
@@ -85,7 +88,7 @@ struct Shared {
 pub struct RetryWorker {
     consumer: Arc<SourceConsumer>,
     topic: String,
-    targets: HashMap<(String, String), Arc<Target>>,
+    targets: watch::Receiver<Arc<Targets>>,
     shared: Arc<Shared>,
     commit_interval: Duration,
     committer: Committer,
@@ -102,7 +105,7 @@ impl RetryWorker {
     pub fn new(
         consumer: Arc<SourceConsumer>,
         config: &Config,
-        targets: HashMap<(String, String), Arc<Target>>,
+        targets: watch::Receiver<Arc<Targets>>,
         parker: Arc<Parker>,
         failures: Arc<FailureReporter>,
         metrics: Arc<Metrics>,
@@ -219,6 +222,7 @@ impl RetryWorker {
         let key = (parked.project, parked.destination, parked.attempt);
         let batch_max = self
             .targets
+            .borrow()
             .get(&(key.0.clone(), key.1.clone()))
             .map_or(1000, |t| t.config.delivery.batch_max_events);
         let pending = self.pending.entry(key.clone()).or_default();
@@ -298,6 +302,7 @@ impl RetryWorker {
             .expect("the retry worker's semaphore is never closed");
         let target = self
             .targets
+            .borrow()
             .get(&(key.0.clone(), key.1.clone()))
             .filter(|t| t.config.enabled)
             .cloned();

@@ -330,6 +330,26 @@ pub struct DestinationConfig {
     pub filter: FilterConfig,
     /// Batching and retry settings.
     pub delivery: DeliveryConfig,
+    /// The destination's table as read (after interpolation): a reload rebuilds the
+    /// destination when this or its delivery settings change.
+    pub table: RawTable,
+}
+
+/// A destination's table as read. It holds secrets, so it never prints.
+#[derive(Clone, PartialEq)]
+pub struct RawTable(pub Value);
+
+impl fmt::Debug for RawTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawTable(…)")
+    }
+}
+
+impl DestinationConfig {
+    /// Whether `other` configures this destination differently.
+    pub fn differs_from(&self, other: &DestinationConfig) -> bool {
+        self.table != other.table || self.delivery != other.delivery
+    }
 }
 
 /// The type-specific part of a destination.
@@ -790,6 +810,7 @@ fn destination(
     errors: &mut Errors,
 ) -> Option<DestinationConfig> {
     let prefix = format!("destinations[{index}]");
+    let original = value.clone();
     let Value::Object(mut table) = value else {
         errors.push(prefix, "must be a table");
         return None;
@@ -888,6 +909,7 @@ fn destination(
         sink: sink?,
         filter: filter?,
         delivery: delivery?,
+        table: RawTable(original),
     })
 }
 

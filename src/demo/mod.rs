@@ -90,7 +90,14 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
         stop.clone(),
     );
     let (drain, ()) = tokio::join!(
-        pipeline::run(&config, metrics.clone(), health, stop.clone()),
+        // The demo's configuration is fixed: no reloads.
+        pipeline::run(
+            &config,
+            metrics.clone(),
+            health,
+            tokio::sync::mpsc::channel(1).1,
+            stop.clone()
+        ),
         monitor
     );
     let drain = drain?;

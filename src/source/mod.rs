@@ -18,7 +18,7 @@ use prometheus::IntCounter;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +32,15 @@ use crate::event::{decode, Decoded, Event};
 use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::routing::Router;
+
+/// What the source routes with: the router and the lanes its numbers refer to. Replaced as a
+/// whole on a configuration reload.
+pub struct Topology {
+    /// Destinations by project, with their filters.
+    pub router: Router,
+    /// Lane inputs, indexed as the router's lane numbers.
+    pub lanes: Vec<LaneInput>,
+}
 
 /// The consumer courier reads the Event Logs topic with.
 pub type SourceConsumer = StreamConsumer<SourceContext>;
@@ -90,6 +99,7 @@ pub fn consumer(
 }
 
 /// The input side of one lane, as the source sees it.
+#[derive(Clone)]
 pub struct LaneInput {
     /// The lane's queue.
     pub queue: mpsc::Sender<Event>,
@@ -114,10 +124,10 @@ pub struct Source {
     pub consumer: Arc<SourceConsumer>,
     /// The topic.
     pub topic: String,
-    /// Routing of the current configuration.
-    pub router: Router,
-    /// Lane inputs, indexed as the router's lane numbers.
-    pub lanes: Vec<LaneInput>,
+    /// Routing and lanes of the current configuration.
+    topology: Arc<Topology>,
+    /// New topologies from configuration reloads.
+    updates: watch::Receiver<Arc<Topology>>,
     /// Completion tracking.
     pub acker: Acker,
     /// Where unroutable messages are reported.
@@ -144,19 +154,19 @@ impl Source {
     pub fn new(
         consumer: Arc<SourceConsumer>,
         topic: String,
-        router: Router,
-        lanes: Vec<LaneInput>,
+        mut updates: watch::Receiver<Arc<Topology>>,
         acker: Acker,
         failures: Arc<FailureReporter>,
         metrics: Arc<Metrics>,
         config: &Config,
     ) -> Self {
+        let topology = updates.borrow_and_update().clone();
         Self {
             committer: Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
             consumer,
             topic,
-            router,
-            lanes,
+            topology,
+            updates,
             acker,
             failures,
             metrics,
@@ -181,6 +191,11 @@ impl Source {
                 _ = commit_tick.tick() => {
                     self.committer.tick();
                     while self.side_tasks.try_join_next().is_some() {}
+                    continue;
+                }
+                Ok(()) = self.updates.changed() => {
+                    // Between two messages: each message is routed by one configuration.
+                    self.topology = self.updates.borrow_and_update().clone();
                     continue;
                 }
                 () = tokio::time::sleep(Duration::from_millis(5)), if !self.stalls.is_empty() => {
@@ -227,9 +242,8 @@ impl Source {
     }
 
     fn drain_stalls(&mut self) {
-        let queues: Vec<_> = self.lanes.iter().map(|l| &l.queue).collect();
         let acker = &self.acker;
-        let resumed = self.stalls.drain(&queues, |p| acker.generation(p));
+        let resumed = self.stalls.drain(|p| acker.generation(p));
         for partition in resumed {
             self.pause(partition, false);
         }
@@ -243,14 +257,15 @@ impl Source {
             Decoded::Routable(fields) => {
                 self.targets.clear();
                 let targets = &mut self.targets;
-                self.router
+                self.topology
+                    .router
                     .route(&fields, &payload, m.timestamp_ms, |lane| targets.push(lane));
                 let failure_event = fields.is_failure_event();
                 let ack = self
                     .acker
                     .track(m.partition, m.offset, self.targets.len() as u32);
                 for &lane in &self.targets {
-                    let input = &self.lanes[lane];
+                    let input = &self.topology.lanes[lane];
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
                     self.metrics.in_flight_events.inc();
@@ -262,7 +277,7 @@ impl Source {
                         failure_event,
                         ack,
                     };
-                    match self.stalls.offer(&input.queue, lane, event, ack.generation) {
+                    match self.stalls.offer(&input.queue, event, ack.generation) {
                         Offer::Queued | Offer::Stalled(false) => {}
                         Offer::Stalled(true) => self.pause(m.partition, true),
                         Offer::Closed => {

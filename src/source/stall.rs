@@ -19,7 +19,9 @@ pub struct Stalls {
 struct Stalled {
     /// Assignment generation when the partition stalled; a re-assignment voids the wait.
     generation: u64,
-    events: VecDeque<(usize, Event)>,
+    /// Each event with the queue of the lane it goes to (a reload may replace the lanes
+    /// meanwhile; a waiting event still goes where it was routed).
+    events: VecDeque<(Sender<Event>, Event)>,
 }
 
 /// What a delivery to a lane did.
@@ -46,16 +48,10 @@ impl Stalls {
 
     /// Queues `event` for lane `lane`, or keeps it here if the lane is full or its partition
     /// already waits (order within a partition is kept).
-    pub fn offer(
-        &mut self,
-        queue: &Sender<Event>,
-        lane: usize,
-        event: Event,
-        generation: u64,
-    ) -> Offer {
+    pub fn offer(&mut self, queue: &Sender<Event>, event: Event, generation: u64) -> Offer {
         let partition = event.partition;
         if let Some(stalled) = self.partitions.get_mut(&partition) {
-            stalled.events.push_back((lane, event));
+            stalled.events.push_back((queue.clone(), event));
             return Offer::Stalled(false);
         }
         match queue.try_send(event) {
@@ -65,7 +61,7 @@ impl Stalls {
                     partition,
                     Stalled {
                         generation,
-                        events: VecDeque::from([(lane, event)]),
+                        events: VecDeque::from([(queue.clone(), event)]),
                     },
                 );
                 Offer::Stalled(true)
@@ -77,22 +73,18 @@ impl Stalls {
     /// Moves waiting events into lanes that have room. Returns the partitions that no longer
     /// wait (resume them). `generation(p)` is the partition's current assignment generation:
     /// events of a revoked assignment are dropped (the new owner reads them again).
-    pub fn drain(
-        &mut self,
-        queues: &[&Sender<Event>],
-        generation: impl Fn(i32) -> Option<u64>,
-    ) -> Vec<i32> {
+    pub fn drain(&mut self, generation: impl Fn(i32) -> Option<u64>) -> Vec<i32> {
         let mut resumed = Vec::new();
         self.partitions.retain(|&partition, stalled| {
             if generation(partition) != Some(stalled.generation) {
                 resumed.push(partition);
                 return false;
             }
-            while let Some((lane, event)) = stalled.events.pop_front() {
-                match queues[lane].try_send(event) {
+            while let Some((queue, event)) = stalled.events.pop_front() {
+                match queue.try_send(event) {
                     Ok(()) => {}
                     Err(TrySendError::Full(event)) => {
-                        stalled.events.push_front((lane, event));
+                        stalled.events.push_front((queue, event));
                         return true;
                     }
                     // Closed lanes only happen at shutdown; the offset stays incomplete.
@@ -132,17 +124,16 @@ mod tests {
         let (full_tx, mut full_rx) = mpsc::channel(1);
         let (free_tx, mut free_rx) = mpsc::channel(100);
         let mut s = Stalls::default();
-        assert_eq!(s.offer(&full_tx, 0, ev(0, 0), 1), Offer::Queued);
-        assert_eq!(s.offer(&full_tx, 0, ev(0, 1), 1), Offer::Stalled(true));
+        assert_eq!(s.offer(&full_tx, ev(0, 0), 1), Offer::Queued);
+        assert_eq!(s.offer(&full_tx, ev(0, 1), 1), Offer::Stalled(true));
         // the stalled partition's events wait even for a free lane (order is kept) …
-        assert_eq!(s.offer(&free_tx, 1, ev(0, 2), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&free_tx, ev(0, 2), 1), Offer::Stalled(false));
         // … while another partition flows
-        assert_eq!(s.offer(&free_tx, 1, ev(1, 0), 1), Offer::Queued);
+        assert_eq!(s.offer(&free_tx, ev(1, 0), 1), Offer::Queued);
         assert_eq!(s.len(), 2);
-        let queues = [&full_tx, &free_tx];
-        assert!(s.drain(&queues, |_| Some(1)).is_empty(), "still full");
+        assert!(s.drain(|_| Some(1)).is_empty(), "still full");
         assert_eq!(full_rx.try_recv().unwrap().offset, 0);
-        assert_eq!(s.drain(&queues, |_| Some(1)), vec![0]);
+        assert_eq!(s.drain(|_| Some(1)), vec![0]);
         assert!(s.is_empty());
         assert_eq!(full_rx.try_recv().unwrap().offset, 1);
         let free: Vec<_> = std::iter::from_fn(|| free_rx.try_recv().ok())
@@ -155,9 +146,9 @@ mod tests {
     fn a_reassigned_partition_drops_its_wait() {
         let (tx, _rx) = mpsc::channel(1);
         let mut s = Stalls::default();
-        s.offer(&tx, 0, ev(0, 0), 1);
-        s.offer(&tx, 0, ev(0, 1), 1);
-        assert_eq!(s.drain(&[&tx], |_| Some(2)), vec![0]);
+        s.offer(&tx, ev(0, 0), 1);
+        s.offer(&tx, ev(0, 1), 1);
+        assert_eq!(s.drain(|_| Some(2)), vec![0]);
         assert!(s.is_empty());
     }
 }

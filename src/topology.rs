@@ -1,0 +1,195 @@
+//! The running destinations: a lane, a health and a retry target for each, and the routing
+//! over them. A configuration reload is applied here as a diff: unchanged destinations keep
+//! their lanes, added ones start, changed ones are rebuilt, removed ones are closed (their
+//! queued work drains). The new routing then replaces the old one in one step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::DestinationConfig;
+use crate::event::Event;
+use crate::failures::FailureReporter;
+use crate::lane::{self, DestinationHealth, LaneContext};
+use crate::metrics::Metrics;
+use crate::retry_worker::{Target, Targets};
+use crate::routing::Router;
+use crate::sinks::{self, BuildError};
+use crate::source::{LaneInput, Topology};
+
+struct Running {
+    config: DestinationConfig,
+    queue: mpsc::Sender<Event>,
+    target: Arc<Target>,
+}
+
+/// A destination could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("destination {project}/{id}: {source}")]
+pub struct StartError {
+    /// The destination's project.
+    pub project: String,
+    /// The destination's id.
+    pub id: String,
+    /// The cause.
+    pub source: BuildError,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Destinations started.
+    pub added: Vec<String>,
+    /// Destinations rebuilt with a new configuration.
+    pub changed: Vec<String>,
+    /// Destinations closed.
+    pub removed: Vec<String>,
+    /// Destinations left as they were.
+    pub unchanged: usize,
+}
+
+/// The running destinations.
+pub struct Destinations {
+    running: HashMap<(String, String), Running>,
+    tasks: Vec<JoinHandle<()>>,
+    context: LaneContext,
+    failures: Arc<FailureReporter>,
+    metrics: Arc<Metrics>,
+    topic: String,
+}
+
+impl Destinations {
+    /// No destinations yet.
+    pub fn new(
+        context: LaneContext,
+        failures: Arc<FailureReporter>,
+        metrics: Arc<Metrics>,
+        topic: &str,
+    ) -> Self {
+        Self {
+            running: HashMap::new(),
+            tasks: Vec::new(),
+            context,
+            failures,
+            metrics,
+            topic: topic.to_owned(),
+        }
+    }
+
+    /// Makes the enabled destinations of `wanted` the running set. Every new sink is built
+    /// before anything changes, so a destination that cannot start leaves everything as it
+    /// was. Returns the new routing, the new retry targets and what changed.
+    pub fn apply(
+        &mut self,
+        wanted: &[DestinationConfig],
+    ) -> Result<(Topology, Targets, Changes), StartError> {
+        let wanted: Vec<&DestinationConfig> = wanted.iter().filter(|d| d.enabled).collect();
+        let mut built = HashMap::new();
+        for d in &wanted {
+            let key = (d.project.clone(), d.id.clone());
+            let keep = self
+                .running
+                .get(&key)
+                .is_some_and(|r| !r.config.differs_from(d));
+            if !keep {
+                let sink = sinks::build(d, &self.topic).map_err(|source| StartError {
+                    project: d.project.clone(),
+                    id: d.id.clone(),
+                    source,
+                })?;
+                built.insert(key, sink);
+            }
+        }
+        let mut changes = Changes::default();
+        let mut previous = std::mem::take(&mut self.running);
+        for d in &wanted {
+            let key = (d.project.clone(), d.id.clone());
+            let name = format!("{}/{}", d.project, d.id);
+            match built.remove(&key) {
+                None => {
+                    let running = previous
+                        .remove(&key)
+                        .expect("kept destinations were running");
+                    self.running.insert(key, running);
+                    changes.unchanged += 1;
+                }
+                Some(sink) => {
+                    if previous.remove(&key).is_some() {
+                        changes.changed.push(name);
+                    } else {
+                        changes.added.push(name);
+                    }
+                    let health = Arc::new(DestinationHealth::new(
+                        d,
+                        self.failures.clone(),
+                        self.metrics.clone(),
+                    ));
+                    let lane = lane::spawn(d, sink.clone(), health.clone(), self.context.clone());
+                    self.tasks.push(lane.task);
+                    let target = Arc::new(Target::new(
+                        (*d).clone(),
+                        sink,
+                        health,
+                        self.metrics.destination(&d.project, &d.id),
+                    ));
+                    self.running.insert(
+                        key,
+                        Running {
+                            config: (*d).clone(),
+                            queue: lane.queue,
+                            target,
+                        },
+                    );
+                }
+            }
+        }
+        // What is left of the previous set was removed: dropping its queues lets the lanes
+        // drain and end.
+        changes.removed = previous
+            .keys()
+            .map(|(project, id)| format!("{project}/{id}"))
+            .collect();
+        changes.removed.sort();
+        self.tasks.retain(|t| !t.is_finished());
+        Ok((self.topology(), self.targets(), changes))
+    }
+
+    fn topology(&self) -> Topology {
+        let mut router = Router::new();
+        let mut lanes = Vec::with_capacity(self.running.len());
+        for r in self.running.values() {
+            let d = &r.config;
+            router.add(&d.project, &d.id, &d.filter, lanes.len());
+            lanes.push(LaneInput {
+                queue: r.queue.clone(),
+                routed: self.metrics.routed.with_label_values(&[d.sink.type_name()]),
+                stats: self.metrics.destination(&d.project, &d.id),
+            });
+        }
+        Topology { router, lanes }
+    }
+
+    fn targets(&self) -> Targets {
+        self.running
+            .iter()
+            .map(|(k, r)| (k.clone(), r.target.clone()))
+            .collect()
+    }
+
+    /// Destinations running.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Whether none runs.
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Closes every lane's queue and returns the lane tasks (they end once drained).
+    pub fn close(self) -> Vec<JoinHandle<()>> {
+        self.tasks
+    }
+}
