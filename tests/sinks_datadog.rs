@@ -523,6 +523,34 @@ async fn transport_errors_and_timeouts_are_retried() {
 }
 
 #[tokio::test]
+async fn slow_answer_bodies_are_judged_by_their_status() {
+    // The status line arrives at once, the body one byte per second: the status decides.
+    let fake = FakeDatadog::start(KEY).await;
+    fake.set_hook(|r| {
+        let status = if r.index == 0 { 503 } else { 202 };
+        Some(Reply::new(status, "{\"errors\":[]}").trickle(Duration::from_secs(1)))
+    });
+    let delivery = DeliveryConfig {
+        request_timeout: Duration::from_millis(500),
+        ..DeliveryConfig::default()
+    };
+    let sink = sink_with(&fake, KEY, json!({}), &delivery);
+    let events = generated(3, 13);
+    let started = Instant::now();
+    match deliver(&sink, &events).await {
+        Outcome::Retry { error, .. } => assert_eq!(error.http_status, Some(503)),
+        other => panic!("{other:?}"),
+    }
+    // Accepted: delivered, although its body never finished arriving.
+    assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn the_fake_enforces_the_contract() {
     // Guards the guard: requests that break Datadog's contract get its documented errors.
     let fake = FakeDatadog::start(KEY).await;

@@ -445,6 +445,45 @@ async fn slow_answers_time_out_and_are_retried() {
 }
 
 #[tokio::test]
+async fn a_success_whose_answer_never_arrives_is_sent_again_when_acknowledging() {
+    // With acknowledgement the ackId is in the answer: an answer that trickles in slower than
+    // the request timeout cannot be confirmed, so the events are sent again. Without
+    // acknowledgement, the 200 is enough.
+    let fake = FakeSplunk::start(HecSetup {
+        ack: true,
+        ..HecSetup::new(TOKEN)
+    })
+    .await;
+    fake.set_hook(|r| {
+        (r.index == 0).then(|| {
+            HookAnswer::Reply(
+                Reply::new(200, r#"{"text":"Success","code":0,"ackId":0}"#)
+                    .trickle(Duration::from_secs(1)),
+            )
+        })
+    });
+    let delivery = DeliveryConfig {
+        request_timeout: Duration::from_millis(500),
+        ..DeliveryConfig::default()
+    };
+    let sink = sink_with(&fake, TOKEN, json!({ "ack": true }), &delivery);
+    let events = generated(2, 14);
+    match deliver(&sink, &events).await {
+        Outcome::Retry { error, .. } => assert_eq!(error.kind, ErrorKind::Timeout, "{error:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    let fake = FakeSplunk::start(HecSetup::new(TOKEN)).await;
+    fake.set_hook(|_| {
+        Some(HookAnswer::Reply(
+            Reply::new(200, r#"{"text":"Success","code":0}"#).trickle(Duration::from_secs(1)),
+        ))
+    });
+    let sink = sink_with(&fake, TOKEN, json!({}), &delivery);
+    assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
+}
+
+#[tokio::test]
 async fn the_fake_enforces_the_contract() {
     let fake = FakeSplunk::start(HecSetup {
         ack: true,

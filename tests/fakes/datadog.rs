@@ -149,6 +149,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A request that kept the contract.
+struct Checked {
+    logs: Vec<Value>,
+    bytes: usize,
+    gzip: bool,
+    violations: Vec<String>,
+}
+
 /// Checks a request; `Err((status, reason))` is the documented refusal.
 fn check(
     inner: &Inner,
@@ -156,7 +164,7 @@ fn check(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Vec<Value>, usize, bool, Vec<String>), (u16, String)> {
+) -> Result<Checked, (u16, String)> {
     if method != Method::POST || uri.path() != "/api/v2/logs" {
         return Err((404, format!("no route for {method} {}", uri.path())));
     }
@@ -236,7 +244,12 @@ fn check(
         }
         logs.push(v);
     }
-    Ok((logs, decoded.len(), encoding.is_some(), violations))
+    Ok(Checked {
+        logs,
+        bytes: decoded.len(),
+        gzip: encoding.is_some(),
+        violations,
+    })
 }
 
 async fn handle(
@@ -258,7 +271,12 @@ fn answer(inner: &Inner, method: &Method, uri: &Uri, headers: &HeaderMap, body: 
             _ => Reply::new(403, errors("Forbidden")),
         };
     }
-    let (logs, bytes, gzip, violations) = match check(inner, method, uri, headers, body) {
+    let Checked {
+        logs,
+        bytes,
+        gzip,
+        violations,
+    } = match check(inner, method, uri, headers, body) {
         Ok(checked) => checked,
         Err((status, reason)) => {
             inner.state.lock().unwrap().records.push(DdRecord {

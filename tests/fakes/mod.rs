@@ -28,6 +28,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// Wait this long before answering (slow destinations, timeouts).
     pub delay: Duration,
+    /// Send the status and headers at once, then the body one byte per this interval.
+    pub trickle: Option<Duration>,
 }
 
 impl Reply {
@@ -38,6 +40,7 @@ impl Reply {
             body: body.into(),
             retry_after: None,
             delay: Duration::ZERO,
+            trickle: None,
         }
     }
 
@@ -52,6 +55,12 @@ impl Reply {
         self.delay = delay;
         self
     }
+
+    /// Status and headers at once, then the body one byte per `interval`.
+    pub fn trickle(mut self, interval: Duration) -> Reply {
+        self.trickle = Some(interval);
+        self
+    }
 }
 
 pub(crate) async fn respond(reply: Reply) -> Response {
@@ -64,7 +73,21 @@ pub(crate) async fn respond(reply: Reply) -> Response {
     if let Some(r) = &reply.retry_after {
         builder = builder.header("retry-after", r);
     }
-    builder.body(Body::from(reply.body)).expect("response")
+    let body = match reply.trickle {
+        None => Body::from(reply.body),
+        Some(interval) => {
+            let bytes = reply.body.into_bytes();
+            let stream = futures::stream::unfold(0usize, move |i| {
+                let next = bytes.get(i).copied();
+                async move {
+                    tokio::time::sleep(interval).await;
+                    next.map(|b| (Ok::<_, std::io::Error>(vec![b]), i + 1))
+                }
+            });
+            Body::from_stream(stream)
+        }
+    };
+    builder.body(body).expect("response")
 }
 
 /// Gunzips a body when `Content-Encoding: gzip` says so.

@@ -1,0 +1,200 @@
+//! Hot reload, end to end: the compiled binary on tansu (records one per batch, TESTING.md
+//! quirk 2) while its configuration file is rewritten under it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use courier::generator::{Generator, GeneratorConfig};
+use serde_json::Value;
+
+const TOPIC: &str = "event-logs";
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+struct Batch {
+    events: Vec<(String, Vec<u8>)>,
+    ends: std::collections::HashMap<i32, i64>,
+}
+
+impl Batch {
+    fn of(&self, project: &str) -> HashSet<Vec<u8>> {
+        self.events
+            .iter()
+            .filter(|(p, _)| p == project)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+}
+
+fn produce_batch(brokers: &str, gen: &mut Generator, n: usize) -> Batch {
+    let mut events = Vec::new();
+    while events.len() < n {
+        let project = if events.len() % 2 == 0 {
+            "proj_0001"
+        } else {
+            "proj_0002"
+        };
+        let e = gen.event_for_project(project);
+        let v: Value = serde_json::from_slice(&e).unwrap();
+        if v["type"] != "EVENT_DESTINATION" {
+            events.push((project.to_owned(), e));
+        }
+    }
+    let positions = produce(
+        brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, e))| (Some(i as i32 % 2), e.clone())),
+    );
+    Batch {
+        events,
+        ends: end_offsets(&positions),
+    }
+}
+
+fn wait_for(what: &str, courier: &Courier, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < CATCH_UP,
+            "timed out waiting for: {what}\n{}",
+            courier.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn reloads(courier: &Courier, result: &str) -> f64 {
+    metric_sum(
+        &courier.metrics(),
+        "courier_config_reloads_total",
+        &[("result", result)],
+    )
+    .unwrap_or(0.0)
+}
+
+fn received(r: &WebhookReceiver) -> HashSet<Vec<u8>> {
+    r.events().into_iter().collect()
+}
+
+fn level(event: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(event).unwrap();
+    v["level"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Broker: tansu (one consumer). Destinations are added, removed, changed and an invalid
+/// file is refused, all while the process runs: each reload applies at once for the events
+/// read after it, a removed destination gets nothing more, and a refused file changes nothing.
+#[test]
+fn destinations_are_added_changed_and_removed_without_a_restart() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, "courier-failures", 1);
+    let a = WebhookReceiver::start(ReceiverConfig::default());
+    let b = WebhookReceiver::start(ReceiverConfig::default());
+    let base = CourierConfig::new(&brokers);
+    let courier = Courier::start_ready(
+        &base
+            .clone()
+            .destination(a.destination_toml("proj_0001", "hook-a")),
+    );
+    let write = |cfg: &CourierConfig| {
+        std::fs::write(courier.config_path(), cfg.to_toml(courier.listen())).unwrap();
+    };
+    let committed = |ends: &std::collections::HashMap<i32, i64>| {
+        let c = committed_offsets(&brokers, "courier-test", TOPIC);
+        ends.iter().all(|(p, e)| c.get(p) == Some(e))
+    };
+    let mut gen = Generator::new(GeneratorConfig {
+        seed: 21,
+        projects: 2,
+        poison_every: None,
+        target_bytes: None,
+    });
+
+    // 1. hook-a receives proj_0001.
+    let one = produce_batch(&brokers, &mut gen, 100);
+    wait_for("hook-a receives batch 1", &courier, || {
+        one.of("proj_0001").is_subset(&received(&a))
+    });
+    wait_for("batch 1 committed", &courier, || committed(&one.ends));
+
+    // 2. Replace hook-a with hook-b (proj_0002) by rewriting the file.
+    write(
+        &base
+            .clone()
+            .destination(b.destination_toml("proj_0002", "hook-b")),
+    );
+    wait_for("the file change is applied", &courier, || {
+        reloads(&courier, "success") >= 1.0
+    });
+    let a_before = a.event_count();
+    let two = produce_batch(&brokers, &mut gen, 100);
+    wait_for("hook-b receives batch 2", &courier, || {
+        two.of("proj_0002").is_subset(&received(&b))
+    });
+    wait_for("batch 2 committed", &courier, || committed(&two.ends));
+    assert_eq!(
+        a.event_count(),
+        a_before,
+        "a removed destination received events"
+    );
+    assert!(
+        received(&b).is_disjoint(&one.of("proj_0002")),
+        "events read before hook-b was added went to it"
+    );
+
+    // 3. An invalid file (and a SIGHUP) is refused; the running configuration stays.
+    std::fs::write(
+        courier.config_path(),
+        base.clone()
+            .destination(b.destination_toml("proj_0002", "hook-b"))
+            .to_toml(courier.listen())
+            .replace("type = \"webhook\"", "type = \"carrier-pigeon\""),
+    )
+    .unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &courier.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("the invalid file is refused", &courier, || {
+        reloads(&courier, "failure") >= 1.0
+    });
+    let (status, _) = http_get(courier.listen(), "/readyz").unwrap();
+    assert_eq!(status, 200, "a refused reload leaves the process ready");
+    let three = produce_batch(&brokers, &mut gen, 60);
+    wait_for("hook-b still receives (batch 3)", &courier, || {
+        three.of("proj_0002").is_subset(&received(&b))
+    });
+
+    // 4. Change hook-b: only ERROR events from now on.
+    let errors_only = format!(
+        "{}[destinations.filter]\nlevels = [\"ERROR\"]\n",
+        b.destination_toml("proj_0002", "hook-b")
+    );
+    write(&base.clone().destination(errors_only));
+    wait_for("the changed destination is applied", &courier, || {
+        reloads(&courier, "success") >= 2.0
+    });
+    wait_for("batch 3 committed", &courier, || committed(&three.ends));
+    let b_before = received(&b);
+    let four = produce_batch(&brokers, &mut gen, 200);
+    wait_for("batch 4 committed", &courier, || committed(&four.ends));
+    let new: HashSet<Vec<u8>> = received(&b).difference(&b_before).cloned().collect();
+    let expected: HashSet<Vec<u8>> = four
+        .of("proj_0002")
+        .into_iter()
+        .filter(|e| level(e) == "ERROR")
+        .collect();
+    assert_eq!(
+        new, expected,
+        "after the change hook-b gets exactly batch 4's ERROR events"
+    );
+    assert!(b.violations().is_empty(), "{:?}", b.violations());
+}
