@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, SinkConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
-use crate::{demo, logging, pipeline, reload};
+use crate::{demo, logging, pipeline, reload, replay};
 
 /// courier forwards Event Logs from Kafka to each project's destinations (webhooks, files,
 /// and more), in batches, with retries, at least once; a delivery that finally fails is
@@ -40,6 +40,43 @@ pub enum Command {
         #[arg(long, short, default_value = "config/courier.toml")]
         config: PathBuf,
     },
+    /// Re-deliver a range of the Event Logs topic (offsets, RFC 3339 times or relative times
+    /// like 2h; --from included, --to excluded) through the same routing and sinks as `run`.
+    /// Never joins the live group, never commits. Exit 0 all delivered, 1 some failed, 2 usage
+    /// or configuration error.
+    Replay {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/courier.toml")]
+        config: PathBuf,
+        /// Start of the range (included): an offset, an RFC 3339 time or a relative time (2h).
+        #[arg(long)]
+        from: String,
+        /// End of the range (excluded), in the same forms.
+        #[arg(long)]
+        to: String,
+        /// The topic to read (default kafka.topic; with --from-failures, the failures topic).
+        #[arg(long)]
+        topic: Option<String>,
+        /// Partitions to read (repeatable; default all).
+        #[arg(long = "partition")]
+        partitions: Vec<i32>,
+        /// Only this project's destinations (repeatable).
+        #[arg(long = "project")]
+        projects: Vec<String>,
+        /// Only destinations with this id (repeatable).
+        #[arg(long = "destination")]
+        destinations: Vec<String>,
+        /// Count per destination what would be sent; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many events per second.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Read the delivery-failure events in [from, to) of the failures topic and replay
+        /// exactly the events they report to exactly the destination each names.
+        #[arg(long)]
+        from_failures: bool,
+    },
     /// Run the whole pipeline on an embedded broker with generated Event Logs and local
     /// destinations (an in-process webhook receiver and files under ./demo-out/).
     Demo {
@@ -59,6 +96,29 @@ pub fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => report(run(&config)),
         Command::Demo { events, seconds } => report(demo::main(events, seconds)),
+        Command::Replay {
+            config,
+            from,
+            to,
+            topic,
+            partitions,
+            projects,
+            destinations,
+            dry_run,
+            rate,
+            from_failures,
+        } => replay::main(replay::ReplayArgs {
+            config,
+            from,
+            to,
+            topic,
+            partitions,
+            projects,
+            destinations,
+            dry_run,
+            rate,
+            from_failures,
+        }),
     }
 }
 

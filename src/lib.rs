@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod parking;
 pub mod pipeline;
 pub mod reload;
+pub mod replay;
 pub mod retry_worker;
 pub mod routing;
 pub mod server;

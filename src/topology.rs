@@ -159,8 +159,10 @@ impl Destinations {
     fn topology(&self) -> Topology {
         let mut router = Router::new();
         let mut lanes = Vec::with_capacity(self.running.len());
+        let mut index = HashMap::new();
         for r in self.running.values() {
             let d = &r.config;
+            index.insert((d.project.clone(), d.id.clone()), lanes.len());
             router.add(&d.project, &d.id, &d.filter, lanes.len());
             lanes.push(LaneInput {
                 queue: r.queue.clone(),
@@ -168,7 +170,11 @@ impl Destinations {
                 stats: self.metrics.destination(&d.project, &d.id),
             });
         }
-        Topology { router, lanes }
+        Topology {
+            router,
+            lanes,
+            index,
+        }
     }
 
     fn targets(&self) -> Targets {

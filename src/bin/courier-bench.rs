@@ -738,7 +738,7 @@ fn expected_deliveries(config_path: &Path, n: u64) -> anyhow::Result<u64> {
 
 struct Receiver {
     _proc: Proc,
-    pid: u32,
+
     port: u16,
     stall_port: u16,
 }
@@ -768,10 +768,8 @@ impl Receiver {
                 .args(["--stall-port", &stall_port.to_string()])
                 .stdin(Stdio::null()),
         )?;
-        let pid = proc.pid();
         let r = Receiver {
             _proc: proc,
-            pid,
             port,
             stall_port,
         };
@@ -1132,6 +1130,20 @@ fn add_run(results: &mut Results, scenario: &str, events: u64, run: &CourierRun)
         run.receiver.requests as f64,
         "requests",
     );
+    if run.receiver.requests > 0 {
+        results.add(
+            scenario,
+            "mean events per request",
+            run.receiver.events as f64 / run.receiver.requests as f64,
+            "events",
+        );
+        results.add(
+            scenario,
+            "mean request body",
+            run.receiver.bytes as f64 / run.receiver.requests as f64 / 1024.0,
+            "KiB",
+        );
+    }
     let _ = events;
 }
 

@@ -48,6 +48,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Delivery defaults every destination starts from.
     pub delivery: DeliveryConfig,
+    /// Which addresses destinations may reach.
+    pub security: SecurityConfig,
     /// The destinations, in file order.
     pub destinations: Vec<DestinationConfig>,
 }
@@ -188,6 +190,16 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
+}
+
+/// `[security]`: the SSRF guard's settings (see [`crate::sinks::ssrf`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// Internal networks (loopback, private, link-local, …) destinations may reach all the
+    /// same; every other special-purpose address is refused.
+    pub allow_networks: Vec<ipnet::IpNet>,
+    /// Refuse `http://` destination URLs.
+    pub https_only: bool,
 }
 
 /// `[metrics]`.
@@ -583,6 +595,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "log",
     "metrics",
     "delivery",
+    "security",
     "destinations",
 ];
 
@@ -616,6 +629,11 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     let metrics: MetricsConfig = section(&mut root, "metrics", errors);
     let delivery: DeliveryConfig = section(&mut root, "delivery", errors);
     validate_delivery(&delivery, "delivery", errors);
+    let raw_security: crate::sinks::ssrf::RawSecurity = section(&mut root, "security", errors);
+    let (security, security_errors) = raw_security.resolve();
+    for (path, message) in security_errors {
+        errors.push(path, message);
+    }
     for (key, value) in [
         ("kafka.brokers", &kafka.brokers),
         ("kafka.topic", &kafka.topic),
@@ -653,7 +671,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
         Some(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, v)| destination(v, i, &delivery, errors))
+            .filter_map(|(i, v)| destination(v, i, &delivery, &security, errors))
             .collect(),
         Some(_) => {
             errors.push(
@@ -685,6 +703,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
         log,
         metrics,
         delivery,
+        security,
         destinations,
     }
 }
@@ -807,6 +826,7 @@ fn destination(
     value: Value,
     index: usize,
     defaults: &DeliveryConfig,
+    security: &SecurityConfig,
     errors: &mut Errors,
 ) -> Option<DestinationConfig> {
     let prefix = format!("destinations[{index}]");
@@ -899,6 +919,11 @@ fn destination(
             None
         }
     };
+    for (key, url) in sink.iter().flat_map(crate::sinks::ssrf::destination_urls) {
+        if let Err(message) = crate::sinks::ssrf::check_config_url(url, security) {
+            errors.push(format!("{prefix}.{key}"), message);
+        }
+    }
     if errors.list.len() > before {
         return None;
     }

@@ -26,8 +26,12 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
-/// A transport-level failure (no HTTP answer): always worth retrying.
+/// A transport-level failure (no HTTP answer): worth retrying, unless the SSRF guard's
+/// resolver refused the destination's addresses (the destination is then rejected).
 pub fn transport_error(error: &reqwest::Error) -> Outcome {
+    if let Some(refusal) = super::ssrf::refusal_in(error) {
+        return refusal.outcome();
+    }
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
     } else {

@@ -9,6 +9,7 @@ pub mod file;
 pub mod http;
 pub mod s3;
 pub mod splunk;
+pub mod ssrf;
 pub mod webhook;
 
 use std::fmt;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::config::{DestinationConfig, SinkConfig};
+use crate::config::{DestinationConfig, SecurityConfig, SinkConfig};
 use crate::event::Event;
 
 /// A batch encoded for one destination, reused unchanged by every retry.
@@ -153,14 +154,21 @@ pub enum BuildError {
     Http(String),
 }
 
-/// Builds the sink of a destination that receives events read from `topic`.
-pub fn build(destination: &DestinationConfig, topic: &str) -> Result<Arc<dyn Sink>, BuildError> {
+/// Builds the sink of a destination that receives events read from `topic`; `security` is
+/// the SSRF guard's configuration ([`ssrf`]).
+pub fn build(
+    destination: &DestinationConfig,
+    topic: &str,
+    security: &SecurityConfig,
+) -> Result<Arc<dyn Sink>, BuildError> {
+    let delivery = &destination.delivery;
     Ok(match &destination.sink {
-        SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, &destination.delivery)?),
+        SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, delivery, security)?),
         SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
+        // object_store's own client; its endpoint is checked at configuration time (see ssrf).
         SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic)?),
-        SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, &destination.delivery)?),
-        SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, &destination.delivery)?),
+        SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, delivery, security)?),
+        SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, delivery, security)?),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct Topology {
     pub router: Router,
     /// Lane inputs, indexed as the router's lane numbers.
     pub lanes: Vec<LaneInput>,
+    /// Lane numbers by (project, destination id).
+    pub index: std::collections::HashMap<(String, String), usize>,
 }
 
 /// The consumer courier reads the Event Logs topic with.

@@ -16,8 +16,9 @@ pub use config::{Compression, WebhookConfig, WebhookFormat};
 pub use signature::{InvalidSecret, SigningKey};
 
 use super::http::{retry_after, status_error, transport_error};
+use super::ssrf::Guard;
 use super::{BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
-use crate::config::DeliveryConfig;
+use crate::config::{DeliveryConfig, SecurityConfig};
 use crate::event::Event;
 
 /// The `User-Agent` of every request.
@@ -27,6 +28,7 @@ pub const USER_AGENT: &str = concat!("courier/", env!("CARGO_PKG_VERSION"));
 pub struct WebhookSink {
     client: reqwest::Client,
     url: reqwest::Url,
+    guard: Guard,
     headers: HeaderMap,
     key: Option<SigningKey>,
     format: WebhookFormat,
@@ -35,8 +37,15 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     /// Builds the sink; the configuration must have passed [`WebhookConfig::validate`].
-    pub fn new(config: &WebhookConfig, delivery: &DeliveryConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
+    /// Connections follow the SSRF guard of `security` ([`super::ssrf`]).
+    pub fn new(
+        config: &WebhookConfig,
+        delivery: &DeliveryConfig,
+        security: &SecurityConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = Guard::new(security);
+        let client = guard
+            .install(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(delivery.request_timeout)
             .connect_timeout(
@@ -76,6 +85,7 @@ impl WebhookSink {
         Ok(Self {
             client,
             url,
+            guard,
             headers,
             key,
             format: config.format,
@@ -116,6 +126,10 @@ impl Sink for WebhookSink {
     }
 
     async fn send(&self, _events: &[Event], batch: &EncodedBatch) -> Outcome {
+        // A literal IP host is never resolved, so the resolver cannot vet it.
+        if let Err(refusal) = self.guard.check_url(&self.url) {
+            return refusal.outcome();
+        }
         let mut request = self
             .client
             .post(self.url.clone())

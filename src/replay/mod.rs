@@ -1,0 +1,681 @@
+//! `courier replay`: re-deliver exactly a range of the Event Logs topic, or exactly what a
+//! range of failure events reports, through the same routing, lanes and sinks as `run` — so
+//! batches, signatures, webhook ids and S3 keys are those of a live delivery, and receivers
+//! can deduplicate.
+//!
+//! A replay reads with manual partition assignment: it never joins the live consumer group
+//! and never commits. Failed deliveries are not parked (there is no later); they are
+//! reported in failure events as usual and make the command exit 1.
+
+mod plan;
+mod range;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+pub use plan::{failed_range, FailedRange, Plan};
+pub use range::{check_order, parse_bound, resolve, Bound, PartitionRange};
+
+use crate::config::{self, Config, DestinationConfig};
+use crate::event::{decode, event_id, Decoded, Event};
+use crate::failures::FailureReporter;
+use crate::lane::LaneContext;
+use crate::metrics::Metrics;
+use crate::parking::Parker;
+use crate::source::{Acker, Topology, PROTECTED_OPTIONS};
+use crate::topology::Destinations;
+
+/// What to replay.
+#[derive(Debug, Clone)]
+pub struct ReplayArgs {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// Start (included): offset, RFC 3339 time or relative time.
+    pub from: String,
+    /// End (excluded).
+    pub to: String,
+    /// The topic to read (default `kafka.topic`; with `--from-failures`, the failures topic).
+    pub topic: Option<String>,
+    /// Partitions to read (default all).
+    pub partitions: Vec<i32>,
+    /// Only these projects' destinations.
+    pub projects: Vec<String>,
+    /// Only destinations with these ids.
+    pub destinations: Vec<String>,
+    /// Count what would be sent; send nothing.
+    pub dry_run: bool,
+    /// At most this many events per second.
+    pub rate: Option<u64>,
+    /// Replay what the failure events in [from, to) of the failures topic report.
+    pub from_failures: bool,
+}
+
+/// A usage or configuration problem: nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> UsageError {
+    UsageError(message.into())
+}
+
+/// Runs a replay; exit code 0 when everything was delivered, 1 when something failed, 2 on
+/// a usage or configuration error.
+pub fn main(args: ReplayArgs) -> ExitCode {
+    let config = match config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("courier replay: invalid configuration:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut log = config.log.clone();
+    if std::io::stderr().is_terminal() && std::env::var_os("RUST_LOG").is_none() {
+        // The progress bar is the output; only problems are logged.
+        log.level = "warn".into();
+    }
+    crate::logging::init(&log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("courier replay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&config, &args)) {
+        Ok(summary) => {
+            summary.print(args.dry_run);
+            if summary.failed() > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(ReplayError::Usage(e)) => {
+            eprintln!("courier replay: {e}");
+            ExitCode::from(2)
+        }
+        Err(ReplayError::Failed(e)) => {
+            eprintln!("courier replay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum ReplayError {
+    Usage(UsageError),
+    Failed(String),
+}
+
+impl From<UsageError> for ReplayError {
+    fn from(e: UsageError) -> Self {
+        ReplayError::Usage(e)
+    }
+}
+
+/// Per-destination results.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Messages read.
+    pub read: u64,
+    /// Messages skipped as unroutable (they were reported when first read).
+    pub unroutable: u64,
+    /// (project, id) → (routed, delivered, failed).
+    pub destinations: BTreeMap<(String, String), (u64, u64, u64)>,
+}
+
+impl Summary {
+    fn failed(&self) -> u64 {
+        self.destinations.values().map(|d| d.2).sum()
+    }
+
+    fn print(&self, dry_run: bool) {
+        println!(
+            "{} messages read{}",
+            self.read,
+            if self.unroutable > 0 {
+                format!(", {} unroutable (skipped)", self.unroutable)
+            } else {
+                String::new()
+            }
+        );
+        if dry_run {
+            println!("{:<40} {:>10}", "destination", "would send");
+            for ((p, d), (routed, _, _)) in &self.destinations {
+                println!("{:<40} {:>10}", format!("{p}/{d}"), routed);
+            }
+        } else {
+            println!(
+                "{:<40} {:>10} {:>10} {:>8}",
+                "destination", "routed", "delivered", "failed"
+            );
+            for ((p, d), (routed, delivered, failed)) in &self.destinations {
+                println!(
+                    "{:<40} {:>10} {:>10} {:>8}",
+                    format!("{p}/{d}"),
+                    routed,
+                    delivered,
+                    failed
+                );
+            }
+        }
+    }
+}
+
+fn reader(config: &Config) -> Result<StreamConsumer, UsageError> {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        // Its own throwaway group id: a replay never joins the live group and never commits.
+        .set(
+            "group.id",
+            format!(
+                "courier-replay-{}-{}",
+                std::process::id(),
+                Utc::now().timestamp_millis()
+            ),
+        )
+        .set("enable.partition.eof", "false")
+        .set("log_level", "4");
+    for (k, v) in &config.kafka.options.0 {
+        if !PROTECTED_OPTIONS.contains(&k.as_str()) && k != "auto.offset.reset" {
+            client.set(k, v);
+        }
+    }
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .map_err(|e| usage(format!("cannot create a Kafka client: {e}")))
+}
+
+fn partitions_of(
+    consumer: &StreamConsumer,
+    topic: &str,
+    wanted: &[i32],
+) -> Result<Vec<i32>, UsageError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| usage(format!("cannot read topic {topic}: {e}")))?;
+    let all: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if all.is_empty() {
+        return Err(usage(format!("topic {topic} does not exist")));
+    }
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    for p in wanted {
+        if !all.contains(p) {
+            return Err(usage(format!(
+                "topic {topic} has no partition {p} (it has 0..{})",
+                all.len()
+            )));
+        }
+    }
+    Ok(wanted.to_vec())
+}
+
+/// The destinations the replay may deliver to.
+fn select(config: &Config, args: &ReplayArgs) -> Result<Vec<DestinationConfig>, UsageError> {
+    for p in &args.projects {
+        if !config.destinations.iter().any(|d| &d.project == p) {
+            return Err(usage(format!(
+                "unknown project {p:?}: no destination is configured for it"
+            )));
+        }
+    }
+    for id in &args.destinations {
+        if !config.destinations.iter().any(|d| {
+            &d.id == id && (args.projects.is_empty() || args.projects.contains(&d.project))
+        }) {
+            return Err(usage(format!("unknown destination {id:?}")));
+        }
+    }
+    Ok(config
+        .destinations
+        .iter()
+        .filter(|d| d.enabled)
+        .filter(|d| args.projects.is_empty() || args.projects.contains(&d.project))
+        .filter(|d| args.destinations.is_empty() || args.destinations.contains(&d.id))
+        .cloned()
+        .map(|mut d| {
+            // No parking: a replay has no later; what finally fails is reported.
+            d.delivery.retry_schedule.clear();
+            d
+        })
+        .collect())
+}
+
+/// Reads the failure events of `[from, to)` in the failures topic into a plan.
+async fn plan_from_failures(
+    config: &Config,
+    args: &ReplayArgs,
+    from: Bound,
+    to: Bound,
+) -> Result<(String, Plan), UsageError> {
+    let failures_topic = args.topic.clone().unwrap_or_else(|| {
+        config
+            .failures
+            .topic
+            .clone()
+            .unwrap_or_else(|| config.kafka.topic.clone())
+    });
+    let consumer = reader(config)?;
+    let partitions = partitions_of(&consumer, &failures_topic, &[])?;
+    let ranges = resolve(&consumer, &failures_topic, &partitions, from, to).map_err(usage)?;
+    let mut plan = Plan::default();
+    let mut source_topic = None;
+    read_ranges(&consumer, &failures_topic, &ranges, None, |_, _, payload| {
+        if let Some(range) = payload.and_then(failed_range) {
+            let wanted = (args.projects.is_empty() || args.projects.contains(&range.project))
+                && (args.destinations.is_empty() || args.destinations.contains(&range.destination));
+            if wanted {
+                source_topic.get_or_insert_with(|| range.topic.clone());
+                if Some(&range.topic) == source_topic.as_ref() {
+                    plan.add(range);
+                } else {
+                    tracing::warn!(topic = %range.topic, "failure event about another source topic; replay them in a separate run");
+                }
+            }
+        }
+        std::future::ready(())
+    })
+    .await
+    .map_err(usage)?;
+    Ok((
+        source_topic.unwrap_or_else(|| config.kafka.topic.clone()),
+        plan,
+    ))
+}
+
+/// Reads `ranges` of `topic`, calling `each(partition, offset, payload)` for every message in
+/// them, in order per partition.
+async fn read_ranges<F, Fut>(
+    consumer: &StreamConsumer,
+    topic: &str,
+    ranges: &[PartitionRange],
+    progress: Option<&ProgressBar>,
+    mut each: F,
+) -> Result<u64, String>
+where
+    F: FnMut(i32, i64, Option<&[u8]>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut open: HashMap<i32, i64> = ranges
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| (r.partition, r.end))
+        .collect();
+    if open.is_empty() {
+        return Ok(0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for r in ranges.iter().filter(|r| !r.is_empty()) {
+        tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.start))
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let mut read = 0;
+    let total: u64 = ranges.iter().map(PartitionRange::len).sum();
+    let mut last_line = Instant::now();
+    while !open.is_empty() {
+        if progress.is_none() && last_line.elapsed() >= Duration::from_secs(5) {
+            // Not a terminal: plain periodic lines instead of a progress bar.
+            tracing::info!(topic, read, of = total, "replay progress");
+            last_line = Instant::now();
+        }
+        let message = tokio::select! {
+            m = consumer.recv() => m,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                // Offsets past the last message (transaction markers, compaction) never
+                // arrive: a partition whose position reached its end is done.
+                if let Ok(positions) = consumer.position() {
+                    for e in positions.elements_for_topic(topic) {
+                        if let Offset::Offset(pos) = e.offset() {
+                            if open.get(&e.partition()).is_some_and(|end| pos >= *end) {
+                                open.remove(&e.partition());
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let (partition, offset, payload) = match message {
+            Ok(m) => (
+                m.partition(),
+                m.offset(),
+                m.payload().map(Bytes::copy_from_slice),
+            ),
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "read error; retrying");
+                continue;
+            }
+        };
+        let Some(&end) = open.get(&partition) else {
+            continue;
+        };
+        if offset >= end {
+            finish(consumer, topic, partition, &mut open);
+            continue;
+        }
+        read += 1;
+        if let Some(bar) = progress {
+            bar.inc(1);
+        }
+        each(partition, offset, payload.as_deref()).await;
+        if offset + 1 >= end {
+            finish(consumer, topic, partition, &mut open);
+        }
+    }
+    Ok(read)
+}
+
+fn finish(consumer: &StreamConsumer, topic: &str, partition: i32, open: &mut HashMap<i32, i64>) {
+    open.remove(&partition);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let _ = consumer.pause(&tpl);
+}
+
+async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError> {
+    let now = Utc::now();
+    let from = parse_bound(&args.from, now).map_err(|e| usage(format!("--from: {e}")))?;
+    let to = parse_bound(&args.to, now).map_err(|e| usage(format!("--to: {e}")))?;
+    check_order(from, to).map_err(usage)?;
+    let selected = select(config, args)?;
+
+    let (topic, ranges, plan) = if args.from_failures {
+        let (topic, plan) = plan_from_failures(config, args, from, to).await?;
+        let ranges = plan
+            .spans()
+            .into_iter()
+            .filter(|(p, _, _)| args.partitions.is_empty() || args.partitions.contains(p))
+            .map(|(partition, start, end)| PartitionRange {
+                partition,
+                start,
+                end,
+            })
+            .collect();
+        (topic, ranges, Some(plan))
+    } else {
+        let topic = args
+            .topic
+            .clone()
+            .unwrap_or_else(|| config.kafka.topic.clone());
+        let consumer = reader(config)?;
+        let partitions = partitions_of(&consumer, &topic, &args.partitions)?;
+        let ranges = resolve(&consumer, &topic, &partitions, from, to).map_err(usage)?;
+        (topic, ranges, None)
+    };
+    if let Some(plan) = &plan {
+        for ranges in plan.by_partition.values() {
+            for r in ranges {
+                if !selected
+                    .iter()
+                    .any(|d| d.project == r.project && d.id == r.destination)
+                {
+                    return Err(usage(format!(
+                        "failure events name destination {}/{}, which is not configured (or not enabled); configure it or narrow with --project/--destination",
+                        r.project, r.destination
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let abandon = CancellationToken::new();
+    let failures = Arc::new(
+        FailureReporter::new(config, metrics.clone(), abandon.clone())
+            .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
+    );
+    let parker = Arc::new(
+        Parker::new(config, abandon.clone())
+            .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
+    );
+    let acker = Acker::new();
+    let mut destinations = Destinations::new(
+        LaneContext {
+            acker: acker.clone(),
+            failures: failures.clone(),
+            metrics: metrics.clone(),
+            parker,
+            source_topic: topic.clone(),
+            abandon: abandon.clone(),
+        },
+        failures.clone(),
+        metrics.clone(),
+        &topic,
+    );
+    let topology = if args.dry_run {
+        None
+    } else {
+        let (topology, _, _) = destinations
+            .apply(&selected)
+            .map_err(|e| ReplayError::Failed(e.to_string()))?;
+        Some(topology)
+    };
+    let mut router = crate::routing::Router::new();
+    for (i, d) in selected.iter().enumerate() {
+        router.add(&d.project, &d.id, &d.filter, i);
+    }
+
+    let total: u64 = ranges.iter().map(PartitionRange::len).sum();
+    let progress = progress_bar(total);
+    let consumer = reader(config)?;
+    let mut summary = Summary::default();
+    for d in &selected {
+        summary
+            .destinations
+            .insert((d.project.clone(), d.id.clone()), (0, 0, 0));
+    }
+    let pacer = Pacer::new(args.rate);
+    let mut targets = Vec::new();
+    let stop = CancellationToken::new();
+    tokio::spawn(crate::cli::stop_on_signal(stop.clone()));
+    let reading = read_ranges(
+        &consumer,
+        &topic,
+        &ranges,
+        progress.as_ref(),
+        |partition, offset, payload| {
+            summary.read += 1;
+            targets.clear();
+            let mut failure_event = false;
+            match decode(payload, config.limits.max_event_bytes) {
+                Decoded::Unroutable { .. } => summary.unroutable += 1,
+                Decoded::Routable(fields) => {
+                    failure_event = fields.is_failure_event();
+                    match &plan {
+                        Some(plan) => {
+                            let raw = payload.unwrap_or_default();
+                            let id = event_id(raw)
+                                .unwrap_or_else(|| format!("{topic}-{partition}-{offset}"));
+                            for (project, destination) in plan.targets(partition, offset, &id) {
+                                if let Some(i) = selected
+                                    .iter()
+                                    .position(|d| d.project == project && d.id == destination)
+                                {
+                                    targets.push(i);
+                                }
+                            }
+                            targets.sort_unstable();
+                            targets.dedup();
+                        }
+                        None => router.route(&fields, payload.unwrap_or_default(), None, |i| {
+                            targets.push(i)
+                        }),
+                    }
+                }
+            }
+            for &i in &targets {
+                let d = &selected[i];
+                if let Some(entry) = summary
+                    .destinations
+                    .get_mut(&(d.project.clone(), d.id.clone()))
+                {
+                    entry.0 += 1;
+                }
+            }
+            let send = topology.as_ref().map(|t| {
+                deliveries(
+                    t,
+                    &selected,
+                    &targets,
+                    &acker,
+                    partition,
+                    offset,
+                    payload,
+                    failure_event,
+                )
+            });
+            let pacer = &pacer;
+            async move {
+                if let Some(sends) = send {
+                    for (queue, event) in sends {
+                        let _ = queue.send(event).await;
+                    }
+                }
+                pacer.wait().await;
+            }
+        },
+    );
+    let read = tokio::select! {
+        r = reading => r.map_err(ReplayError::Failed)?,
+        () = stop.cancelled() => {
+            abandon.cancel();
+            return Err(ReplayError::Failed("interrupted; what was sent so far stays sent".into()));
+        }
+    };
+    tracing::debug!(read, "replay range read");
+    drop(topology);
+    let tasks = destinations.close();
+    if let Some(bar) = &progress {
+        bar.set_message("delivering the last batches");
+    }
+    let finished = async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    };
+    tokio::select! {
+        () = finished => {}
+        () = stop.cancelled() => {
+            abandon.cancel();
+            return Err(ReplayError::Failed("interrupted while delivering the last batches".into()));
+        }
+    }
+    failures.flush(Duration::from_secs(10));
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    for ((project, id), entry) in summary.destinations.iter_mut() {
+        let (_, delivered, failed, _) = metrics.destination(project, id).read();
+        entry.1 = delivered;
+        entry.2 = failed;
+    }
+    Ok(summary)
+}
+
+/// The queue and event for each target lane of one message.
+#[allow(clippy::too_many_arguments)]
+fn deliveries(
+    topology: &Topology,
+    selected: &[DestinationConfig],
+    targets: &[usize],
+    acker: &Acker,
+    partition: i32,
+    offset: i64,
+    payload: Option<&[u8]>,
+    failure_event: bool,
+) -> Vec<(tokio::sync::mpsc::Sender<Event>, Event)> {
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    let ack = acker.track(partition, offset, targets.len() as u32);
+    let raw = Bytes::copy_from_slice(payload.unwrap_or_default());
+    targets
+        .iter()
+        .filter_map(|&i| {
+            let d = &selected[i];
+            let lane = *topology.index.get(&(d.project.clone(), d.id.clone()))?;
+            let input = &topology.lanes[lane];
+            input.stats.routed.fetch_add(1, Ordering::Relaxed);
+            Some((
+                input.queue.clone(),
+                Event {
+                    raw: raw.clone(),
+                    partition,
+                    offset,
+                    failure_event,
+                    ack,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn progress_bar(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} read  {per_sec}  ETA {eta}  {msg}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+/// Spaces events to at most `rate` per second.
+struct Pacer {
+    interval: Option<Duration>,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            interval: rate
+                .filter(|r| *r > 0)
+                .map(|r| Duration::from_secs_f64(1.0 / r as f64)),
+            next: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn wait(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let due = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let due = (*next).max(Instant::now());
+            *next = due + interval;
+            due
+        };
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
