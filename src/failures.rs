@@ -4,6 +4,7 @@
 //! Produced with `acks=all` by an idempotent producer, and awaited: the offsets of the events
 //! a failure event reports on complete only once the broker has it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,6 +146,8 @@ pub struct FailureReporter {
     source_topic: String,
     metrics: Arc<Metrics>,
     abandon: CancellationToken,
+    /// Whether the last write to the failures topic went through (part of readiness).
+    writable: Arc<AtomicBool>,
 }
 
 impl FailureReporter {
@@ -177,7 +180,37 @@ impl FailureReporter {
             source_topic: config.kafka.topic.clone(),
             metrics,
             abandon,
+            writable: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Shares the writability flag (readiness reads it).
+    pub fn with_writable_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.writable = flag;
+        self
+    }
+
+    /// Checks that the failures topic exists and has a leader for every partition, and
+    /// records the answer in the writability flag. Blocking: call from a blocking thread.
+    pub fn probe(&self) -> bool {
+        let ok = self
+            .producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map(|m| {
+                m.topics().iter().any(|t| {
+                    t.name() == self.topic
+                        && t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                })
+            })
+            .unwrap_or(false);
+        if !ok {
+            tracing::warn!(topic = %self.topic, "the failures topic is missing or has no leader; not ready");
+        }
+        self.writable.store(ok, Ordering::Relaxed);
+        ok
     }
 
     /// The failures topic.
@@ -394,8 +427,12 @@ impl FailureReporter {
                 () = self.abandon.cancelled() => return Err(Abandoned),
             };
             match sent {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.writable.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err((e, _)) => {
+                    self.writable.store(false, Ordering::Relaxed);
                     tracing::warn!(topic = %self.topic, error = %e, retry_in = ?delay,
                         "cannot write a failure event; retrying (the events it reports on stay uncommitted)");
                 }

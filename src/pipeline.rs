@@ -49,11 +49,24 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<Drain, PipelineError> {
     let abandon = CancellationToken::new();
-    let failures = Arc::new(FailureReporter::new(
-        config,
-        metrics.clone(),
-        abandon.clone(),
-    )?);
+    let failures = Arc::new(
+        FailureReporter::new(config, metrics.clone(), abandon.clone())?
+            .with_writable_flag(health.failures_writable.clone()),
+    );
+    // Readiness needs a writable failures topic: check it now and, while it is not, again
+    // every few seconds (writes update the flag too). The check never blocks the start.
+    let prober = {
+        let (failures, writable) = (failures.clone(), health.failures_writable.clone());
+        tokio::spawn(async move {
+            loop {
+                if !writable.load(std::sync::atomic::Ordering::Relaxed) {
+                    let f = failures.clone();
+                    let _ = tokio::task::spawn_blocking(move || f.probe()).await;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        })
+    };
     let parker = Arc::new(Parker::new(config, abandon.clone())?);
     parking::ensure_topic(
         config,
@@ -75,8 +88,9 @@ pub async fn run(
         failures.clone(),
         metrics.clone(),
         &config.kafka.topic,
-    );
-    let (topology, targets, _) = destinations.apply(&config.destinations)?;
+    )
+    .with_registry(health.destinations.clone());
+    let (topology, targets, _) = destinations.apply(&config.destinations, &config.security)?;
     let (topology_tx, topology_rx) = watch::channel(Arc::new(topology));
     let (targets_tx, targets_rx) = watch::channel(Arc::new(targets));
     let topic = config.kafka.topic.clone();
@@ -138,7 +152,7 @@ pub async fn run(
                 stop.cancelled().await;
                 break;
             };
-            match destinations.apply(&new.destinations) {
+            match destinations.apply(&new.destinations, &new.security) {
                 Ok((topology, targets, changes)) => {
                     // Both receivers live as long as the source and the worker run.
                     let _ = topology_tx.send(Arc::new(topology));
@@ -198,6 +212,7 @@ pub async fn run(
         () = tokio::time::sleep(config.shutdown_timeout) => Drain::TimedOut,
     };
     committer.abort();
+    prober.abort();
     if drain == Drain::TimedOut {
         tracing::warn!(pending = acker.pending(), "shutdown timeout passed; abandoning what is left (it stays uncommitted and will be read again)");
         abandon.cancel();

@@ -20,12 +20,18 @@ pub struct Health {
     pub config_loaded: AtomicBool,
     /// The consumer has joined its group and received an assignment.
     pub joined: Arc<AtomicBool>,
+    /// The failures topic can be written (checked at start, then by every write).
+    pub failures_writable: Arc<AtomicBool>,
+    /// The running destinations' health (the destinations API's status reads it).
+    pub destinations: crate::topology::HealthRegistry,
 }
 
 impl Health {
-    /// Ready to serve: configuration loaded and group joined.
+    /// Ready to serve: configuration loaded, group joined, failures topic writable.
     pub fn ready(&self) -> bool {
-        self.config_loaded.load(Ordering::Relaxed) && self.joined.load(Ordering::Relaxed)
+        self.config_loaded.load(Ordering::Relaxed)
+            && self.joined.load(Ordering::Relaxed)
+            && self.failures_writable.load(Ordering::Relaxed)
     }
 }
 
@@ -56,19 +62,26 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.health.ready() {
+    let health = &state.health;
+    let (status, text) = if health.ready() {
         (StatusCode::OK, "ready\n")
-    } else if !state.health.config_loaded.load(Ordering::Relaxed) {
+    } else if !health.config_loaded.load(Ordering::Relaxed) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "configuration not loaded\n",
         )
-    } else {
+    } else if !health.joined.load(Ordering::Relaxed) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "consumer has not joined its group\n",
         )
-    }
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the failures topic cannot be written\n",
+        )
+    };
+    (status, text)
 }
 
 /// Binds `listen` and serves until `stop` is cancelled.
