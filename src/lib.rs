@@ -4,6 +4,7 @@
 //! (batch, retry) → [`sinks`] — and acknowledgements flow back to the source, which commits
 //! only the highest contiguous completed offset of each partition.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod demo;

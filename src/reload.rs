@@ -107,6 +107,6 @@ fn warn_restart_only(old: &Config, new: &Config) {
         sections.push("shutdown_timeout");
     }
     if !sections.is_empty() {
-        tracing::warn!(?sections, "these settings changed but apply only after a restart; destinations and [delivery] apply now");
+        tracing::warn!(?sections, "these settings changed but apply only after a restart; destinations, [delivery] and [security] apply now");
     }
 }

@@ -4,12 +4,12 @@
 //! queued work drains). The new routing then replaces the old one in one step.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, SecurityConfig};
 use crate::event::Event;
 use crate::failures::FailureReporter;
 use crate::lane::{self, DestinationHealth, LaneContext};
@@ -50,6 +50,24 @@ pub struct Changes {
     pub unchanged: usize,
 }
 
+/// The health of each running destination, published for the destinations API's status.
+#[derive(Clone, Default)]
+pub struct HealthRegistry(Arc<RwLock<HashMap<(String, String), Arc<DestinationHealth>>>>);
+
+impl std::fmt::Debug for HealthRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HealthRegistry")
+    }
+}
+
+impl HealthRegistry {
+    /// The health of a running destination.
+    pub fn get(&self, project: &str, id: &str) -> Option<Arc<DestinationHealth>> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&(project.to_owned(), id.to_owned())).cloned()
+    }
+}
+
 /// The running destinations.
 pub struct Destinations {
     running: HashMap<(String, String), Running>,
@@ -58,6 +76,9 @@ pub struct Destinations {
     failures: Arc<FailureReporter>,
     metrics: Arc<Metrics>,
     topic: String,
+    /// The `[security]` the running sinks were built with.
+    security: SecurityConfig,
+    registry: HealthRegistry,
 }
 
 impl Destinations {
@@ -75,16 +96,27 @@ impl Destinations {
             failures,
             metrics,
             topic: topic.to_owned(),
+            security: SecurityConfig::default(),
+            registry: HealthRegistry::default(),
         }
     }
 
-    /// Makes the enabled destinations of `wanted` the running set. Every new sink is built
+    /// Publishes the running destinations' health in `registry` from now on.
+    pub fn with_registry(mut self, registry: HealthRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Makes the enabled destinations of `wanted` the running set, their sinks guarded by
+    /// `security` (a changed `[security]` rebuilds every destination). Every new sink is built
     /// before anything changes, so a destination that cannot start leaves everything as it
     /// was. Returns the new routing, the new retry targets and what changed.
     pub fn apply(
         &mut self,
         wanted: &[DestinationConfig],
+        security: &SecurityConfig,
     ) -> Result<(Topology, Targets, Changes), StartError> {
+        let same_security = *security == self.security;
         let wanted: Vec<&DestinationConfig> = wanted.iter().filter(|d| d.enabled).collect();
         let mut built = HashMap::new();
         for d in &wanted {
@@ -92,9 +124,9 @@ impl Destinations {
             let keep = self
                 .running
                 .get(&key)
-                .is_some_and(|r| !r.config.differs_from(d));
+                .is_some_and(|r| same_security && !r.config.differs_from(d));
             if !keep {
-                let sink = sinks::build(d, &self.topic).map_err(|source| StartError {
+                let sink = sinks::build(d, &self.topic, security).map_err(|source| StartError {
                     project: d.project.clone(),
                     id: d.id.clone(),
                     source,
@@ -152,7 +184,13 @@ impl Destinations {
             .map(|(project, id)| format!("{project}/{id}"))
             .collect();
         changes.removed.sort();
+        self.security = security.clone();
         self.tasks.retain(|t| !t.is_finished());
+        *self.registry.0.write().unwrap_or_else(|p| p.into_inner()) = self
+            .running
+            .iter()
+            .map(|(k, r)| (k.clone(), r.target.health.clone()))
+            .collect();
         Ok((self.topology(), self.targets(), changes))
     }
 

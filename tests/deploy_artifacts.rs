@@ -356,6 +356,30 @@ fn blank_strings(expr: &str) -> String {
     out
 }
 
+/// Words that are not metric names: keywords, and aggregations written with their grouping
+/// first (`sum by (x) (...)`).
+const PROMQL_KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+];
+
 #[derive(Debug, Default)]
 struct Usage {
     /// Metric names, each with the label names its selector matches on.
@@ -428,10 +452,7 @@ fn usage(expr: &str) -> Usage {
         if j < chars.len() && chars[j] == '(' {
             continue; // a function or aggregation
         }
-        if matches!(
-            word.as_str(),
-            "and" | "or" | "unless" | "bool" | "offset" | "inf" | "nan"
-        ) {
+        if PROMQL_KEYWORDS.contains(&word.as_str()) {
             continue;
         }
         let mut labels = Vec::new();
@@ -1257,6 +1278,12 @@ fn live_scrape_exports_every_metric_the_artifacts_use() {
             "{}{quick_give_up}",
             down.destination_toml("proj_down", "down")
         ));
+    // The receivers are on loopback, which the SSRF guard refuses unless allowed.
+    let mut cfg = cfg;
+    if !cfg.to_toml("127.0.0.1:0").contains("[security]") {
+        cfg.extra
+            .push_str("\n[security]\nallow_networks = [\"127.0.0.0/8\"]\n");
+    }
     let courier = Courier::start_ready(&cfg);
 
     let mut messages: Vec<(Option<i32>, Vec<u8>)> = Vec::new();
@@ -1288,6 +1315,7 @@ fn live_scrape_exports_every_metric_the_artifacts_use() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    println!("--- live scrape (shown with --nocapture) ---\n{text}");
     assert!(metric_sum(&text, "courier_events_delivered_total", &[]).unwrap() > 0.0);
     assert!(metric_sum(&text, "courier_events_failed_total", &[]).unwrap() > 0.0);
     assert!(metric_sum(&text, "courier_events_parked_total", &[]).unwrap() > 0.0);

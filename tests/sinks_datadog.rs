@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier::config::DeliveryConfig;
+use courier::config::{DeliveryConfig, SecurityConfig};
 use courier::event::Event;
 use courier::generator::{Generator, GeneratorConfig};
 use courier::sinks::datadog::{DatadogConfig, DatadogSink, MAX_ITEM_BYTES};
@@ -57,7 +57,13 @@ fn sink_with(
     }
     let config: DatadogConfig = serde_json::from_value(config).expect("config");
     config.validate().expect("valid config");
-    DatadogSink::new(&config, delivery).expect("sink")
+    // The fake listens on 127.0.0.1: allow loopback past the SSRF guard.
+    DatadogSink::new(
+        &config,
+        delivery,
+        &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+    )
+    .expect("sink")
 }
 
 fn new_sink(fake: &FakeDatadog, extra: Value) -> DatadogSink {
@@ -404,7 +410,12 @@ async fn check_validates_the_key() {
     let config: DatadogConfig =
         serde_json::from_value(json!({ "api_key": KEY, "endpoint": format!("http://{closed}") }))
             .unwrap();
-    let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+    let sink = DatadogSink::new(
+        &config,
+        &DeliveryConfig::default(),
+        &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+    )
+    .unwrap();
     assert_eq!(sink.check().await.unwrap_err().kind, ErrorKind::Connection);
 }
 
@@ -512,7 +523,12 @@ async fn transport_errors_and_timeouts_are_retried() {
     let config: DatadogConfig =
         serde_json::from_value(json!({ "api_key": KEY, "endpoint": format!("http://{closed}") }))
             .unwrap();
-    let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+    let sink = DatadogSink::new(
+        &config,
+        &DeliveryConfig::default(),
+        &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+    )
+    .unwrap();
     match deliver(&sink, &generated(2, 12)).await {
         Outcome::Retry { error, .. } => {
             assert_eq!(error.kind, ErrorKind::Connection);

@@ -8,7 +8,7 @@ mod fakes;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier::config::DeliveryConfig;
+use courier::config::{DeliveryConfig, SecurityConfig};
 use courier::event::Event;
 use courier::generator::{Generator, GeneratorConfig};
 use courier::sinks::splunk::{SplunkConfig, SplunkSink};
@@ -56,7 +56,13 @@ fn sink_with(
     }
     let config: SplunkConfig = serde_json::from_value(config).expect("config");
     config.validate().expect("valid config");
-    SplunkSink::new(&config, delivery).expect("sink")
+    // The fake listens on 127.0.0.1: allow loopback past the SSRF guard.
+    SplunkSink::new(
+        &config,
+        delivery,
+        &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+    )
+    .expect("sink")
 }
 
 fn new_sink(fake: &FakeSplunk, extra: Value) -> SplunkSink {
@@ -692,7 +698,12 @@ async fn tls_trusts_a_private_ca_from_tls_ca_file() {
             serde_json::from_value(json!({ "endpoint": endpoint, "token": TOKEN, "tls": tls }))
                 .unwrap();
         config.validate().expect("valid");
-        SplunkSink::new(&config, &DeliveryConfig::default()).expect("sink")
+        SplunkSink::new(
+            &config,
+            &DeliveryConfig::default(),
+            &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+        )
+        .expect("sink")
     };
     // The system roots do not know the private CA.
     let err = sink(json!({})).check().await.unwrap_err();

@@ -113,7 +113,7 @@ struct RunArgs {
     #[arg(long)]
     workdir: Option<PathBuf>,
     /// Records a CPU profile of courier during each measured run with
-    /// `perf record -F 499 -g` into this directory.
+    /// `perf record -F 299 --call-graph dwarf` into this directory.
     #[arg(long)]
     perf: Option<PathBuf>,
     /// Skips the raw consumer (the ratio is then not reported).
@@ -623,6 +623,9 @@ retry_topic_partitions = 4
 [server]
 listen = "127.0.0.1:{listen}"
 
+[security]
+allow_networks = ["127.0.0.0/8"]
+
 [log]
 format = "json"
 level = "warn"
@@ -906,7 +909,16 @@ fn run_courier(
             Some(Proc::spawn(
                 "perf",
                 Command::new("perf")
-                    .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+                    .args([
+                        "record",
+                        "-F",
+                        "299",
+                        "--call-graph",
+                        "dwarf,16384",
+                        "-p",
+                        &pid.to_string(),
+                        "-o",
+                    ])
                     .arg(dir.join(format!("{name}.perf.data")))
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())

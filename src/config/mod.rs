@@ -52,6 +52,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The destinations, in file order.
     pub destinations: Vec<DestinationConfig>,
+    /// `[api]`: the destinations API and its store; `None` when the section is absent.
+    pub api: Option<crate::api::ApiConfig>,
 }
 
 /// `[kafka]`.
@@ -166,12 +168,18 @@ impl Default for FailuresConfig {
 pub struct LimitsConfig {
     /// Messages larger than this are unroutable (`too_large`).
     pub max_event_bytes: usize,
+    /// Events held in all lanes together before reading pauses (a global memory budget).
+    pub max_in_flight_events: usize,
+    /// Bytes of events held in all lanes together before reading pauses.
+    pub max_in_flight_bytes: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_event_bytes: 1024 * 1024,
+            max_in_flight_events: 100_000,
+            max_in_flight_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -482,7 +490,12 @@ pub fn parse(
         }
     };
     let mut tree = interpolate_tree(tree, "", env, &mut errors);
-    let config = build(file, &mut tree, &mut errors);
+    let mut config = build(file, &mut tree, &mut errors);
+    if let Some(api) = &mut config.api {
+        for (path, message) in api.resolve_key(env) {
+            errors.push(path, message);
+        }
+    }
     if errors.list.is_empty() {
         Ok(config)
     } else {
@@ -597,6 +610,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "delivery",
     "security",
     "destinations",
+    "api",
 ];
 
 fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
@@ -663,6 +677,12 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     if failures.retry_topic_partitions < 1 {
         errors.push("failures.retry_topic_partitions", "must be at least 1");
     }
+    if limits.max_in_flight_events == 0 || limits.max_in_flight_bytes == 0 {
+        errors.push(
+            "limits",
+            "max_in_flight_events and max_in_flight_bytes must be at least 1",
+        );
+    }
     if limits.max_event_bytes == 0 {
         errors.push("limits.max_event_bytes", "must be at least 1");
     }
@@ -681,6 +701,14 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
             Vec::new()
         }
     };
+    let api = root
+        .remove("api")
+        .and_then(|v| typed::<crate::api::ApiConfig>(v, "api", errors));
+    if let Some(api) = &api {
+        for (path, message) in api.validate() {
+            errors.push(path, message);
+        }
+    }
     let mut seen = HashSet::new();
     for (i, d) in destinations.iter().enumerate() {
         if !seen.insert((d.project.as_str(), d.id.as_str())) {
@@ -705,6 +733,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
         delivery,
         security,
         destinations,
+        api,
     }
 }
 
@@ -822,6 +851,64 @@ fn validate_delivery(d: &DeliveryConfig, prefix: &str, errors: &mut Errors) {
 
 const COMMON_KEYS: &[&str] = &["project", "id", "type", "enabled", "filter", "delivery"];
 
+/// Parses one destination table given as JSON (the destinations API's definitions) with the
+/// configuration's `[delivery]` defaults and `[security]`. Errors are `(JSON pointer, message)`
+/// pairs: `("/filter/min_level", "unknown level …")`; the pointer is `""` for the whole value.
+/// Unlike the file, `${VAR}` in `value` is not interpolated.
+pub fn parse_destination(
+    value: Value,
+    defaults: &DeliveryConfig,
+    security: &SecurityConfig,
+) -> Result<DestinationConfig, Vec<(String, String)>> {
+    let mut errors = Errors {
+        file: String::new(),
+        list: Vec::new(),
+    };
+    let parsed = destination_at(value, "", defaults, security, &mut errors);
+    match parsed {
+        Some(d) if errors.list.is_empty() => Ok(d),
+        _ => Err(errors
+            .list
+            .into_iter()
+            .map(|e| (json_pointer(&e.path, &e.message), e.message))
+            .collect()),
+    }
+}
+
+/// A key path of [`destination_at`] under the empty prefix (`.filter.min_level`,
+/// `tags[2]`) as a JSON pointer (`/filter/min_level`, `/tags/2`). An unknown field's error
+/// points at the field itself.
+fn json_pointer(path: &str, message: &str) -> String {
+    let mut pointer = String::new();
+    let mut push = |segment: &str| {
+        pointer.push('/');
+        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    };
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(i) = rest.find('[') {
+            if i > 0 {
+                push(&rest[..i]);
+            }
+            rest = &rest[i..];
+            while let Some(tail) = rest.strip_prefix('[') {
+                let end = tail.find(']').unwrap_or(tail.len());
+                push(&tail[..end]);
+                rest = tail.get(end + 1..).unwrap_or("");
+            }
+        } else {
+            push(rest);
+        }
+    }
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next())
+    {
+        push(field);
+    }
+    pointer
+}
+
 fn destination(
     value: Value,
     index: usize,
@@ -829,7 +916,23 @@ fn destination(
     security: &SecurityConfig,
     errors: &mut Errors,
 ) -> Option<DestinationConfig> {
-    let prefix = format!("destinations[{index}]");
+    destination_at(
+        value,
+        &format!("destinations[{index}]"),
+        defaults,
+        security,
+        errors,
+    )
+}
+
+fn destination_at(
+    value: Value,
+    prefix: &str,
+    defaults: &DeliveryConfig,
+    security: &SecurityConfig,
+    errors: &mut Errors,
+) -> Option<DestinationConfig> {
+    let prefix = prefix.to_owned();
     let original = value.clone();
     let Value::Object(mut table) = value else {
         errors.push(prefix, "must be a table");

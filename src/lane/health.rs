@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -19,6 +20,8 @@ pub struct DestinationHealth {
     destination_type: &'static str,
     circuit: Mutex<Circuit>,
     last_error: Mutex<Option<DeliveryError>>,
+    /// When the last request succeeded and when the last one failed (the API's status).
+    times: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
     failures: Arc<FailureReporter>,
     metrics: Arc<Metrics>,
 }
@@ -55,6 +58,7 @@ impl DestinationHealth {
                 destination.delivery.pause_after,
             )),
             last_error: Mutex::new(None),
+            times: Mutex::new((None, None)),
             failures,
             metrics,
         }
@@ -83,6 +87,21 @@ impl DestinationHealth {
             .clone()
     }
 
+    /// Consecutive failed requests.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.circuit().consecutive_failures()
+    }
+
+    /// When the last request succeeded, and when the last one failed.
+    pub fn last_times(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+        *self.times.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn success(&self) -> Option<Transition> {
+        self.times.lock().unwrap_or_else(|p| p.into_inner()).0 = Some(SystemTime::now());
+        self.circuit().success()
+    }
+
     /// What to do with the next batch.
     pub async fn decide(&self) -> Decision {
         let (decision, transition) = self.circuit().decide(Instant::now());
@@ -99,7 +118,7 @@ impl DestinationHealth {
             | Outcome::Rejected {
                 scope: RejectScope::Data,
                 ..
-            } => (self.circuit().success(), None),
+            } => (self.success(), None),
             Outcome::Retry { error, .. } => (self.circuit().failure(now), Some(error)),
             Outcome::Rejected {
                 error,
@@ -117,7 +136,7 @@ impl DestinationHealth {
                     )
                 });
                 if up {
-                    (self.circuit().success(), None)
+                    (self.success(), None)
                 } else {
                     (None, None)
                 }
@@ -125,6 +144,7 @@ impl DestinationHealth {
         };
         if let Some(error) = error {
             *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.clone());
+            self.times.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(SystemTime::now());
         }
         self.announce(transition).await;
     }

@@ -97,6 +97,9 @@ pub fn spawn(
     Lane { queue, task }
 }
 
+/// Most events taken from a lane's queue at once.
+const RECEIVE_CHUNK: usize = 256;
+
 async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
     let delivery = &shared.delivery;
     let by_partition = shared.sink.batch_by_partition();
@@ -104,29 +107,51 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
     let mut batchers: HashMap<Option<i32>, Batcher> = HashMap::new();
     let semaphore = Arc::new(Semaphore::new(delivery.max_in_flight));
     let mut tasks = JoinSet::new();
+    // One timer for the oldest open batch, moved only when that deadline changes (a fresh
+    // timer per received event cost a timer-wheel insert and removal each time).
+    let mut timer = std::pin::pin!(tokio::time::sleep(delivery.batch_timeout));
+    let mut armed: Option<Instant> = None;
+    // Events are taken from the queue as many at a time as are waiting.
+    let mut received = Vec::with_capacity(RECEIVE_CHUNK);
+    // The first batch waits a random 50–100% of `batch_timeout`. Destinations that start
+    // together and fill their batches by time would otherwise all flush at the same moments,
+    // every `batch_timeout`, for good: a burst of requests, and of memory for their bodies.
+    let mut timeout = delivery.batch_timeout.mul_f64(0.5 + 0.5 * fastrand::f64());
     loop {
         let deadline = batchers
             .values()
             .filter_map(Batcher::opened)
             .min()
-            .map(|t| t + delivery.batch_timeout);
+            .map(|t| t + timeout);
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d);
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            event = rx.recv() => match event {
-                Some(event) => {
+            n = rx.recv_many(&mut received, RECEIVE_CHUNK) => {
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                for event in received.drain(..) {
                     let key = by_partition.then_some(event.partition);
                     let batcher = batchers.entry(key).or_insert_with(|| {
                         Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
                     });
-                    if let Some(batch) = batcher.push(event, Instant::now()) {
+                    if let Some(batch) = batcher.push(event, now) {
                         dispatch(&shared, batch, &semaphore, &mut tasks).await;
                     }
                 }
-                None => break,
-            },
-            () = sleep_until(deadline), if deadline.is_some() => {
+            }
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
                 let now = Instant::now();
+                let expired = timeout;
+                timeout = delivery.batch_timeout;
                 for batcher in batchers.values_mut() {
-                    if batcher.opened().is_some_and(|t| t + delivery.batch_timeout <= now) {
+                    if batcher.opened().is_some_and(|t| t + expired <= now) {
                         let batch = batcher.take();
                         dispatch(&shared, batch, &semaphore, &mut tasks).await;
                     }
@@ -142,12 +167,6 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
         }
     }
     while tasks.join_next().await.is_some() {}
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(d).await;
-    }
 }
 
 /// Waits for a free request slot, then delivers the batch in its own task.

@@ -104,6 +104,8 @@ brokers = "{brokers}"
 [failures]
 topic = "failures"
 retry_topic = "retry"
+[security]
+allow_networks = ["127.0.0.0/8"]
 [delivery]
 batch_max_events = {batch_max_events}
 batch_timeout = "20ms"

@@ -471,7 +471,7 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
         None
     } else {
         let (topology, _, _) = destinations
-            .apply(&selected)
+            .apply(&selected, &config.security)
             .map_err(|e| ReplayError::Failed(e.to_string()))?;
         Some(topology)
     };

@@ -49,7 +49,19 @@ impl OffsetTracker {
 
     /// Records one completion of `offset`. Unknown offsets are ignored.
     pub fn complete(&mut self, offset: i64) {
-        if let Ok(i) = self.pending.binary_search_by_key(&offset, |(o, _)| *o) {
+        // Offsets are usually contiguous, so the entry is found by its distance from the
+        // oldest pending one; gaps (compaction, transaction markers) fall back to a search.
+        let i = match self.pending.front() {
+            Some(&(first, _)) if offset >= first => {
+                let guess = (offset - first) as usize;
+                match self.pending.get(guess) {
+                    Some(&(o, _)) if o == offset => Some(guess),
+                    _ => self.pending.binary_search_by_key(&offset, |(o, _)| *o).ok(),
+                }
+            }
+            _ => None,
+        };
+        if let Some(i) = i {
             let entry = &mut self.pending[i].1;
             *entry = entry.saturating_sub(1);
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 use prometheus::IntCounter;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -120,6 +121,20 @@ struct Incoming {
     payload: Option<Bytes>,
 }
 
+impl Incoming {
+    fn copy(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        Incoming {
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            payload: m.payload().map(Bytes::copy_from_slice),
+        }
+    }
+}
+
+/// Most messages dispatched in a row without checking for a stop, a commit tick or a reload.
+const BURST: usize = 256;
+
 /// Reads the topic and dispatches each message.
 pub struct Source {
     /// The consumer.
@@ -138,6 +153,10 @@ pub struct Source {
     pub metrics: Arc<Metrics>,
     /// `limits.max_event_bytes`.
     pub max_event_bytes: usize,
+    /// `limits.max_in_flight_events`.
+    pub max_in_flight_events: usize,
+    /// `limits.max_in_flight_bytes`.
+    pub max_in_flight_bytes: usize,
     /// How often to commit.
     pub commit_interval: Duration,
     /// Commits completed positions.
@@ -173,6 +192,8 @@ impl Source {
             failures,
             metrics,
             max_event_bytes: config.limits.max_event_bytes,
+            max_in_flight_events: config.limits.max_in_flight_events,
+            max_in_flight_bytes: config.limits.max_in_flight_bytes,
             commit_interval: config.kafka.commit_interval,
             side_tasks: JoinSet::new(),
             side_slots: Arc::new(Semaphore::new(256)),
@@ -204,21 +225,45 @@ impl Source {
                     self.drain_stalls();
                     continue;
                 }
-                message = consumer.recv() => message.map(|m| Incoming {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    timestamp_ms: m.timestamp().to_millis(),
-                    payload: m.payload().map(Bytes::copy_from_slice),
-                }),
+                () = tokio::time::sleep(Duration::from_millis(5)), if self.over_budget() => continue,
+                message = consumer.recv(), if !self.over_budget() => message.map(|m| Incoming::copy(&m)),
             };
             match incoming {
-                Ok(m) => self.dispatch(m).await,
+                Ok(m) => {
+                    self.dispatch(m).await;
+                    // Messages librdkafka already holds are dispatched at once, without going
+                    // back through the select (whose futures register and drop wakers on each
+                    // call). A burst is short, so a stop, a commit tick or a reload waits for
+                    // at most `BURST` messages.
+                    for _ in 0..BURST {
+                        match consumer.recv().now_or_never() {
+                            Some(Ok(m)) => {
+                                let m = Incoming::copy(&m);
+                                self.dispatch(m).await;
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(topic = %self.topic, error = %e, "consumer error");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
+    }
+
+    /// Whether the lanes together hold more than the global in-flight budget: reading waits
+    /// (librdkafka's own prefetch is bounded by `queued.max.messages.kbytes`).
+    fn over_budget(&self) -> bool {
+        let events = usize::try_from(self.metrics.in_flight_events.get()).unwrap_or(0);
+        let bytes = usize::try_from(self.metrics.in_flight_bytes.get()).unwrap_or(0);
+        events >= self.max_in_flight_events || bytes >= self.max_in_flight_bytes
     }
 
     /// Pauses (or resumes) fetching one partition.
@@ -251,11 +296,12 @@ impl Source {
         }
     }
 
-    async fn dispatch(&mut self, m: Incoming) {
+    async fn dispatch(&mut self, mut m: Incoming) {
         self.metrics.consumed.inc();
-        let payload = m.payload.clone().unwrap_or_default();
+        let has_payload = m.payload.is_some();
+        let payload = m.payload.take().unwrap_or_default();
         self.metrics.consumed_bytes.inc_by(payload.len() as u64);
-        match decode(m.payload.as_deref(), self.max_event_bytes) {
+        match decode(has_payload.then_some(&payload[..]), self.max_event_bytes) {
             Decoded::Routable(fields) => {
                 self.targets.clear();
                 let targets = &mut self.targets;
@@ -266,14 +312,24 @@ impl Source {
                 let ack = self
                     .acker
                     .track(m.partition, m.offset, self.targets.len() as u32);
-                for &lane in &self.targets {
+                // The last destination takes the payload itself: a clone would allocate
+                // the buffer's shared reference count, for nothing when there is one.
+                let mut payload = Some(payload);
+                let last = self.targets.len().saturating_sub(1);
+                for (i, &lane) in self.targets.iter().enumerate() {
                     let input = &self.topology.lanes[lane];
+                    let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
                     self.metrics.in_flight_events.inc();
-                    self.metrics.in_flight_bytes.add(payload.len() as i64);
+                    self.metrics.in_flight_bytes.add(payload_bytes as i64);
+                    let raw = if i == last {
+                        payload.take().unwrap_or_default()
+                    } else {
+                        payload.clone().unwrap_or_default()
+                    };
                     let event = Event {
-                        raw: payload.clone(),
+                        raw,
                         partition: m.partition,
                         offset: m.offset,
                         failure_event,

@@ -1148,6 +1148,8 @@ impl CourierConfig {
         t.push_str(&format!("topic = {}\n\n", toml_str(&self.failures_topic)));
         t.push_str("[server]\n");
         t.push_str(&format!("listen = {}\n\n", toml_str(listen)));
+        // The receivers and fakes listen on 127.0.0.1: allow loopback past the SSRF guard.
+        t.push_str("[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n");
         t.push_str("[delivery]\n");
         for (k, v) in &self.delivery {
             t.push_str(&format!("{k} = {v}\n"));

@@ -25,11 +25,12 @@ pub(crate) use service::scrub;
 pub use service::{classify, Verdict};
 
 use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::ssrf::Guard;
 use super::webhook::{Compression, USER_AGENT};
 use super::{
     trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink,
 };
-use crate::config::{DeliveryConfig, Secret};
+use crate::config::{DeliveryConfig, Secret, SecurityConfig};
 use crate::event::Event;
 
 /// The header carrying the API key.
@@ -40,6 +41,9 @@ pub struct DatadogSink {
     client: reqwest::Client,
     intake: reqwest::Url,
     validate: reqwest::Url,
+    /// The SSRF guard, for an `endpoint` override (the site intakes are courier's own fixed
+    /// host names; private links may resolve them to private addresses).
+    guard: Option<Guard>,
     headers: HeaderMap,
     api_key: Secret,
     encoder: Encoder,
@@ -61,9 +65,19 @@ fn join(base: &str, path: &str) -> Result<reqwest::Url, BuildError> {
 }
 
 impl DatadogSink {
-    /// Builds the sink; the configuration must have passed [`DatadogConfig::validate`].
-    pub fn new(config: &DatadogConfig, delivery: &DeliveryConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
+    /// Builds the sink; the configuration must have passed [`DatadogConfig::validate`]. An
+    /// `endpoint` override is reached through the SSRF guard of `security`.
+    pub fn new(
+        config: &DatadogConfig,
+        delivery: &DeliveryConfig,
+        security: &SecurityConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = config.endpoint.as_ref().map(|_| Guard::new(security));
+        let mut builder = reqwest::Client::builder();
+        if let Some(guard) = &guard {
+            builder = guard.install(builder);
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(delivery.request_timeout)
             .connect_timeout(
@@ -98,6 +112,7 @@ impl DatadogSink {
             client,
             intake,
             validate,
+            guard,
             headers,
             api_key: config.api_key.clone(),
             encoder: Encoder::new(
@@ -118,6 +133,11 @@ impl DatadogSink {
     /// Checks the API key with Datadog (`GET https://api.<site>/api/v1/validate`, or
     /// `{endpoint}/api/v1/validate`): `Ok` with a description when Datadog accepts it.
     pub async fn check(&self) -> Result<String, DeliveryError> {
+        if let Some(guard) = &self.guard {
+            guard
+                .check_url(&self.validate)
+                .map_err(|r| r.delivery_error())?;
+        }
         let key = self.headers.get(API_KEY_HEADER).cloned();
         let mut request = self.client.get(self.validate.clone());
         if let Some(key) = key {
@@ -127,8 +147,8 @@ impl DatadogSink {
             .send()
             .await
             .map_err(|e| match transport_error(&e) {
-                Outcome::Retry { error, .. } => error,
-                _ => unreachable!("transport errors are retried"),
+                Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } => error,
+                _ => unreachable!("transport errors are retried or refused"),
             })?;
         let status = response.status().as_u16();
         let answer = service::scrub(
@@ -163,6 +183,10 @@ impl DatadogSink {
 
     /// Sends one request body of `logs` logs.
     async fn post(&self, body: Bytes, logs: usize) -> Verdict {
+        // A literal IP host is never resolved, so the resolver cannot vet it.
+        if let Some(Err(refusal)) = self.guard.as_ref().map(|g| g.check_url(&self.intake)) {
+            return Verdict::Outcome(refusal.outcome());
+        }
         let response = match self
             .client
             .post(self.intake.clone())
@@ -378,7 +402,12 @@ mod tests {
             "api_key": "k", "site": "datadoghq.eu"
         }))
         .unwrap();
-        let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+        let sink = DatadogSink::new(
+            &config,
+            &DeliveryConfig::default(),
+            &SecurityConfig::default(),
+        )
+        .unwrap();
         assert_eq!(
             sink.intake.as_str(),
             "https://http-intake.logs.datadoghq.eu/api/v2/logs"
@@ -391,7 +420,12 @@ mod tests {
             "api_key": "sekrit", "endpoint": "http://127.0.0.1:9/proxy/"
         }))
         .unwrap();
-        let sink = DatadogSink::new(&config, &DeliveryConfig::default()).unwrap();
+        let sink = DatadogSink::new(
+            &config,
+            &DeliveryConfig::default(),
+            &SecurityConfig::default(),
+        )
+        .unwrap();
         assert_eq!(sink.intake.as_str(), "http://127.0.0.1:9/proxy/api/v2/logs");
         assert_eq!(
             sink.validate.as_str(),

@@ -66,7 +66,9 @@ pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
         {
             Ok(r) => r,
             Err(e) => {
-                if let Outcome::Retry { error, .. } = transport_error(&e) {
+                if let Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } =
+                    transport_error(&e)
+                {
                     last_problem = Some(error.message);
                 }
                 continue;

@@ -29,11 +29,12 @@ pub use service::{classify, HecAnswer, Verdict};
 
 use super::datadog::{merge, parts, stops_the_batch};
 use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::ssrf::Guard;
 use super::webhook::{Compression, USER_AGENT};
 use super::{
     trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink,
 };
-use crate::config::{DeliveryConfig, Secret};
+use crate::config::{DeliveryConfig, Secret, SecurityConfig};
 use crate::event::Event;
 
 /// The header naming the data channel.
@@ -45,6 +46,8 @@ pub struct SplunkSink {
     event_url: reqwest::Url,
     ack_url: reqwest::Url,
     health_url: reqwest::Url,
+    /// The SSRF guard (its resolver is installed in `client`).
+    guard: Guard,
     /// Authorization, content type and encoding, and the channel when `ack` is on.
     headers: HeaderMap,
     /// Authorization and channel, for acknowledgement queries and health checks.
@@ -116,9 +119,15 @@ fn join(base: &str, path: &str) -> Result<reqwest::Url, BuildError> {
 
 impl SplunkSink {
     /// Builds the sink (reading `tls.ca_file`); the configuration must have passed
-    /// [`SplunkConfig::validate`].
-    pub fn new(config: &SplunkConfig, delivery: &DeliveryConfig) -> Result<Self, BuildError> {
-        let mut builder = reqwest::Client::builder()
+    /// [`SplunkConfig::validate`]. Connections follow the SSRF guard of `security`.
+    pub fn new(
+        config: &SplunkConfig,
+        delivery: &DeliveryConfig,
+        security: &SecurityConfig,
+    ) -> Result<Self, BuildError> {
+        let guard = Guard::new(security);
+        let mut builder = guard
+            .install(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(delivery.request_timeout)
             .connect_timeout(
@@ -167,6 +176,7 @@ impl SplunkSink {
             event_url: join(&config.endpoint, "/services/collector/event")?,
             ack_url: join(&config.endpoint, "/services/collector/ack")?,
             health_url: join(&config.endpoint, "/services/collector/health")?,
+            guard,
             headers,
             query_headers,
             token: config.token.clone(),
@@ -199,6 +209,9 @@ impl SplunkSink {
     /// Asks the collector whether it can take data (`GET {endpoint}/services/collector/health`
     /// with the token): `Ok` with its answer when it can.
     pub async fn check(&self) -> Result<String, DeliveryError> {
+        self.guard
+            .check_url(&self.health_url)
+            .map_err(|r| r.delivery_error())?;
         let response = self
             .client
             .get(self.health_url.clone())
@@ -206,8 +219,8 @@ impl SplunkSink {
             .send()
             .await
             .map_err(|e| match transport_error(&e) {
-                Outcome::Retry { error, .. } => error,
-                _ => unreachable!("transport errors are retried"),
+                Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } => error,
+                _ => unreachable!("transport errors are retried or refused"),
             })?;
         let status = response.status().as_u16();
         let answer = service::scrub(
@@ -233,6 +246,10 @@ impl SplunkSink {
     }
 
     async fn post(&self, body: Bytes, events: usize) -> Verdict {
+        // A literal IP host is never resolved, so the resolver cannot vet it.
+        if let Err(refusal) = self.guard.check_url(&self.event_url) {
+            return Verdict::Outcome(refusal.outcome());
+        }
         let response = match self
             .client
             .post(self.event_url.clone())
@@ -430,7 +447,12 @@ mod tests {
             "endpoint": "https://splunk:8088/", "token": "sekrit", "ack": true
         }))
         .unwrap();
-        let sink = SplunkSink::new(&config, &DeliveryConfig::default()).unwrap();
+        let sink = SplunkSink::new(
+            &config,
+            &DeliveryConfig::default(),
+            &SecurityConfig::default(),
+        )
+        .unwrap();
         assert_eq!(
             sink.event_url.as_str(),
             "https://splunk:8088/services/collector/event"

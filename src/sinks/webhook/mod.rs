@@ -9,6 +9,8 @@ mod config;
 mod encode;
 mod signature;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
@@ -27,6 +29,8 @@ pub const USER_AGENT: &str = concat!("courier/", env!("CARGO_PKG_VERSION"));
 /// Delivers batches to one webhook URL.
 pub struct WebhookSink {
     client: reqwest::Client,
+    /// `request_timeout`: one request, from sending to the end of the answer.
+    timeout: std::time::Duration,
     url: reqwest::Url,
     guard: Guard,
     headers: HeaderMap,
@@ -44,19 +48,7 @@ impl WebhookSink {
         security: &SecurityConfig,
     ) -> Result<Self, BuildError> {
         let guard = Guard::new(security);
-        let client = guard
-            .install(reqwest::Client::builder())
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(delivery.request_timeout)
-            .connect_timeout(
-                delivery
-                    .request_timeout
-                    .min(std::time::Duration::from_secs(10)),
-            )
-            .user_agent(USER_AGENT)
-            .pool_max_idle_per_host(delivery.max_in_flight.max(1))
-            .build()
-            .map_err(|e| BuildError::Http(e.to_string()))?;
+        let client = shared_client(&guard, security, delivery)?;
         let url = reqwest::Url::parse(&config.url).map_err(|e| BuildError::Http(e.to_string()))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
@@ -84,6 +76,7 @@ impl WebhookSink {
         };
         Ok(Self {
             client,
+            timeout: delivery.request_timeout,
             url,
             guard,
             headers,
@@ -92,6 +85,44 @@ impl WebhookSink {
             compression: config.compression,
         })
     }
+}
+
+/// The HTTP client of webhook sinks with these settings, built once per process.
+///
+/// Building a client loads the TLS root certificates (milliseconds and over 100 KB each): with
+/// one client per destination, 1,000 destinations took 3 CPU seconds to start and 150 MB of
+/// memory (docs/benchmarks.md). Destinations keep their own request limit (their lane),
+/// timeout (set per request) and URL; idle connections to one host are pooled across them,
+/// at most as many as were in use at once (the sum of their `max_in_flight`).
+fn shared_client(
+    guard: &Guard,
+    security: &SecurityConfig,
+    delivery: &DeliveryConfig,
+) -> Result<reqwest::Client, BuildError> {
+    type Key = (Vec<ipnet::IpNet>, bool, std::time::Duration);
+    static CLIENTS: std::sync::LazyLock<std::sync::Mutex<HashMap<Key, reqwest::Client>>> =
+        std::sync::LazyLock::new(Default::default);
+    let connect_timeout = delivery
+        .request_timeout
+        .min(std::time::Duration::from_secs(10));
+    let key = (
+        security.allow_networks.clone(),
+        security.https_only,
+        connect_timeout,
+    );
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = guard
+        .install(reqwest::Client::builder())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(|e| BuildError::Http(e.to_string()))?;
+    clients.insert(key, client.clone());
+    Ok(client)
 }
 
 /// Classifies an HTTP status by the webhook contract.
@@ -133,6 +164,7 @@ impl Sink for WebhookSink {
         let mut request = self
             .client
             .post(self.url.clone())
+            .timeout(self.timeout)
             .headers(self.headers.clone())
             .body(batch.body.clone());
         if let Some(key) = &self.key {

@@ -1,0 +1,189 @@
+//! `[api]`: bearer tokens, the key that seals secrets in the store, and the store's topic.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::config::Secret;
+
+/// The default compacted topic that holds the API's destination definitions.
+pub const DEFAULT_TOPIC: &str = "courier-destinations";
+
+/// `[api]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Who may call the API, and on which projects.
+    #[serde(default)]
+    pub tokens: Vec<ApiToken>,
+    /// The environment variable holding the AES-256 key (32 bytes, base64) that seals
+    /// secrets before they are written to the store.
+    pub encryption_key_env: String,
+    /// The compacted topic of destination definitions (created when missing).
+    #[serde(default = "default_topic")]
+    pub destinations_topic: String,
+    /// The key, read from `encryption_key_env` when the configuration is loaded.
+    #[serde(skip)]
+    pub key: Option<EncryptionKey>,
+}
+
+fn default_topic() -> String {
+    DEFAULT_TOPIC.to_owned()
+}
+
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("tokens", &self.tokens)
+            .field("encryption_key_env", &self.encryption_key_env)
+            .field("destinations_topic", &self.destinations_topic)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+/// One `[[api.tokens]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// The bearer token (give it as `${API_TOKEN}`).
+    pub token: Secret,
+    /// The projects it may act on; absent: every project.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
+}
+
+/// A 256-bit key. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey(pub [u8; 32]);
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionKey(****)")
+    }
+}
+
+/// Shortest accepted bearer token.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl ApiConfig {
+    /// Checks the section; returns `(key path, message)` for each problem.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        if self.destinations_topic.trim().is_empty() {
+            errors.push(("api.destinations_topic".into(), "must not be empty".into()));
+        }
+        if self.encryption_key_env.trim().is_empty() {
+            errors.push((
+                "api.encryption_key_env".into(),
+                "must name an environment variable".into(),
+            ));
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.token.expose().chars().count() < MIN_TOKEN_LEN {
+                errors.push((
+                    format!("api.tokens[{i}].token"),
+                    format!("must be at least {MIN_TOKEN_LEN} characters long"),
+                ));
+            }
+            if let Some(projects) = &t.projects {
+                if projects.is_empty() {
+                    errors.push((
+                        format!("api.tokens[{i}].projects"),
+                        "must list at least one project; leave it out for a token that may act on every project".into(),
+                    ));
+                }
+                if let Some(j) = projects.iter().position(|p| p.trim().is_empty()) {
+                    errors.push((
+                        format!("api.tokens[{i}].projects[{j}]"),
+                        "must not be empty".into(),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
+    /// Reads the key from `env`; returns `(key path, message)` for each problem. The value
+    /// never appears in a message.
+    pub fn resolve_key(&mut self, env: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let path = "api.encryption_key_env".to_owned();
+        let name = &self.encryption_key_env;
+        if name.trim().is_empty() {
+            return Vec::new();
+        }
+        let Some(text) = env.get(name) else {
+            return vec![(
+                path,
+                format!("environment variable {name} is not set; it must hold a 32-byte key, base64-encoded (e.g. `openssl rand -base64 32`)"),
+            )];
+        };
+        let text = text.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text));
+        match decoded {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                self.key = Some(EncryptionKey(key));
+                Vec::new()
+            }
+            Ok(bytes) => vec![(
+                path,
+                format!(
+                    "environment variable {name} must hold a 32-byte key, base64-encoded; it holds {} bytes",
+                    bytes.len()
+                ),
+            )],
+            Err(_) => vec![(
+                path,
+                format!("environment variable {name} is not valid base64; it must hold a 32-byte key, base64-encoded"),
+            )],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(json: serde_json::Value) -> ApiConfig {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn reads_the_key_from_the_environment_without_printing_it() {
+        let mut a = api(serde_json::json!({ "encryption_key_env": "K" }));
+        assert_eq!(a.destinations_topic, DEFAULT_TOPIC);
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let env = BTreeMap::from([("K".to_owned(), key.clone())]);
+        assert!(a.resolve_key(&env).is_empty());
+        assert_eq!(a.key, Some(EncryptionKey([7u8; 32])));
+        assert!(!format!("{a:?}").contains(&key));
+
+        let short = BTreeMap::from([(
+            "K".to_owned(),
+            base64::engine::general_purpose::STANDARD.encode([1u8; 16]),
+        )]);
+        let errors = a.resolve_key(&short);
+        assert!(errors[0].1.contains("holds 16 bytes"), "{errors:?}");
+        let errors = a.resolve_key(&BTreeMap::new());
+        assert!(errors[0].1.contains("K is not set"), "{errors:?}");
+    }
+
+    #[test]
+    fn rejects_short_tokens_and_empty_project_lists() {
+        let a = api(serde_json::json!({
+            "encryption_key_env": "K",
+            "tokens": [{ "token": "short" }, { "token": "0123456789abcdef", "projects": [] }],
+        }));
+        let errors = a.validate();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].0, "api.tokens[0].token");
+        assert_eq!(errors[1].0, "api.tokens[1].projects");
+        assert!(!format!("{a:?}").contains("short"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Which keys of a destination definition hold secrets, and what is done with them: masked in
+//! every answer (`"****1234"`), sealed before the definition is written to the store, opened
+//! when it is read back, and kept when a client sends the mask back unchanged.
+
+use serde_json::{Map, Value};
+
+use super::crypto::{Cipher, OpenError};
+
+/// The secret keys of a destination type: `(key, every value of a table)`. `("headers", true)`
+/// means each value of the `headers` table is a secret.
+fn secret_keys(kind: &str) -> &'static [(&'static str, bool)] {
+    match kind {
+        "webhook" => &[("secret", false), ("headers", true)],
+        "datadog" => &[("api_key", false)],
+        "splunk_hec" => &[("token", false)],
+        "s3" => &[
+            ("access_key_id", false),
+            ("secret_access_key", false),
+            ("session_token", false),
+        ],
+        _ => &[],
+    }
+}
+
+/// Calls `f(path, value)` for every secret string of `definition` (`path` like `headers.X`).
+fn for_each_secret(definition: &mut Value, mut f: impl FnMut(&str, &mut String)) {
+    let kind = definition
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let Some(table) = definition.as_object_mut() else {
+        return;
+    };
+    for (key, nested) in secret_keys(&kind) {
+        match (table.get_mut(*key), nested) {
+            (Some(Value::String(s)), false) => f(key, s),
+            (Some(Value::Object(map)), true) => {
+                for (name, v) in map.iter_mut() {
+                    if let Value::String(s) = v {
+                        f(&format!("{key}.{name}"), s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The mask of a secret: its last four characters when it is at least 12 long, else nothing.
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() >= 12 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("****{tail}")
+    } else {
+        "****".to_owned()
+    }
+}
+
+/// `definition` with every secret masked.
+pub fn masked(definition: &Value) -> Value {
+    let mut out = definition.clone();
+    for_each_secret(&mut out, |_, s| *s = mask(s));
+    out
+}
+
+/// Every secret of `definition` (to check that none leaks).
+pub fn secrets(definition: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut copy = definition.clone();
+    for_each_secret(&mut copy, |_, s| out.push(s.clone()));
+    out
+}
+
+fn context(project: &str, id: &str, path: &str) -> String {
+    format!("courier-destinations/{project}/{id}#{path}")
+}
+
+/// `definition` with every secret sealed, bound to `project/id` and its key path.
+pub fn seal(cipher: &Cipher, project: &str, id: &str, definition: &Value) -> Value {
+    let mut out = definition.clone();
+    for_each_secret(&mut out, |path, s| {
+        *s = cipher.seal(s, &context(project, id, path));
+    });
+    out
+}
+
+/// Opens every sealed secret of `definition`.
+pub fn open(
+    cipher: &Cipher,
+    project: &str,
+    id: &str,
+    definition: &Value,
+) -> Result<Value, (String, OpenError)> {
+    let mut out = definition.clone();
+    let mut failed = None;
+    for_each_secret(&mut out, |path, s| {
+        if failed.is_some() {
+            return;
+        }
+        match cipher.open(s, &context(project, id, path)) {
+            Ok(plain) => *s = plain,
+            Err(e) => failed = Some((path.to_owned(), e)),
+        }
+    });
+    match failed {
+        Some(f) => Err(f),
+        None => Ok(out),
+    }
+}
+
+/// In a new definition, a secret given as exactly the mask of the stored secret at the same
+/// key means "unchanged": it is replaced by the stored secret, so a client can send back what
+/// it read.
+pub fn keep_unchanged(new: &mut Value, old: &Value) {
+    if new.get("type") != old.get("type") {
+        return;
+    }
+    let mut stored = std::collections::HashMap::new();
+    let mut old = old.clone();
+    for_each_secret(&mut old, |path, s| {
+        stored.insert(path.to_owned(), s.clone());
+    });
+    for_each_secret(new, |path, s| {
+        if let Some(previous) = stored.get(path) {
+            if s.starts_with("****") && *s == mask(previous) {
+                *s = previous.clone();
+            }
+        }
+    });
+}
+
+/// Whether `definition` (an object) has `key` set.
+pub fn has(definition: &Map<String, Value>, key: &str) -> bool {
+    definition.get(key).is_some_and(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::config::EncryptionKey;
+    use serde_json::json;
+
+    fn hook() -> Value {
+        json!({
+            "type": "webhook", "url": "https://example.com/h",
+            "secret": "whsec_0123456789abcdef",
+            "headers": { "Authorization": "Bearer tok-1234567890", "X-Short": "abc" },
+        })
+    }
+
+    #[test]
+    fn masks_every_secret() {
+        assert_eq!(mask("abcdefghijkl"), "****ijkl");
+        assert_eq!(mask("abcdefghijk"), "****");
+        let m = masked(&hook());
+        assert_eq!(m["secret"], "****cdef");
+        assert_eq!(m["headers"]["Authorization"], "****7890");
+        assert_eq!(m["headers"]["X-Short"], "****");
+        assert_eq!(m["url"], "https://example.com/h");
+        let dd = masked(&json!({"type": "datadog", "api_key": "0123456789abcdef0123"}));
+        assert_eq!(dd["api_key"], "****0123");
+        let s3 = masked(&json!({"type": "s3", "bucket": "b", "secret_access_key": "x"}));
+        assert_eq!(s3["secret_access_key"], "****");
+        assert_eq!(s3["bucket"], "b");
+    }
+
+    #[test]
+    fn seals_and_opens_a_definition() {
+        let cipher = Cipher::new(&EncryptionKey([9; 32]));
+        let sealed = seal(&cipher, "p", "d", &hook());
+        let text = sealed.to_string();
+        for s in secrets(&hook()) {
+            assert!(!text.contains(&s), "{s} leaked into {text}");
+        }
+        assert_eq!(open(&cipher, "p", "d", &sealed).unwrap(), hook());
+        let (path, _) = open(&cipher, "p", "other", &sealed).unwrap_err();
+        assert_eq!(path, "secret");
+        let wrong = Cipher::new(&EncryptionKey([8; 32]));
+        assert!(open(&wrong, "p", "d", &sealed).is_err());
+    }
+
+    #[test]
+    fn a_mask_sent_back_keeps_the_stored_secret() {
+        let old = hook();
+        let mut new = masked(&old);
+        new["headers"]["X-New"] = json!("fresh-value");
+        new["headers"]["X-Short"] = json!("****");
+        keep_unchanged(&mut new, &old);
+        assert_eq!(new["secret"], old["secret"]);
+        assert_eq!(
+            new["headers"]["Authorization"],
+            old["headers"]["Authorization"]
+        );
+        assert_eq!(new["headers"]["X-Short"], "abc");
+        assert_eq!(new["headers"]["X-New"], "fresh-value");
+        let mut changed = masked(&old);
+        changed["secret"] = json!("whsec_other");
+        keep_unchanged(&mut changed, &old);
+        assert_eq!(changed["secret"], "whsec_other");
+    }
+}

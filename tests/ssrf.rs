@@ -1,0 +1,304 @@
+//! The SSRF guard end to end: sinks built from configuration refuse destinations whose host is
+//! (or resolves to) an internal address unless `[security] allow_networks` covers it, checked
+//! against a real HTTP server on 127.0.0.1 that counts the requests it receives: a refused
+//! destination gets none.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::Router;
+use bytes::Bytes;
+use courier::config::{DeliveryConfig, SecurityConfig};
+use courier::event::Event;
+use courier::sinks::datadog::{DatadogConfig, DatadogSink};
+use courier::sinks::splunk::{SplunkConfig, SplunkSink};
+use courier::sinks::webhook::{WebhookConfig, WebhookSink};
+use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
+use courier::source::AckId;
+use serde_json::json;
+
+/// An HTTP server on 127.0.0.1 that answers 200 to everything and counts requests.
+struct Server {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let app = Router::new().fallback(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                (StatusCode::OK, "{\"text\":\"Success\",\"code\":0}")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        Server {
+            port,
+            requests,
+            task,
+        }
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn events() -> Vec<Event> {
+    (0..3)
+        .map(|i| Event {
+            raw: Bytes::from(format!(
+                "{{\"id\":\"e{i}\",\"projectId\":\"p\",\"type\":\"APP_EVENT\",\"level\":\"INFO\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"message\":\"m\"}}"
+            )),
+            partition: 0,
+            offset: i,
+            failure_event: false,
+            ack: AckId {
+                partition: 0,
+                generation: 1,
+                offset: i,
+            },
+        })
+        .collect()
+}
+
+async fn deliver(sink: &dyn Sink) -> Outcome {
+    let events = events();
+    let batch = sink.encode(&events).expect("encode");
+    sink.send(&events, &batch).await
+}
+
+fn loopback() -> SecurityConfig {
+    SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap()
+}
+
+/// The refusal's message, asserting the outcome is a destination rejection.
+fn refused(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Rejected {
+            error,
+            scope: RejectScope::Destination,
+        } => {
+            assert_eq!(error.kind, ErrorKind::Connection);
+            assert_eq!(error.http_status, None);
+            error.message
+        }
+        other => panic!("expected a destination rejection, got {other:?}"),
+    }
+}
+
+fn webhook(url: &str, security: &SecurityConfig) -> WebhookSink {
+    let config: WebhookConfig = serde_json::from_value(json!({ "url": url })).unwrap();
+    config.validate().unwrap();
+    WebhookSink::new(&config, &DeliveryConfig::default(), security).unwrap()
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_without_the_allow_list() {
+    let server = Server::start().await;
+    let url = format!("http://localhost:{}/hook", server.port);
+
+    let message = refused(deliver(&webhook(&url, &SecurityConfig::default())).await);
+    assert!(
+        message.starts_with(
+            "refused: localhost resolves to 127.0.0.1, a loopback address (127.0.0.0/8)"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("with security.allow_networks"),
+        "{message}"
+    );
+    assert_eq!(
+        server.requests(),
+        0,
+        "a refused destination must get no request"
+    );
+
+    // An allow list for other networks does not help.
+    let other = SecurityConfig::allowing(&["10.0.0.0/8"]).unwrap();
+    refused(deliver(&webhook(&url, &other)).await);
+    assert_eq!(server.requests(), 0);
+
+    // Allowed: delivered, to the real server.
+    assert_eq!(
+        deliver(&webhook(&url, &loopback())).await,
+        Outcome::Delivered
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn literal_addresses_are_checked_before_each_request() {
+    // Built directly, without configuration validation: the sink checks literal hosts itself
+    // (they never reach the resolver).
+    let server = Server::start().await;
+    for url in [
+        format!("http://127.0.0.1:{}/hook", server.port),
+        format!("http://2130706433:{}/hook", server.port),
+        format!("http://[::ffff:127.0.0.1]:{}/hook", server.port),
+    ] {
+        let message = refused(deliver(&webhook(&url, &SecurityConfig::default())).await);
+        assert!(
+            message.contains("is a loopback address (127.0.0.0/8"),
+            "{url}: {message}"
+        );
+    }
+    assert_eq!(server.requests(), 0);
+    let url = format!("http://127.0.0.1:{}/hook", server.port);
+    assert_eq!(
+        deliver(&webhook(&url, &loopback())).await,
+        Outcome::Delivered
+    );
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn splunk_and_datadog_endpoints_are_guarded() {
+    let server = Server::start().await;
+    let endpoint = format!("http://localhost:{}", server.port);
+
+    let config: SplunkConfig =
+        serde_json::from_value(json!({ "endpoint": endpoint, "token": "t" })).unwrap();
+    config.validate().unwrap();
+    let sink = SplunkSink::new(
+        &config,
+        &DeliveryConfig::default(),
+        &SecurityConfig::default(),
+    )
+    .unwrap();
+    let message = refused(deliver(&sink).await);
+    assert!(
+        message.starts_with("refused: localhost resolves to"),
+        "{message}"
+    );
+    let health = sink.check().await.unwrap_err();
+    assert!(health.message.starts_with("refused: localhost"), "{health}");
+    assert_eq!(server.requests(), 0);
+    let sink = SplunkSink::new(&config, &DeliveryConfig::default(), &loopback()).unwrap();
+    assert_eq!(deliver(&sink).await, Outcome::Delivered);
+    assert_eq!(server.requests(), 1);
+
+    let config: DatadogConfig =
+        serde_json::from_value(json!({ "endpoint": endpoint, "api_key": "k" })).unwrap();
+    config.validate().unwrap();
+    let sink = DatadogSink::new(
+        &config,
+        &DeliveryConfig::default(),
+        &SecurityConfig::default(),
+    )
+    .unwrap();
+    let message = refused(deliver(&sink).await);
+    assert!(
+        message.starts_with("refused: localhost resolves to"),
+        "{message}"
+    );
+    let check = sink.check().await.unwrap_err();
+    assert!(check.message.starts_with("refused: localhost"), "{check}");
+    let config: DatadogConfig = serde_json::from_value(
+        json!({ "endpoint": format!("http://127.0.0.1:{}", server.port), "api_key": "k" }),
+    )
+    .unwrap();
+    let sink = DatadogSink::new(
+        &config,
+        &DeliveryConfig::default(),
+        &SecurityConfig::default(),
+    )
+    .unwrap();
+    refused(deliver(&sink).await);
+    assert_eq!(
+        server.requests(),
+        1,
+        "no request for the refused Datadog endpoint"
+    );
+}
+
+fn parse(text: &str) -> Result<courier::config::Config, Vec<String>> {
+    courier::config::parse("ssrf.toml", text, &BTreeMap::new())
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+}
+
+fn destination(url: &str) -> String {
+    format!(
+        "[[destinations]]\nproject = \"p\"\nid = \"hook\"\ntype = \"webhook\"\nurl = \"{url}\"\n"
+    )
+}
+
+#[tokio::test]
+async fn configuration_to_delivery() {
+    let server = Server::start().await;
+    let named = destination(&format!("http://localhost:{}/hook", server.port));
+
+    // Names pass validation (they are judged when resolved) and are refused at delivery.
+    let config = parse(&named).unwrap();
+    let sink =
+        courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
+    refused(deliver(sink.as_ref()).await);
+    assert_eq!(server.requests(), 0);
+
+    // With [security] allow_networks, the same destination delivers.
+    let config = parse(&format!(
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n{named}"
+    ))
+    .unwrap();
+    let sink =
+        courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
+    assert_eq!(deliver(sink.as_ref()).await, Outcome::Delivered);
+    assert_eq!(server.requests(), 1);
+
+    // A literal internal address is a configuration error naming the key.
+    let e = parse(&destination("http://192.168.1.20/hook")).unwrap_err();
+    assert_eq!(
+        e,
+        ["ssrf.toml: destinations[0].url: refused: 192.168.1.20 is a private address (192.168.0.0/16); allow it with security.allow_networks"]
+    );
+    let e = parse(&destination("http://[fe80::1]/hook")).unwrap_err();
+    assert!(
+        e[0].contains("destinations[0].url: refused: fe80::1 is a link-local address (fe80::/10)"),
+        "{e:?}"
+    );
+
+    // https_only refuses http:// URLs, even allowed ones.
+    let e = parse(&format!(
+        "[security]\nhttps_only = true\nallow_networks = [\"127.0.0.0/8\"]\n\n{named}"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        e,
+        ["ssrf.toml: destinations[0].url: http:// is refused by security.https_only; use an https:// URL"]
+    );
+    assert!(parse(&format!(
+        "[security]\nhttps_only = true\n\n{}",
+        destination("https://hooks.example.com/x")
+    ))
+    .is_ok());
+
+    // Invalid networks are configuration errors naming the entry.
+    let e =
+        parse("[security]\nallow_networks = [\"127.0.0.0/8\", \"not-a-network\"]\n").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with(
+            "ssrf.toml: security.allow_networks[1]: \"not-a-network\" is not a network"
+        ),
+        "{e:?}"
+    );
+}
