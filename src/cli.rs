@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, SinkConfig};
 use crate::metrics::Metrics;
 use crate::server::{self, Health};
-use crate::{demo, logging, pipeline, reload, replay};
+use crate::{demo, logging, pipeline, reload, replay, test_destination};
 
 /// courier forwards Event Logs from Kafka to each project's destinations (webhooks, files,
 /// and more), in batches, with retries, at least once; a delivery that finally fails is
@@ -77,6 +77,19 @@ pub enum Command {
         #[arg(long)]
         from_failures: bool,
     },
+    /// Check one destination and send it one synthetic Event Log; show its answer. Exit 0
+    /// when it accepted the event, 1 when not, 2 for a configuration error.
+    TestDestination {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/courier.toml")]
+        config: PathBuf,
+        /// The destination's project.
+        #[arg(long)]
+        project: String,
+        /// The destination's id.
+        #[arg(long)]
+        destination: String,
+    },
     /// Run the whole pipeline on an embedded broker with generated Event Logs and local
     /// destinations (an in-process webhook receiver and files under ./demo-out/).
     Demo {
@@ -96,6 +109,11 @@ pub fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => report(run(&config)),
         Command::Demo { events, seconds } => report(demo::main(events, seconds)),
+        Command::TestDestination {
+            config,
+            project,
+            destination,
+        } => test_destination::main(&config, &project, &destination),
         Command::Replay {
             config,
             from,
@@ -205,23 +223,48 @@ async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     health.config_loaded.store(true, Ordering::Relaxed);
     let stop = CancellationToken::new();
     let server_stop = CancellationToken::new();
-    let server = server::serve(
+    let api = config.api.as_ref().map(|_| crate::api::Api::default());
+    let server = server::serve_with(
         config.server.listen,
         metrics.clone(),
         health.clone(),
+        api.clone(),
         server_stop.clone(),
     )
     .await
     .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     tokio::spawn(stop_on_signal(stop.clone()));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    // With the destinations API, file reloads and store changes meet in one merger that
+    // feeds the pipeline; without it, file reloads go to the pipeline directly.
+    let (running, file_reloads, merger) = match (&api, &config.api) {
+        (Some(api), Some(api_config)) => {
+            let (file_tx, file_rx) = tokio::sync::mpsc::channel(1);
+            let (merged, merger) = crate::api::start(
+                api,
+                &config,
+                api_config,
+                metrics.clone(),
+                health.destinations.clone(),
+                file_rx,
+                reload_tx,
+                stop.clone(),
+            )
+            .await?;
+            (merged, file_tx, Some(merger))
+        }
+        _ => (config.clone(), reload_tx, None),
+    };
     let watcher = {
         let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
-        tokio::spawn(async move { reload::watch(path, &config, reload_tx, metrics, stop).await })
+        tokio::spawn(async move { reload::watch(path, &config, file_reloads, metrics, stop).await })
     };
-    let drain = pipeline::run(&config, metrics, health, reload_rx, stop.clone()).await;
+    let drain = pipeline::run(&running, metrics, health, reload_rx, stop.clone()).await;
     stop.cancel();
     let _ = watcher.await;
+    if let Some(merger) = merger {
+        let _ = merger.await;
+    }
     let drain = drain?;
     tracing::info!(?drain, "courier stopped");
     server_stop.cancel();

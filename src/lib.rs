@@ -23,4 +23,5 @@ pub mod routing;
 pub mod server;
 pub mod sinks;
 pub mod source;
+pub mod test_destination;
 pub mod topology;

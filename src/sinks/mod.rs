@@ -141,6 +141,13 @@ pub trait Sink: Send + Sync {
         false
     }
 
+    /// Checks the destination without delivering events (credentials, reachability), for
+    /// `courier test-destination`. Returns what the destination said; sinks without such a
+    /// check say so.
+    async fn check(&self) -> Result<String, DeliveryError> {
+        Ok("no separate check for this destination type; the test event shows the answer".into())
+    }
+
     /// Sends an encoded batch of `events` once (which may take several requests, for a sink
     /// that must split it) and classifies the answer.
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome;

@@ -288,6 +288,10 @@ pub(crate) fn stops_the_batch(outcome: &Outcome) -> bool {
 
 #[async_trait]
 impl Sink for DatadogSink {
+    async fn check(&self) -> Result<String, DeliveryError> {
+        DatadogSink::check(self).await
+    }
+
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         self.encoder.batch(events, self.intake.as_str())
     }

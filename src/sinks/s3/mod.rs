@@ -335,6 +335,10 @@ fn encode_error(message: String) -> Outcome {
 
 #[async_trait]
 impl Sink for S3Sink {
+    async fn check(&self) -> Result<String, DeliveryError> {
+        S3Sink::check(self).await
+    }
+
     /// A batch of one partition is encoded into its object body; its id is the object key.
     /// A batch spanning partitions is encoded object by object in `send` (its body is empty).
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {

@@ -287,6 +287,10 @@ impl SplunkSink {
 
 #[async_trait]
 impl Sink for SplunkSink {
+    async fn check(&self) -> Result<String, DeliveryError> {
+        SplunkSink::check(self).await
+    }
+
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         self.encoder.batch(events, self.event_url.as_str())
     }
