@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 use crate::source::AckId;
 
+mod scan;
+
 /// The `type` of delivery-failure events courier writes.
 pub const FAILURE_EVENT_TYPE: &str = "EVENT_DESTINATION";
 
@@ -266,7 +268,10 @@ pub fn decode(payload: Option<&[u8]>, max_bytes: usize) -> Decoded<'_> {
 }
 
 fn parse_fields(bytes: &[u8]) -> Result<RoutingFields<'_>, serde_json::Error> {
-    serde_json::from_slice(bytes)
+    match scan::fields(bytes) {
+        Some(fields) => Ok(fields),
+        None => serde_json::from_slice(bytes),
+    }
 }
 
 fn unroutable(reason: Unroutable, detail: String) -> Decoded<'static> {

@@ -91,9 +91,23 @@ pub async fn serve(
     health: Arc<Health>,
     stop: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    serve_with(listen, metrics, health, None, stop).await
+}
+
+/// [`serve`], with the destinations API's `/v1` routes when `api` is given.
+pub async fn serve_with(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    api: Option<crate::api::Api>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
-    let app = router(metrics, health);
+    let mut app = router(metrics, health);
+    if let Some(api) = api {
+        app = app.merge(crate::api::router(api));
+    }
     Ok(tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -52,7 +52,9 @@ pub struct Changes {
 
 /// The health of each running destination, published for the destinations API's status.
 #[derive(Clone, Default)]
-pub struct HealthRegistry(Arc<RwLock<HashMap<(String, String), Arc<DestinationHealth>>>>);
+pub struct HealthRegistry(Arc<RwLock<HealthMap>>);
+
+type HealthMap = HashMap<(String, String), Arc<DestinationHealth>>;
 
 impl std::fmt::Debug for HealthRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -251,8 +251,10 @@ fn destination(moto: &Moto, bucket: &str, extra: &str) -> DestinationConfig {
     } else {
         "access_key_id = \"AKIATEST\"\nsecret_access_key = \"test-secret\"\n".to_owned()
     };
+    // moto listens on 127.0.0.1: allow loopback past the SSRF guard's endpoint check.
     let text = format!(
-        "[[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\
+         [[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
          bucket = \"{bucket}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\nforce_path_style = true\n\
          {keys}{extra}\n",
         moto.endpoint()
@@ -697,7 +699,8 @@ async fn env_credentials_child() {
         return;
     };
     let text = format!(
-        "[[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\
+         [[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
          bucket = \"guarded\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\n\
          key_template = \"{AUTH_MODE_TEMPLATE}\"\n"
     );
@@ -923,7 +926,8 @@ async fn a_failed_multipart_upload_is_aborted_and_retried() {
 
 fn destination_at(endpoint: &str, extra: &str) -> DestinationConfig {
     let text = format!(
-        "[[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\
+         [[destinations]]\nproject = \"proj_a\"\nid = \"archive\"\ntype = \"s3\"\n\
          bucket = \"any-bucket\"\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\n\
          access_key_id = \"AKIATEST\"\nsecret_access_key = \"test-secret\"\n{extra}\n"
     );

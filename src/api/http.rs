@@ -289,13 +289,15 @@ fn api_restrictions(definition: &Value) -> Vec<(String, String)> {
             "/type".into(),
             "file destinations write on the courier host; they can be configured only in the configuration file".into(),
         )),
-        Some("splunk_hec") => {
-            if definition.pointer("/tls/ca_file").is_some_and(|v| !v.is_null()) {
-                errors.push((
-                    "/tls/ca_file".into(),
-                    "names a file on the courier host; not accepted through the API".into(),
-                ));
-            }
+        Some("splunk_hec")
+            if definition
+                .pointer("/tls/ca_file")
+                .is_some_and(|v| !v.is_null()) =>
+        {
+            errors.push((
+                "/tls/ca_file".into(),
+                "names a file on the courier host; not accepted through the API".into(),
+            ));
         }
         Some("s3") => {
             for key in ["access_key_id", "secret_access_key"] {

@@ -72,3 +72,86 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::store::Entry;
+
+    fn file() -> Config {
+        let text = r#"
+[[destinations]]
+project = "p"
+id = "from-file"
+type = "webhook"
+url = "https://example.com/a"
+"#;
+        config::parse("courier.toml", text, &BTreeMap::new()).unwrap()
+    }
+
+    fn entry(definition: serde_json::Value) -> Entry {
+        Entry {
+            definition,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_store_adds_to_the_file_which_wins_on_conflict() {
+        let mut snapshot = Snapshot::default();
+        snapshot.entries.insert(
+            ("p".into(), "from-api".into()),
+            entry(json!({"project": "p", "id": "from-api", "type": "webhook", "url": "https://example.com/b"})),
+        );
+        snapshot.entries.insert(
+            ("p".into(), "from-file".into()),
+            entry(json!({"project": "p", "id": "from-file", "type": "webhook", "url": "https://example.com/other"})),
+        );
+        snapshot.entries.insert(
+            ("p".into(), "broken".into()),
+            entry(json!({"project": "p", "id": "broken", "type": "webhook"})),
+        );
+        let merged = merge(&file(), &snapshot);
+        let ids: Vec<&str> = merged.destinations.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["from-file", "from-api"]);
+        assert_eq!(
+            merged.destinations[0].table.0["url"],
+            "https://example.com/a"
+        );
+    }
+
+    #[test]
+    fn definition_errors_carry_json_pointers() {
+        let defaults = crate::config::DeliveryConfig::default();
+        let security = crate::config::SecurityConfig::default();
+        let errors = config::parse_destination(
+            json!({
+                "project": "p", "id": "d", "type": "webhook", "url": "ftp://x/",
+                "filter": { "min_level": "WARNING" },
+                "delivery": { "max_in_flight": 0 },
+                "headers": { "X": 5 },
+            }),
+            &defaults,
+            &security,
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+        assert!(pointers.contains(&"/filter/min_level"), "{errors:?}");
+        assert!(pointers.contains(&"/delivery/max_in_flight"), "{errors:?}");
+        assert!(pointers.contains(&"/headers/X"), "{errors:?}");
+        let errors = config::parse_destination(json!([1]), &defaults, &security).unwrap_err();
+        assert_eq!(errors[0].0, "");
+        let errors = config::parse_destination(
+            json!({"project": "p", "id": "d", "type": "datadog", "api_key": "k", "tags": ["a:b", 3]}),
+            &defaults,
+            &security,
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].0, "/tags/1", "{errors:?}");
+    }
+}

@@ -18,3 +18,44 @@ pub mod http;
 pub mod openapi;
 
 pub use http::{router, Api, Inner};
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::topology::HealthRegistry;
+
+/// Opens the destinations store (reading it to the end), starts the merger of file reloads
+/// (`file_reloads`) and store changes into `reloads`, and starts answering on `api`. Returns
+/// the merged configuration the pipeline starts with. Fails when the store cannot be read or
+/// a stored secret does not decrypt with the configured key.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    api: &Api,
+    file: &Config,
+    api_config: &ApiConfig,
+    metrics: Arc<Metrics>,
+    registry: HealthRegistry,
+    file_reloads: mpsc::Receiver<Config>,
+    reloads: mpsc::Sender<Config>,
+    stop: CancellationToken,
+) -> Result<(Config, JoinHandle<()>), store::StoreError> {
+    let store = store::Store::open(file, api_config, stop.clone()).await?;
+    let mut changes = store.subscribe();
+    let snapshot = changes.borrow_and_update().clone();
+    let merged = merge::merge(file, &snapshot);
+    let (file_tx, file_rx) = watch::channel(Arc::new(file.clone()));
+    api.start(Inner {
+        tokens: auth::Tokens::new(&api_config.tokens),
+        store,
+        file: file_rx,
+        registry,
+        metrics,
+    });
+    let merger = tokio::spawn(merge::run(file_tx, file_reloads, changes, reloads, stop));
+    Ok((merged, merger))
+}

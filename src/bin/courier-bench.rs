@@ -60,6 +60,13 @@ struct Cli {
 enum Cmd {
     /// Runs benchmark scenarios against a running broker.
     Run(RunArgs),
+    /// In-process micro-benchmark of the per-event work on the source thread (decode,
+    /// route, payload copy, acknowledgement tracking), single-threaded, no broker.
+    Micro {
+        /// Events per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+    },
     /// The fast receiver (started by `run`): counts webhook events, measures latency.
     Receiver {
         /// Port of the webhook endpoint (`POST /hook/...`, `GET /stats`, `POST /reset`).
@@ -125,6 +132,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Cmd::Receiver { port, stall_port } => receiver::main(port, stall_port),
+        Cmd::Micro { events } => micro(events),
         Cmd::Run(mut args) => {
             if args.quick {
                 args.events = 300_000;
@@ -350,6 +358,27 @@ fn create_topic(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+/// Deletes topics (tansu keeps everything in memory: a full run would otherwise hold
+/// several GB). Failures are only reported.
+fn delete_topics(brokers: &str, names: &[&str]) {
+    let result = (|| -> anyhow::Result<()> {
+        let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        for r in rt.block_on(admin.delete_topics(names, &opts))? {
+            if let Err((topic, code)) = r {
+                eprintln!("  could not delete topic {topic}: {code}");
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        eprintln!("  could not delete topics {names:?}: {e}");
+    }
 }
 
 /// Records where the broker put each message: end offset per partition.
@@ -994,6 +1023,13 @@ fn run_courier(
         perf.stop(Duration::from_secs(30));
     }
     proc.stop(Duration::from_secs(30));
+    delete_topics(
+        &ctx.args.brokers,
+        &[
+            &format!("bench-failures-{tag}"),
+            &format!("bench-retry-{tag}"),
+        ],
+    );
     if receiver.events != expected {
         bail!(
             "{name}: the receiver counted {} events, the configuration implies {expected}",
@@ -1205,10 +1241,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             None
         } else {
             settle();
+            let cpu0 = cpu_seconds("self").unwrap_or(0.0);
             let (secs, count) = raw_consumer(&args.brokers, &topic, &ends)?;
+            let cpu = cpu_seconds("self").unwrap_or(0.0) - cpu0;
             let rate = count as f64 / secs;
-            println!("  raw consumer: {count} events in {secs:.2}s = {rate:.0} events/s");
+            println!(
+                "  raw consumer: {count} events in {secs:.2}s = {rate:.0} events/s, CPU {cpu:.1}s"
+            );
             results.add("raw", "raw consumer events/s", rate, "events/s");
+            results.add(
+                "raw",
+                "raw consumer CPU per event",
+                cpu * 1e6 / count as f64,
+                "µs",
+            );
             Some(rate)
         };
         if scenarios.contains(&"throughput") {
@@ -1312,6 +1358,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             results.add("fanout", "courier peak RSS (VmHWM)", run.peak_rss_mb, "MB");
             add_run(&mut results, "fanout", args.events, &run);
         }
+        delete_topics(&args.brokers, &[&topic]);
     }
 
     if scenarios.contains(&"stalled") {
@@ -1412,6 +1459,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             run.peak_rss_mb <= limit,
         );
         add_run(&mut results, "stalled", n, &run);
+        delete_topics(&args.brokers, &[&topic]);
     }
 
     if scenarios.contains(&"latency") {
@@ -1498,6 +1546,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             "µs",
         );
         results.add("latency", "courier peak RSS (VmHWM)", run.peak_rss_mb, "MB");
+        delete_topics(&args.brokers, &[&topic]);
     }
 
     results.print();
@@ -1518,6 +1567,110 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
         println!("results written to {}", path.display());
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Micro-benchmark.
+
+fn micro(n: usize) -> anyhow::Result<()> {
+    let mut source = EventSource::new();
+    let mut events = Vec::with_capacity(n);
+    let mut buf = Vec::with_capacity(2048);
+    for _ in 0..n {
+        source.next(1_000_000_000_000_000, &mut buf);
+        events.push(bytes::Bytes::copy_from_slice(&buf));
+    }
+    let bytes: usize = events.iter().map(|e| e.len()).sum();
+    println!("{n} events, {:.0} bytes each", bytes as f64 / n as f64);
+    let dir = std::env::temp_dir().join(format!("courier-micro-{}", now_us()));
+    std::fs::create_dir_all(&dir)?;
+    let routers: Vec<(&str, Router)> = [
+        ("one per project", Layout::OnePerProject),
+        ("fan-out", Layout::FanOut),
+    ]
+    .into_iter()
+    .map(|(name, layout)| -> anyhow::Result<(&str, Router)> {
+        let Cmd::Run(args) =
+            Cli::parse_from(["courier-bench", "run", "--brokers", "127.0.0.1:1"]).command
+        else {
+            unreachable!("parsed a run command")
+        };
+        let setup = Setup {
+            args: &args,
+            topic: "t",
+            group: "g".into(),
+            listen_port: 1,
+            receiver_port: 2,
+            stall_port: 3,
+            layout,
+            tag: "micro".into(),
+        };
+        let path = dir.join(format!("{}.toml", name.replace(' ', "-")));
+        std::fs::write(&path, courier_config(&setup))?;
+        let config = courier::config::load(&path)
+            .map_err(|e| anyhow!("micro configuration is invalid:\n{e}"))?;
+        let mut router = Router::new();
+        for (i, d) in config.destinations.iter().enumerate() {
+            router.add(&d.project, &d.id, &d.filter, i);
+        }
+        Ok((name, router))
+    })
+    .collect::<anyhow::Result<_>>()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let time = |label: &str, f: &mut dyn FnMut() -> u64| {
+        let mut best = f64::MAX;
+        let mut check = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            check = f();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!(
+            "{label:<44} {:8.0} ns/event   (check {check})",
+            best * 1e9 / n as f64
+        );
+    };
+    time("copy payload (Bytes::copy_from_slice)", &mut || {
+        events
+            .iter()
+            .map(|e| bytes::Bytes::copy_from_slice(e).len() as u64)
+            .sum()
+    });
+    time("decode (routing fields)", &mut || {
+        events
+            .iter()
+            .map(|e| match decode(Some(e), usize::MAX) {
+                Decoded::Routable(f) => f.level.get().map_or(0, str::len) as u64,
+                Decoded::Unroutable { .. } => 0,
+            })
+            .sum()
+    });
+    for (name, router) in &routers {
+        time(&format!("decode + route ({name})"), &mut || {
+            let mut lanes = 0u64;
+            for e in &events {
+                if let Decoded::Routable(f) = decode(Some(e), usize::MAX) {
+                    router.route(&f, e, None, |_| lanes += 1);
+                }
+            }
+            lanes
+        });
+    }
+    let acker = courier::source::Acker::new();
+    acker.assign(&[0]);
+    let mut offset = 0i64;
+    time("track + complete (Acker)", &mut || {
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(acker.track(0, offset, 1));
+            offset += 1;
+        }
+        for chunk in ids.chunks(100) {
+            acker.complete(chunk.iter().copied());
+        }
+        acker.pending() as u64
+    });
     Ok(())
 }
 

@@ -904,7 +904,9 @@ fn json_pointer(path: &str, message: &str) -> String {
         .strip_prefix("unknown field `")
         .and_then(|m| m.split('`').next())
     {
-        push(field);
+        if !path.ends_with(field) {
+            push(field);
+        }
     }
     pointer
 }

@@ -1069,6 +1069,8 @@ pub struct CourierConfig {
     pub destinations: Vec<String>,
     /// Appended verbatim (other top-level tables).
     pub extra: String,
+    /// Environment variables set for the process (besides the test process's own).
+    pub env: Vec<(String, String)>,
 }
 
 impl CourierConfig {
@@ -1106,6 +1108,7 @@ impl CourierConfig {
             delivery,
             destinations: Vec::new(),
             extra: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -1191,6 +1194,7 @@ impl Courier {
             .arg("run")
             .arg("--config")
             .arg(&config_path)
+            .envs(cfg.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_BACKTRACE", "1")
             .env(
                 "RUST_LOG",

@@ -1,0 +1,423 @@
+//! The fast path of [`super::decode`]: one pass over the message that validates it as JSON and
+//! borrows the routing fields, for the common case only.
+//!
+//! serde_json's derive spent about 1 µs on a 1 KB event (docs/benchmarks.md); this scanner skips
+//! strings with `memchr` and does nothing else per byte. It answers only when it is sure:
+//! anything unusual — an escape in a key or in a routing field's string, a duplicate routing
+//! field, deep nesting, a syntax error — returns `None`, and serde_json decides (with its
+//! error messages). So `Some(fields)` is returned only for input serde_json also accepts, with
+//! the same fields (property-tested below).
+
+use std::borrow::Cow;
+
+use super::{Field, RoutingFields};
+
+/// Deepest nesting handled here (serde_json allows 128).
+const MAX_DEPTH: usize = 100;
+
+/// The routing fields of a JSON object, when the message is plainly valid; `None` to let
+/// serde_json decide.
+pub(super) fn fields(bytes: &[u8]) -> Option<RoutingFields<'_>> {
+    let mut s = Scanner { b: bytes, i: 0 };
+    let mut out = RoutingFields::default();
+    let mut seen = 0u16;
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        s.i += 1;
+    } else {
+        loop {
+            let key = s.plain_string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            match slot(key) {
+                Some(n) => {
+                    let bit = 1u16 << n;
+                    if seen & bit != 0 {
+                        return None; // serde's derive rejects a duplicate field
+                    }
+                    seen |= bit;
+                    // Other types read as absent; numbers, arrays and objects are left to
+                    // serde_json, which reads them differently from skipped values (a
+                    // number out of range, escapes in nested keys).
+                    let value = match s.peek()? {
+                        b'"' => Field(Some(Cow::Borrowed(s.plain_string()?))),
+                        b't' | b'f' | b'n' => {
+                            s.value(1)?;
+                            Field(None)
+                        }
+                        _ => return None,
+                    };
+                    *field(&mut out, n) = value;
+                }
+                None => s.value(1)?,
+            }
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.i == bytes.len()).then_some(out)
+}
+
+/// Index of a routing field's key.
+fn slot(key: &str) -> Option<u8> {
+    Some(match key {
+        "projectId" => 0,
+        "level" => 1,
+        "type" => 2,
+        "endUserId" => 3,
+        "integrationId" => 4,
+        "traceId" => 5,
+        "eventName" => 6,
+        "timestamp" => 7,
+        "destinationId" => 8,
+        _ => return None,
+    })
+}
+
+fn field<'a, 'b>(f: &'b mut RoutingFields<'a>, n: u8) -> &'b mut Field<'a> {
+    match n {
+        0 => &mut f.project_id,
+        1 => &mut f.level,
+        2 => &mut f.kind,
+        3 => &mut f.end_user_id,
+        4 => &mut f.integration_id,
+        5 => &mut f.trace_id,
+        6 => &mut f.event_name,
+        7 => &mut f.timestamp,
+        _ => &mut f.destination_id,
+    }
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string without escapes, as UTF-8 (keys and routing fields). Anything else: `None`.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let end = memchr::memchr2(b'"', b'\\', rest)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        let text = &rest[..end];
+        if has_control(text) {
+            return None;
+        }
+        let text = std::str::from_utf8(text).ok()?;
+        self.i += end + 1;
+        Some(text)
+    }
+
+    /// Skips a string that is not read: escapes are checked the way serde_json checks an
+    /// ignored string (any `\u` with four hex digits); its UTF-8 is not (serde_json does not
+    /// check it either).
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = &self.b[self.i..];
+            let at = memchr::memchr2(b'"', b'\\', rest)?;
+            if has_control(&rest[..at]) {
+                return None;
+            }
+            self.i += at + 1;
+            if rest[at] == b'"' {
+                return Some(());
+            }
+            match self.next()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    let hex = self.b.get(self.i..self.i + 4)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    self.i += 4;
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'{' => {
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? != word {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.digit()?;
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.digit()?;
+            self.digits();
+        }
+        // What follows a number must end it (serde_json reads `01` or `1x` as an error).
+        match self.peek() {
+            None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\t' | b'\r') => Some(()),
+            _ => None,
+        }
+    }
+
+    fn digit(&mut self) -> Option<()> {
+        self.next()?.is_ascii_digit().then_some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+}
+
+/// Whether a string's raw bytes hold a control character (JSON requires them escaped).
+fn has_control(text: &[u8]) -> bool {
+    text.iter().fold(false, |acc, &c| acc | (c < 0x20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generator::{Generator, GeneratorConfig};
+    use proptest::prelude::*;
+
+    fn serde(bytes: &[u8]) -> Option<RoutingFields<'_>> {
+        serde_json::from_slice(bytes).ok()
+    }
+
+    /// The scanner never accepts what serde_json refuses, and reads the same fields.
+    fn agrees(bytes: &[u8]) {
+        if let Some(fast) = fields(bytes) {
+            let slow = serde(bytes).unwrap_or_else(|| {
+                panic!(
+                    "the scanner accepted what serde_json refuses: {:?}",
+                    String::from_utf8_lossy(bytes)
+                )
+            });
+            let pairs = [
+                (&fast.project_id, &slow.project_id),
+                (&fast.level, &slow.level),
+                (&fast.kind, &slow.kind),
+                (&fast.end_user_id, &slow.end_user_id),
+                (&fast.integration_id, &slow.integration_id),
+                (&fast.trace_id, &slow.trace_id),
+                (&fast.event_name, &slow.event_name),
+                (&fast.timestamp, &slow.timestamp),
+                (&fast.destination_id, &slow.destination_id),
+            ];
+            for (a, b) in pairs {
+                assert_eq!(a, b, "{:?}", String::from_utf8_lossy(bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn generated_events_take_the_fast_path_and_agree() {
+        let mut generator = Generator::new(GeneratorConfig {
+            projects: 50,
+            poison_every: Some(7),
+            ..GeneratorConfig::default()
+        });
+        let mut fast = 0;
+        for _ in 0..5000 {
+            let m = generator.next_message();
+            agrees(&m.bytes);
+            fast += usize::from(fields(&m.bytes).is_some());
+            // and every prefix of it (truncated messages)
+            for cut in [1, m.bytes.len() / 3, m.bytes.len() / 2, m.bytes.len() - 1] {
+                agrees(&m.bytes[..cut]);
+            }
+        }
+        assert!(fast > 4000, "only {fast} of 5000 took the fast path");
+    }
+
+    #[test]
+    fn edge_cases() {
+        for text in [
+            r#"{}"#,
+            r#" { "projectId" : "p" } "#,
+            r#"{"projectId":"p","projectId":"q"}"#,
+            r#"{"projectId":"p\u0041"}"#,
+            r#"{"proj\u0065ctId":"p"}"#,
+            r#"{"projectId":7,"level":null,"type":[1,{"a":"b"}],"x":{"projectId":"n"}}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":1e+5,"b":-0.5E-3,"c":0}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12G4"}"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"level":"\ud800"}"#,
+            r#"{"a":"line\nbreak"}"#,
+            "{\"a\":\"raw\u{1}control\"}",
+            r#"{"a":1,}"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":"é","projectId":"pé"}"#,
+            "{\"a\":\"\u{ff}\"}",
+        ] {
+            agrees(text.as_bytes());
+        }
+        agrees(b"{\"a\":\"\xff\xfe\"}");
+        agrees(b"{\"projectId\":\"\xff\"}");
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(150), "]".repeat(150));
+        agrees(deep.as_bytes());
+        assert!(fields(deep.as_bytes()).is_none());
+        assert_eq!(
+            fields(br#"{"projectId":"p","level":"WARN"}"#)
+                .unwrap()
+                .level
+                .get(),
+            Some("WARN")
+        );
+    }
+
+    fn json() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            any::<i32>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            "[a-z\\\\\"é\u{1}-\u{3} ]{0,6}".prop_map(|s| format!("\"{s}\"")),
+            "(projectId|level|type|traceId|x)".prop_map(|s| format!("\"{s}\"")),
+        ];
+        leaf.prop_recursive(4, 24, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec(
+                    ("(projectId|level|type|eventName|timestamp|a|b)", inner),
+                    0..5
+                )
+                .prop_map(|v| format!(
+                    "{{{}}}",
+                    v.iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_disagrees_with_serde_json(text in json(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
+            agrees(text.as_bytes());
+            let bytes = text.as_bytes();
+            agrees(&bytes[..cut.index(bytes.len() + 1)]);
+            let mut mutated = bytes.to_vec();
+            if !mutated.is_empty() {
+                let i = flip.0.index(mutated.len());
+                mutated[i] = flip.1;
+                agrees(&mutated);
+            }
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! The destinations API, end to end: the compiled binary on tansu (its own broker per test),
+//! called over real HTTP. CRUD, validation, auth, secrets (never in an answer, a log line or
+//! the store topic's bytes), test/status/enable/pause, two replicas sharing the store, and a
+//! start-up with the wrong key.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{json, Value};
+
+const TOPIC: &str = "event-logs";
+const STORE: &str = "courier-destinations";
+const ADMIN: &str = "admin-token-0123456789";
+const PROJ_A: &str = "proj-a-token-0123456789";
+const KEY_ENV: &str = "COURIER_TEST_API_KEY";
+const HOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const HEADER_SECRET: &str = "Bearer header-secret-value-42";
+
+fn key(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+fn config(brokers: &str, key_byte: u8) -> CourierConfig {
+    let mut cfg = CourierConfig::new(brokers)
+        .kafka_option("partition.assignment.strategy", "range,roundrobin");
+    cfg.extra = format!(
+        "\n[api]\nencryption_key_env = {}\ntokens = [{{ token = {} }}, {{ token = {}, projects = [\"proj_a\"] }}]\n",
+        toml_str(KEY_ENV),
+        toml_str(ADMIN),
+        toml_str(PROJ_A),
+    );
+    cfg.env.push((KEY_ENV.into(), key(key_byte)));
+    cfg
+}
+
+/// One HTTP call → (status, body as JSON or a string).
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    });
+    let url = format!("http://{addr}{path}");
+    rt().block_on(async {
+        let mut req = client.request(method.parse().unwrap(), &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    })
+}
+
+/// Every answer, to check no secret ever appears in one.
+struct Client<'a> {
+    addr: &'a str,
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> Client<'a> {
+    fn new(courier: &'a Courier) -> Self {
+        Client {
+            addr: courier.listen(),
+            seen: Default::default(),
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, value) = call(self.addr, method, path, token, body.as_deref());
+        self.seen.borrow_mut().push(value.to_string());
+        (status, value)
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call(method, path, Some(ADMIN), body)
+    }
+
+    fn assert_no_secret(&self, secrets: &[&str]) {
+        for answer in self.seen.borrow().iter() {
+            for s in secrets {
+                assert!(!answer.contains(s), "secret {s:?} in an answer: {answer}");
+            }
+        }
+    }
+}
+
+fn error_pointers(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|d| d["pointer"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_error_shape(status: u16, body: &Value) {
+    assert!(body["error"]["code"].is_string(), "{status}: {body}");
+    assert!(body["error"]["message"].is_string(), "{status}: {body}");
+    assert!(body["error"]["details"].is_array(), "{status}: {body}");
+}
+
+fn hook_definition(receiver: &WebhookReceiver) -> Value {
+    json!({
+        "type": "webhook",
+        "url": receiver.url(),
+        "secret": HOOK_SECRET,
+        "headers": { "X-Api-Auth": HEADER_SECRET },
+        "filter": { "min_level": "INFO" },
+        "delivery": { "batch_timeout": "50ms" },
+    })
+}
+
+fn event(project: &str, n: usize) -> Vec<u8> {
+    json!({
+        "id": format!("evt-{project}-{n}-{}", unique_number()),
+        "timestamp": "2026-01-01T00:00:00Z",
+        "level": "INFO", "type": "APP_EVENT", "message": "hello",
+        "projectId": project,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn wait(what: &str, timeout: Duration, courier: &Courier, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for: {what}\n{}",
+            courier.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn crud_validation_auth_test_status_and_secrets() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, "courier-failures", 1);
+    let file_receiver = WebhookReceiver::start(ReceiverConfig::default());
+    let receiver = WebhookReceiver::start(ReceiverConfig {
+        secret: Some(HOOK_SECRET.into()),
+        headers: vec![("X-Api-Auth".into(), HEADER_SECRET.into())],
+        ..ReceiverConfig::default()
+    });
+    let cfg =
+        config(&brokers, 1).destination(file_receiver.destination_toml("proj_a", "file-hook"));
+    let courier = Courier::start_ready(&cfg);
+    let c = Client::new(&courier);
+    let base = "/v1/projects/proj_a/destinations";
+
+    // Auth: 401 without or with an unknown token, 403 outside the token's projects.
+    for token in [None, Some("unknown-token-0123456789")] {
+        let (s, body) = c.call("GET", base, token, None);
+        assert_eq!(s, 401, "{body}");
+        assert_error_shape(s, &body);
+    }
+    let (s, body) = c.call(
+        "GET",
+        "/v1/projects/proj_b/destinations",
+        Some(PROJ_A),
+        None,
+    );
+    assert_eq!(s, 403, "{body}");
+    assert_error_shape(s, &body);
+    let (s, _) = c.admin("GET", "/v1/projects/proj_zzz/destinations", None);
+    assert_eq!(s, 404);
+
+    // The file's destination is listed, read-only.
+    let (s, body) = c.call("GET", base, Some(PROJ_A), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["destinations"][0]["id"], "file-hook");
+    assert_eq!(body["destinations"][0]["managed_by"], "config_file");
+    let (s, body) = c.admin(
+        "PUT",
+        &format!("{base}/file-hook"),
+        Some(hook_definition(&receiver)),
+    );
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "read_only");
+    let (s, _) = c.admin("DELETE", &format!("{base}/file-hook"), None);
+    assert_eq!(s, 409);
+
+    // Validation: 422 with a JSON pointer per error; 400 for a body that is not JSON.
+    let mut bad = hook_definition(&receiver);
+    bad["filter"]["min_level"] = json!("WARNING");
+    bad["url"] = json!("ftp://example.com/x");
+    let (s, body) = c.admin("PUT", &format!("{base}/hook-2"), Some(bad.clone()));
+    assert_eq!(s, 422, "{body}");
+    let pointers = error_pointers(&body);
+    assert!(pointers.contains(&"/filter/min_level".to_owned()), "{body}");
+    assert!(pointers.contains(&"/url".to_owned()), "{body}");
+    let (s, body) = c.admin(
+        "POST",
+        "/v1/projects/proj_a/destinations:validate",
+        Some(bad),
+    );
+    assert_eq!(s, 422, "{body}");
+    let (s, body) = c.admin(
+        "POST",
+        "/v1/projects/proj_a/destinations:validate",
+        Some(hook_definition(&receiver)),
+    );
+    assert_eq!((s, &body["valid"]), (200, &json!(true)), "{body}");
+    let (s, body) = c.admin(
+        "PUT",
+        &format!("{base}/hook-2"),
+        Some(json!({"type": "file", "path": "/etc/x"})),
+    );
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(error_pointers(&body), ["/type"]);
+    let (s, body) = c.admin(
+        "PUT",
+        &format!("{base}/hook-2"),
+        Some(json!({"type": "webhook", "url": "http://127.0.0.1:1/", "bogus": 1})),
+    );
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(error_pointers(&body), ["/bogus"], "{body}");
+    let (s, body) = call(
+        c.addr,
+        "PUT",
+        &format!("{base}/hook-2"),
+        Some(ADMIN),
+        Some("{not json"),
+    );
+    assert_eq!(s, 400, "{body}");
+    assert_error_shape(s, &body);
+    // Nothing was created by the failed attempts.
+    assert_eq!(c.admin("GET", &format!("{base}/hook-2"), None).0, 404);
+
+    // Create: 201, secrets masked.
+    let (s, body) = c.call(
+        "PUT",
+        &format!("{base}/hook-2"),
+        Some(PROJ_A),
+        Some(hook_definition(&receiver)),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["managed_by"], "api");
+    assert_eq!(body["secret"], "****LaSw");
+    assert_eq!(body["headers"]["X-Api-Auth"], "****e-42");
+    let (s, read) = c.admin("GET", &format!("{base}/hook-2"), None);
+    assert_eq!(s, 200);
+    assert_eq!(read, body);
+    // Sending back what was read keeps the secrets (the receiver checks the signature).
+    let (s, again) = c.admin("PUT", &format!("{base}/hook-2"), Some(read));
+    assert_eq!(s, 200, "{again}");
+
+    // Events of proj_a consumed once it runs reach it (and the file's destination).
+    wait(
+        "the new destination runs",
+        Duration::from_secs(5),
+        &courier,
+        || c.admin("GET", &format!("{base}/hook-2/status"), None).1["running"] == true,
+    );
+    produce(
+        &brokers,
+        TOPIC,
+        (0..5).map(|i| (Some(i % 2), event("proj_a", i as usize))),
+    );
+    wait(
+        "5 events at the API destination",
+        Duration::from_secs(30),
+        &courier,
+        || receiver.event_count() >= 5,
+    );
+    wait(
+        "5 events at the file destination",
+        Duration::from_secs(30),
+        &courier,
+        || file_receiver.event_count() >= 5,
+    );
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+
+    // Test: one synthetic event, the destination's answer as classified.
+    let before = receiver.event_count();
+    let (s, body) = c.admin("POST", &format!("{base}/hook-2/test"), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["outcome"], "delivered", "{body}");
+    assert!(body["latency_ms"].is_u64());
+    assert_eq!(receiver.event_count(), before + 1);
+    receiver.set_behaviour(Behaviour::Always(403));
+    let (s, body) = c.admin("POST", &format!("{base}/hook-2/test"), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["outcome"], "rejected", "{body}");
+    assert_eq!(body["http_status"], 403, "{body}");
+    receiver.set_behaviour(Behaviour::Ok);
+
+    // Status.
+    let (s, body) = c.admin("GET", &format!("{base}/hook-2/status"), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["running"], true);
+    assert_eq!(body["circuit"], "closed");
+    assert!(body["events"]["delivered"].as_u64().unwrap() >= 5, "{body}");
+    assert!(body["last_success_at"].is_string(), "{body}");
+
+    // Pause and enable.
+    let (s, body) = c.admin("POST", &format!("{base}/hook-2/pause"), None);
+    assert_eq!((s, &body["enabled"]), (200, &json!(false)), "{body}");
+    wait(
+        "paused destination stops running",
+        Duration::from_secs(5),
+        &courier,
+        || c.admin("GET", &format!("{base}/hook-2/status"), None).1["running"] == false,
+    );
+    let paused_at = receiver.event_count();
+    produce(
+        &brokers,
+        TOPIC,
+        (0..3).map(|i| (Some(i % 2), event("proj_a", 100 + i as usize))),
+    );
+    wait(
+        "3 more at the file destination",
+        Duration::from_secs(30),
+        &courier,
+        || file_receiver.event_count() >= 8,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        receiver.event_count(),
+        paused_at,
+        "a paused destination receives nothing"
+    );
+    assert_eq!(
+        c.admin("POST", &format!("{base}/hook-2/enable"), None).0,
+        200
+    );
+    wait(
+        "enabled destination runs",
+        Duration::from_secs(5),
+        &courier,
+        || c.admin("GET", &format!("{base}/hook-2/status"), None).1["running"] == true,
+    );
+
+    // Delete: 204, then 404.
+    assert_eq!(c.admin("DELETE", &format!("{base}/hook-2"), None).0, 204);
+    assert_eq!(c.admin("GET", &format!("{base}/hook-2"), None).0, 404);
+    assert_eq!(c.admin("DELETE", &format!("{base}/hook-2"), None).0, 404);
+    let (s, body) = c.admin("GET", &format!("{base}/hook-2/status"), None);
+    assert_eq!(s, 404);
+    assert_error_shape(s, &body);
+
+    // The OpenAPI document is served.
+    let (s, doc) = c.call("GET", "/v1/openapi.json", None, None);
+    assert_eq!(s, 200);
+    assert!(doc["paths"]["/v1/projects/{project}/destinations:validate"]["post"].is_object());
+
+    // Secrets never appear in an answer, a log line or the store topic's bytes.
+    let secrets = [
+        HOOK_SECRET,
+        HEADER_SECRET,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "header-secret-value-42",
+    ];
+    c.assert_no_secret(&secrets);
+    let log = std::fs::read_to_string(courier.log_path()).unwrap();
+    let topic_bytes: Vec<u8> = read_all(&brokers, STORE, Duration::from_secs(2))
+        .into_iter()
+        .flat_map(|(_, _, v)| v)
+        .collect();
+    assert!(
+        !topic_bytes.is_empty(),
+        "the store topic holds the definitions"
+    );
+    let topic_text = String::from_utf8_lossy(&topic_bytes);
+    for s in secrets {
+        assert!(!log.contains(s), "secret {s:?} in the log");
+        assert!(!topic_text.contains(s), "secret {s:?} in the store topic");
+    }
+}
+
+#[test]
+fn two_replicas_share_destinations_through_the_store() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 4);
+    create_topic(&brokers, "courier-failures", 1);
+    let receiver = WebhookReceiver::start(ReceiverConfig::default());
+    let cfg = config(&brokers, 2);
+    let a = Courier::start_ready(&cfg);
+    let b = Courier::start_ready(&cfg);
+    let (ca, cb) = (Client::new(&a), Client::new(&b));
+    let path = "/v1/projects/proj_a/destinations/shared";
+
+    // Created on A: B knows it within a second, and the events (read by either) arrive.
+    let (s, body) = ca.admin(
+        "PUT",
+        path,
+        Some(json!({ "type": "webhook", "url": receiver.url(), "headers": { "X-Test": "yes" } })),
+    );
+    assert_eq!(s, 201, "{body}");
+    let created = Instant::now();
+    wait("B sees the destination", Duration::from_secs(5), &b, || {
+        cb.admin("GET", path, None).0 == 200
+    });
+    assert!(
+        created.elapsed() < Duration::from_secs(1),
+        "B applied it after {:?}",
+        created.elapsed()
+    );
+    wait("B runs it", Duration::from_secs(2), &b, || {
+        cb.admin("GET", &format!("{path}/status"), None).1["running"] == true
+    });
+    produce(
+        &brokers,
+        TOPIC,
+        (0..20).map(|i| (Some(i % 4), event("proj_a", i as usize))),
+    );
+    wait("20 events delivered", Duration::from_secs(30), &a, || {
+        receiver.event_count() >= 20
+    });
+
+    // Deleted on B: neither replica delivers what comes next.
+    assert_eq!(cb.admin("DELETE", path, None).0, 204);
+    wait(
+        "A forgets the destination",
+        Duration::from_secs(5),
+        &a,
+        || ca.admin("GET", path, None).0 == 404,
+    );
+    wait("A stops running it", Duration::from_secs(2), &a, || {
+        ca.admin("GET", &format!("{path}/status"), None).0 == 404
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let delivered = receiver.event_count();
+    produce(
+        &brokers,
+        TOPIC,
+        (0..20).map(|i| (Some(i % 4), event("proj_a", 100 + i as usize))),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        receiver.event_count(),
+        delivered,
+        "a deleted destination receives nothing"
+    );
+}
+
+#[test]
+fn start_up_fails_clearly_with_the_wrong_key() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 1);
+    create_topic(&brokers, "courier-failures", 1);
+    let mut first = Courier::start_ready(&config(&brokers, 3));
+    let c = Client::new(&first);
+    let (s, body) = c.admin(
+        "PUT",
+        "/v1/projects/proj_a/destinations/dd",
+        Some(json!({ "type": "datadog", "api_key": "dd-api-key-0123456789", "endpoint": "http://127.0.0.1:9" })),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["api_key"], "****6789");
+    first.terminate(Duration::from_secs(30));
+
+    let second = Courier::start(&config(&brokers, 4));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = second.exited() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "courier started with the wrong key\n{}",
+            second.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = std::fs::read_to_string(second.log_path()).unwrap();
+    assert!(log.contains("destination proj_a/dd"), "{log}");
+    assert!(log.contains("wrong encryption key"), "{log}");
+    assert!(!log.contains("dd-api-key-0123456789"), "{log}");
+
+    // The right key reads it back.
+    let third = Courier::start_ready(&config(&brokers, 3));
+    let (s, body) = Client::new(&third).admin("GET", "/v1/projects/proj_a/destinations/dd", None);
+    assert_eq!((s, &body["api_key"]), (200, &json!("****6789")), "{body}");
+}
