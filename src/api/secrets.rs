@@ -2,7 +2,7 @@
 //! every answer (`"****1234"`), sealed before the definition is written to the store, opened
 //! when it is read back, and kept when a client sends the mask back unchanged.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::crypto::{Cipher, OpenError};
 
@@ -129,11 +129,6 @@ pub fn keep_unchanged(new: &mut Value, old: &Value) {
             }
         }
     });
-}
-
-/// Whether `definition` (an object) has `key` set.
-pub fn has(definition: &Map<String, Value>, key: &str) -> bool {
-    definition.get(key).is_some_and(|v| !v.is_null())
 }
 
 #[cfg(test)]
