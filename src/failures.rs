@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -157,19 +156,7 @@ impl FailureReporter {
         metrics: Arc<Metrics>,
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.kafka.brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("log_level", "4");
-        for (k, v) in &config.kafka.options.0 {
-            if !is_consumer_only(k) {
-                client.set(k, v);
-            }
-        }
-        let producer: FutureProducer = client.create()?;
+        let producer: FutureProducer = crate::kafka::durable_producer_config(config).create()?;
         Ok(Self {
             producer,
             topic: config
@@ -451,40 +438,6 @@ impl FailureReporter {
             tracing::warn!(error = %e, "failure-event producer did not flush");
         }
     }
-}
-
-/// librdkafka properties that only consumers understand (passing them to a producer only
-/// produces warnings).
-pub fn is_consumer_only(key: &str) -> bool {
-    const CONSUMER: &[&str] = &[
-        "group.id",
-        "group.instance.id",
-        "auto.offset.reset",
-        "enable.auto.commit",
-        "enable.auto.offset.store",
-        "auto.commit.interval.ms",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "max.poll.interval.ms",
-        "partition.assignment.strategy",
-        "group.protocol",
-        "group.remote.assignor",
-        "isolation.level",
-        "check.crcs",
-        "allow.auto.create.topics",
-        "enable.partition.eof",
-        "queued.min.messages",
-        "queued.max.messages.kbytes",
-        "fetch.wait.max.ms",
-        "fetch.min.bytes",
-        "fetch.max.bytes",
-        "fetch.message.max.bytes",
-        "max.partition.fetch.bytes",
-        "fetch.error.backoff.ms",
-        "fetch.queue.backoff.ms",
-        "coordinator.query.interval.ms",
-    ];
-    CONSUMER.contains(&key)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod event;
 pub mod failures;
 pub mod generator;
+pub mod kafka;
 pub mod lane;
 pub mod logging;
 pub mod metrics;

@@ -10,12 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::Event;
-use crate::failures::{is_consumer_only, Abandoned};
+use crate::failures::Abandoned;
 
 /// Header names of parked records.
 pub mod header {
@@ -159,20 +158,8 @@ impl Parker {
         config: &Config,
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.kafka.brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("log_level", "4");
-        for (k, v) in &config.kafka.options.0 {
-            if !is_consumer_only(k) {
-                client.set(k, v);
-            }
-        }
         Ok(Self {
-            producer: client.create()?,
+            producer: crate::kafka::durable_producer_config(config).create()?,
             topic: config.failures.retry_topic.clone(),
             abandon,
         })
@@ -240,60 +227,6 @@ impl Parker {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
-}
-
-/// Creates `topic` with `partitions` partitions unless it exists. Real clusters often
-/// disable automatic topic creation, so courier creates the topics it owns.
-pub async fn ensure_topic(
-    config: &Config,
-    topic: &str,
-    partitions: i32,
-) -> Result<(), rdkafka::error::KafkaError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        if !is_consumer_only(k) {
-            client.set(k, v);
-        }
-    }
-    let admin: AdminClient<DefaultClientContext> = client.create()?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let exists = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    if exists {
-        return Ok(());
-    }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    // -1: the cluster's default replication factor (brokers that predate it refuse it).
-    for replication in [-1, 1] {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
-        let results = admin.create_topics([&new], &options).await?;
-        match results.into_iter().next() {
-            Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => {
-                tracing::info!(topic, partitions, "created topic");
-                return Ok(());
-            }
-            Some(Err((_, code))) if replication == -1 => {
-                tracing::debug!(
-                    topic,
-                    ?code,
-                    "topic creation with the default replication factor refused; trying 1"
-                );
-            }
-            Some(Err((_, code))) => return Err(rdkafka::error::KafkaError::AdminOp(code)),
-            None => return Ok(()),
-        }
-    }
-    Ok(())
 }
 
 /// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
 use crate::metrics::Metrics;
-use crate::parking::{self, Parker};
+use crate::parking::Parker;
 use crate::retry_worker::RetryWorker;
 use crate::server::Health;
 use crate::source::{self, Acker, Committer, Input, Source, SourceContext};
@@ -68,10 +68,11 @@ pub async fn run(
         })
     };
     let parker = Arc::new(Parker::new(config, abandon.clone())?);
-    parking::ensure_topic(
+    crate::kafka::ensure_topic(
         config,
         &config.failures.retry_topic,
         config.failures.retry_topic_partitions,
+        false,
     )
     .await?;
     let acker = Acker::new();

@@ -20,7 +20,6 @@ use super::crypto::Cipher;
 use super::secrets;
 use super::ApiConfig;
 use crate::config::Config;
-use crate::failures::is_consumer_only;
 use crate::source::PROTECTED_OPTIONS;
 
 /// One stored destination.
@@ -103,18 +102,10 @@ impl Store {
             .key
             .as_ref()
             .ok_or_else(|| kafka("no encryption key (api.encryption_key_env)".into()))?;
-        ensure_compacted_topic(config, &topic)
+        crate::kafka::ensure_topic(config, &topic, 1, true)
             .await
             .map_err(|e| kafka(format!("cannot create the topic: {e}")))?;
-        let mut producer = ClientConfig::new();
-        producer
-            .set("bootstrap.servers", &config.kafka.brokers)
-            .set("log_level", "4");
-        for (k, v) in &config.kafka.options.0 {
-            if !is_consumer_only(k) {
-                producer.set(k, v);
-            }
-        }
+        let mut producer = crate::kafka::client_config(config);
         producer
             .set("acks", "all")
             .set("linger.ms", "0")
@@ -383,62 +374,4 @@ fn reader(config: &Config) -> Result<StreamConsumer, rdkafka::error::KafkaError>
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()
-}
-
-/// Creates `topic` with `cleanup.policy=compact` (one partition) unless it exists.
-async fn ensure_compacted_topic(
-    config: &Config,
-    topic: &str,
-) -> Result<(), rdkafka::error::KafkaError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        if !is_consumer_only(k) {
-            client.set(k, v);
-        }
-    }
-    let admin: AdminClient<DefaultClientContext> = client.create()?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let exists = metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    if exists {
-        return Ok(());
-    }
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for replication in [-1, 1] {
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(replication))
-            .set("cleanup.policy", "compact");
-        match admin
-            .create_topics([&new], &options)
-            .await?
-            .into_iter()
-            .next()
-        {
-            Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {
-                tracing::info!(
-                    topic,
-                    "created the destinations topic (cleanup.policy=compact)"
-                );
-                return Ok(());
-            }
-            Some(Err((_, code))) if replication == -1 => {
-                tracing::debug!(
-                    topic,
-                    ?code,
-                    "topic creation with the default replication factor refused; trying 1"
-                );
-            }
-            Some(Err((_, code))) => return Err(rdkafka::error::KafkaError::AdminOp(code)),
-        }
-    }
-    Ok(())
 }
