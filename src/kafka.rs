@@ -72,24 +72,25 @@ pub fn durable_producer_config(config: &Config) -> ClientConfig {
 }
 
 /// Creates `topic` with `partitions` partitions (and `cleanup.policy=compact` when
-/// `compact`) unless it exists. Real clusters often disable automatic topic creation, so
-/// courier creates the topics it owns.
+/// `compact`) unless it exists, and returns how many partitions it has. Real clusters often
+/// disable automatic topic creation, so courier creates the topics it owns.
 pub async fn ensure_topic(
     config: &Config,
     topic: &str,
     partitions: i32,
     compact: bool,
-) -> Result<(), KafkaError> {
+) -> Result<i32, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
     let metadata = admin
         .inner()
         .fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let exists = metadata
+    let existing = metadata
         .topics()
         .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-    if exists {
-        return Ok(());
+        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| t.partitions().len());
+    if let Some(count) = existing {
+        return Ok(i32::try_from(count).unwrap_or(i32::MAX));
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     // -1: the cluster's default replication factor (brokers that predate it refuse it).
@@ -102,7 +103,7 @@ pub async fn ensure_topic(
         match results.into_iter().next() {
             Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {
                 tracing::info!(topic, partitions, compact, "created topic");
-                return Ok(());
+                return Ok(partitions);
             }
             Some(Err((_, code))) if replication == -1 => {
                 tracing::debug!(
@@ -114,5 +115,5 @@ pub async fn ensure_topic(
             Some(Err((_, code))) => return Err(KafkaError::AdminOp(code)),
         }
     }
-    Ok(())
+    Ok(partitions)
 }
