@@ -152,8 +152,13 @@ fn main() -> anyhow::Result<()> {
                 args.latency_seconds = 15;
             }
             install_signal_cleanup();
-            let result = run(args);
+            let mut results = Results::default();
+            let result = run(&args, &mut results);
             kill_children();
+            if result.is_err() && !results.rows.is_empty() {
+                println!("\nresults so far (the run stopped with an error):");
+                results.print();
+            }
             result
         }
     }
@@ -1247,7 +1252,7 @@ fn add_run(results: &mut Results, scenario: &str, events: u64, run: &CourierRun)
     let _ = events;
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+fn run(args: &RunArgs, results: &mut Results) -> anyhow::Result<()> {
     let all = ["throughput", "fanout", "stalled", "latency"];
     let scenarios: Vec<&str> = if args.scenarios == "all" {
         all.to_vec()
@@ -1265,7 +1270,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("courier-bench-{}", now_us())),
     };
     std::fs::create_dir_all(&workdir)?;
-    let courier = courier_bin(&args)?;
+    let courier = courier_bin(args)?;
     println!(
         "courier-bench: {} cores, load {}, scenarios {scenarios:?}, {} events ({} stalled), workdir {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -1276,12 +1281,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let receiver = Receiver::start()?;
     let ctx = Ctx {
-        args: &args,
+        args,
         workdir,
         receiver: &receiver,
         courier,
     };
-    let mut results = Results::default();
     let run_id = now_us();
     let mut throughput_rate = None;
 
@@ -1362,7 +1366,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 "<= 150",
                 run.peak_rss_mb <= 150.0,
             );
-            add_run(&mut results, "throughput", args.events, &run);
+            add_run(results, "throughput", args.events, &run);
         }
         if scenarios.contains(&"fanout") {
             println!("\n== scenario 2: fan-out (1,000 projects × 3 destinations, varied filters)");
@@ -1408,7 +1412,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             let us = run.cpu_seconds * 1e6 / args.events as f64;
             results.add("fanout", "courier CPU per event", us, "µs");
             results.add("fanout", "courier peak RSS (VmHWM)", run.peak_rss_mb, "MB");
-            add_run(&mut results, "fanout", args.events, &run);
+            add_run(results, "fanout", args.events, &run);
         }
         delete_topics(&args.brokers, &[&topic]);
     }
@@ -1507,7 +1511,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             &format!("<= {limit:.0}"),
             run.peak_rss_mb <= limit,
         );
-        add_run(&mut results, "stalled", n, &run);
+        add_run(results, "stalled", n, &run);
         delete_topics(&args.brokers, &[&topic]);
     }
 
@@ -1521,7 +1525,45 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let brokers = args.brokers.clone();
         let partitions = args.partitions;
         let topic2 = topic.clone();
+        let raw_latency: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let raw_latency2 = raw_latency.clone();
         let produce = move || -> anyhow::Result<HashMap<i32, i64>> {
+            // The raw consumer reads the same live topic meanwhile: the latency of the input.
+            let reader = {
+                let brokers = brokers.clone();
+                let topic = topic2.clone();
+                let out = raw_latency2.clone();
+                std::thread::spawn(move || -> anyhow::Result<()> {
+                    let consumer: BaseConsumer = client_config(&brokers)
+                        .set("group.id", format!("bench-raw-live-{}", now_us()))
+                        .set("enable.auto.commit", "false")
+                        .set("auto.offset.reset", "earliest")
+                        .set("fetch.wait.max.ms", "5")
+                        .create()?;
+                    consumer.subscribe(&[&topic])?;
+                    let deadline = Instant::now() + Duration::from_secs(secs + 60);
+                    let mut got = 0;
+                    while got < n && Instant::now() < deadline {
+                        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                            let now = now_us();
+                            let ts = m
+                                .payload()
+                                .and_then(|p| p.get(MARKER.len()..))
+                                .map(|d| {
+                                    d.iter()
+                                        .take_while(|c| c.is_ascii_digit())
+                                        .fold(0u64, |a, &c| a * 10 + u64::from(c - b'0'))
+                                })
+                                .unwrap_or(now);
+                            out.lock()
+                                .unwrap()
+                                .push(now.saturating_sub(ts).min(u64::from(u32::MAX)) as u32);
+                            got += 1;
+                        }
+                    }
+                    Ok(())
+                })
+            };
             let producer = producer(&brokers, 5)?;
             let mut source = EventSource::new();
             let mut buf = Vec::with_capacity(2048);
@@ -1542,6 +1584,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 n as f64 / took
             );
             let ends = producer.context().ends.lock().unwrap().clone();
+            let _ = reader.join();
             Ok(ends)
         };
         let run = run_courier(
@@ -1588,6 +1631,35 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             r.latency_max_us as f64 / 1e3,
             "ms",
         );
+        let mut raw = raw_latency.lock().unwrap().clone();
+        raw.sort_unstable();
+        if !raw.is_empty() {
+            let pct = |q: f64| raw[((raw.len() - 1) as f64 * q).round() as usize] as f64 / 1e3;
+            println!(
+                "  raw consumer on the same topic: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                pct(0.5),
+                pct(0.99),
+                pct(1.0)
+            );
+            results.add(
+                "latency",
+                "raw consumer p50 produce to read",
+                pct(0.5),
+                "ms",
+            );
+            results.add(
+                "latency",
+                "raw consumer p99 produce to read",
+                pct(0.99),
+                "ms",
+            );
+            results.add(
+                "latency",
+                "raw consumer max produce to read",
+                pct(1.0),
+                "ms",
+            );
+        }
         results.add(
             "latency",
             "courier CPU per event",

@@ -125,18 +125,19 @@ impl<'a> Scanner<'a> {
     /// A string without escapes, as UTF-8 (keys and routing fields). Anything else: `None`.
     fn plain_string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' {
+        let start = self.i;
+        let (end, ascii) = special(self.b, start);
+        if self.b.get(end) != Some(&b'"') {
             return None;
         }
-        let text = &rest[..end];
-        if has_control(text) {
-            return None;
+        let text = &self.b[start..end];
+        self.i = end + 1;
+        if ascii {
+            // SAFETY: every byte is below 0x80, which is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(text) })
+        } else {
+            std::str::from_utf8(text).ok()
         }
-        let text = std::str::from_utf8(text).ok()?;
-        self.i += end + 1;
-        Some(text)
     }
 
     /// Skips a string that is not read: escapes are checked the way serde_json checks an
@@ -145,14 +146,12 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            let rest = &self.b[self.i..];
-            let at = memchr::memchr2(b'"', b'\\', rest)?;
-            if has_control(&rest[..at]) {
-                return None;
-            }
-            self.i += at + 1;
-            if rest[at] == b'"' {
-                return Some(());
+            let (at, _) = special(self.b, self.i);
+            self.i = at + 1;
+            match self.b.get(at)? {
+                b'"' => return Some(()),
+                b'\\' => {}
+                _ => return None, // a control character
             }
             match self.next()? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
@@ -272,9 +271,94 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Whether a string's raw bytes hold a control character (JSON requires them escaped).
-fn has_control(text: &[u8]) -> bool {
-    text.iter().fold(false, |acc, &c| acc | (c < 0x20))
+/// The index of the first `"`, `\\` or control character at or after `from` (or the length),
+/// and whether every byte before it is ASCII. Sixteen bytes at a time with SSE2 (part of
+/// every x86-64 CPU).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn special(b: &[u8], from: usize) -> (usize, bool) {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    let mut i = from;
+    let mut high = 0i32;
+    // SAFETY: SSE2 is always available on x86-64; every load reads 16 bytes inside `b`.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        let control = _mm_set1_epi8(0x1f);
+        while i + 16 <= b.len() {
+            let x = _mm_loadu_si128(b.as_ptr().add(i).cast());
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                // x <= 0x1f, unsigned
+                _mm_cmpeq_epi8(_mm_min_epu8(x, control), x),
+            );
+            let found = _mm_movemask_epi8(hits);
+            let high_bits = _mm_movemask_epi8(x);
+            if found != 0 {
+                let n = found.trailing_zeros();
+                high |= high_bits & ((1 << n) - 1);
+                return (i + n as usize, high == 0);
+            }
+            high |= high_bits;
+            i += 16;
+        }
+    }
+    let (at, ascii) = special_swar(b, i);
+    (at, ascii && high == 0)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn special(b: &[u8], from: usize) -> (usize, bool) {
+    special_swar(b, from)
+}
+
+/// [`special`] eight bytes at a time in a `u64`.
+#[inline]
+fn special_swar(b: &[u8], from: usize) -> (usize, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    let mut high = 0u64;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        // A byte of `v` is zero (or, for `x`, below 0x20) where the high bit ends up set;
+        // bits above the first such byte may be wrong, the lowest one is exact.
+        let found = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let found = found & HIGH;
+        if found != 0 {
+            let at = i + (found.trailing_zeros() / 8) as usize;
+            high |= x & mask_below(at - i);
+            return (at, high & HIGH == 0);
+        }
+        high |= x;
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        high |= u64::from(c);
+        i += 1;
+    }
+    (i, high & HIGH == 0)
+}
+
+/// A mask of the low `n` bytes of a word (`n` < 8).
+#[inline]
+fn mask_below(n: usize) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        u64::MAX >> (64 - 8 * n)
+    }
 }
 
 #[cfg(test)]
@@ -406,7 +490,27 @@ mod tests {
         })
     }
 
+    fn special_naive(b: &[u8], from: usize) -> (usize, bool) {
+        let at = b[from..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map_or(b.len(), |p| from + p);
+        (at, b[from..at].is_ascii())
+    }
+
     proptest! {
+        #[test]
+        fn special_finds_the_first_special_byte(
+            bytes in proptest::collection::vec(prop_oneof![
+                8 => 0x20u8..0x7f, 1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20, 2 => 0x80u8..=0xff,
+            ], 0..80),
+            from in any::<prop::sample::Index>(),
+        ) {
+            let from = from.index(bytes.len() + 1);
+            prop_assert_eq!(special(&bytes, from), special_naive(&bytes, from));
+            prop_assert_eq!(special_swar(&bytes, from), special_naive(&bytes, from));
+        }
+
         #[test]
         fn never_disagrees_with_serde_json(text in json(), cut in any::<prop::sample::Index>(), flip in any::<(prop::sample::Index, u8)>()) {
             agrees(text.as_bytes());

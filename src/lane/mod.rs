@@ -14,6 +14,7 @@ mod retry;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{mpsc, Semaphore};
@@ -100,6 +101,9 @@ pub fn spawn(
 /// Most events taken from a lane's queue at once.
 const RECEIVE_CHUNK: usize = 256;
 
+/// Longest a lane lingers between looks at its queue.
+const MAX_LINGER: Duration = Duration::from_millis(50);
+
 async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
     let delivery = &shared.delivery;
     let by_partition = shared.sink.batch_by_partition();
@@ -117,6 +121,28 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
     // together and fill their batches by time would otherwise all flush at the same moments,
     // every `batch_timeout`, for good: a burst of requests, and of memory for their bodies.
     let mut timeout = delivery.batch_timeout.mul_f64(0.5 + 0.5 * fastrand::f64());
+    // After taking what was queued, a lane lingers a tenth of `batch_timeout` (at most 50 ms)
+    // before it looks at its queue again: events sent meanwhile wait there without waking it
+    // one by one (a task wake-up per event was the lane's main cost). A batch opened from
+    // events received after lingering counts its age from the start of the lingering, so no
+    // event waits longer than `batch_timeout`; a batch that is due takes what is queued first.
+    // A full chunk means a busy lane: it does not linger.
+    let linger = (delivery.batch_timeout / 10).min(MAX_LINGER);
+    let mut linger_timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    let mut lingering_since: Option<Instant> = None;
+    let mut arrived_since: Option<Instant> = None;
+    macro_rules! take {
+        ($event:expr, $at:expr) => {{
+            let event: Event = $event;
+            let key = by_partition.then_some(event.partition);
+            let batcher = batchers.entry(key).or_insert_with(|| {
+                Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
+            });
+            if let Some(batch) = batcher.push(event, $at) {
+                dispatch(&shared, batch, &semaphore, &mut tasks).await;
+            }
+        }};
+    }
     loop {
         let deadline = batchers
             .values()
@@ -130,24 +156,33 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
             armed = deadline;
         }
         tokio::select! {
-            n = rx.recv_many(&mut received, RECEIVE_CHUNK) => {
+            n = rx.recv_many(&mut received, RECEIVE_CHUNK), if lingering_since.is_none() => {
                 if n == 0 {
                     break;
                 }
                 let now = Instant::now();
+                let at = arrived_since.take().unwrap_or(now);
                 for event in received.drain(..) {
-                    let key = by_partition.then_some(event.partition);
-                    let batcher = batchers.entry(key).or_insert_with(|| {
-                        Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
-                    });
-                    if let Some(batch) = batcher.push(event, now) {
-                        dispatch(&shared, batch, &semaphore, &mut tasks).await;
-                    }
+                    take!(event, at);
                 }
+                if n < RECEIVE_CHUNK && !linger.is_zero() {
+                    lingering_since = Some(now);
+                    linger_timer.as_mut().reset(now + linger);
+                }
+            }
+            () = &mut linger_timer, if lingering_since.is_some() => {
+                // What is queued now may have waited since the lingering began; what comes
+                // later wakes the lane when it arrives.
+                let since = lingering_since.take();
+                arrived_since = if rx.is_empty() { None } else { since };
             }
             () = &mut timer, if armed.is_some() => {
                 armed = None;
                 let now = Instant::now();
+                let at = lingering_since.or(arrived_since).unwrap_or(now);
+                while let Ok(event) = rx.try_recv() {
+                    take!(event, at);
+                }
                 let expired = timeout;
                 timeout = delivery.batch_timeout;
                 for batcher in batchers.values_mut() {
