@@ -51,7 +51,8 @@ pub enum Command {
         /// Start of the range (included): an offset, an RFC 3339 time or a relative time (2h).
         #[arg(long)]
         from: String,
-        /// End of the range (excluded), in the same forms.
+        /// End of the range (excluded), in the same forms, or `end` (what each partition
+        /// holds when the replay starts).
         #[arg(long)]
         to: String,
         /// The topic to read (default kafka.topic; with --from-failures, the failures topic).

@@ -515,3 +515,137 @@ fn start_up_fails_clearly_with_the_wrong_key() {
     let (s, body) = Client::new(&third).admin("GET", "/v1/projects/proj_a/destinations/dd", None);
     assert_eq!((s, &body["api_key"]), (200, &json!("****6789")), "{body}");
 }
+
+#[test]
+fn replay_failures_runs_as_a_job_the_api_reports_on() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 4);
+    create_topic(&brokers, "courier-failures", 1);
+    // 400 is a permanent rejection: every batch ends in a failure event at once.
+    let receiver = WebhookReceiver::start(ReceiverConfig::default());
+    receiver.set_behaviour(Behaviour::Always(400));
+    let courier = Courier::start_ready(&config(&brokers, 4));
+    let client = Client::new(&courier);
+    let path = "/v1/projects/proj_a/destinations/flaky";
+    let definition = json!({ "type": "webhook", "url": receiver.url(),
+        "headers": { "X-Test": "yes" }, "delivery": { "batch_timeout": "50ms" } });
+    assert_eq!(client.admin("PUT", path, Some(definition.clone())).0, 201);
+    wait(
+        "the destination runs",
+        Duration::from_secs(5),
+        &courier,
+        || client.admin("GET", &format!("{path}/status"), None).1["running"] == true,
+    );
+    let events: Vec<Vec<u8>> = (0..30).map(|i| event("proj_a", i)).collect();
+    produce(
+        &brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Some(i as i32 % 4), e.clone())),
+    );
+    wait(
+        "30 events failed",
+        Duration::from_secs(30),
+        &courier,
+        || client.admin("GET", &format!("{path}/status"), None).1["events"]["failed"] == 30,
+    );
+    assert_eq!(receiver.event_count(), 0);
+
+    // Bad requests: the common error shape, a pointer per problem.
+    let replay = format!("{path}/replay-failures");
+    let (s, body) = client.admin("POST", &replay, Some(json!({ "from": 5, "rate": -1 })));
+    assert_eq!(s, 422, "{body}");
+    assert_error_shape(s, &body);
+    let mut pointers = error_pointers(&body);
+    pointers.sort();
+    assert_eq!(pointers, ["/from", "/rate"]);
+    let (s, body) = client.admin("POST", &replay, Some(json!({ "from": "12" })));
+    assert_eq!((s, error_pointers(&body)), (422, vec!["/from".to_owned()]));
+    let (s, body) = client.call("POST", &replay, None, Some(json!({ "from": "10m" })));
+    assert_eq!(s, 401, "{body}");
+    let (s, body) = client.admin(
+        "POST",
+        "/v1/projects/proj_a/destinations/nope/replay-failures",
+        Some(json!({ "from": "10m" })),
+    );
+    assert_eq!(s, 404, "{body}");
+    assert_error_shape(s, &body);
+
+    // The destination recovers; the replay re-delivers exactly the failed events.
+    receiver.set_behaviour(Behaviour::Ok);
+    let (s, job) = client.call(
+        "POST",
+        &replay,
+        Some(PROJ_A),
+        Some(json!({ "from": "10m" })),
+    );
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(job["kind"], "replay_failures");
+    assert_eq!(job["destination"], "flaky");
+    let id = job["id"].as_str().expect("a job id").to_owned();
+    let job_path = format!("/v1/jobs/{id}");
+    let mut last = Value::Null;
+    wait("the job ends", Duration::from_secs(60), &courier, || {
+        let (s, body) = client.call("GET", &job_path, Some(PROJ_A), None);
+        assert_eq!(s, 200, "{body}");
+        last = body;
+        last["state"] != "running"
+    });
+    assert_eq!(last["state"], "completed", "{last}");
+    assert_eq!(last["phase"], "done", "{last}");
+    assert_eq!(
+        last["events"]["routed"],
+        30,
+        "{last}\n{}",
+        courier.log_tail()
+    );
+    assert_eq!(
+        last["events"]["delivered"],
+        30,
+        "{last}\n{:?}",
+        receiver.violations()
+    );
+    assert_eq!(last["events"]["failed"], 0, "{last}");
+    assert_eq!(
+        last["progress"]["read"], last["progress"]["total"],
+        "{last}"
+    );
+    assert!(last["progress"]["read"].as_u64().unwrap() >= 30, "{last}");
+    let mut got = receiver.events();
+    got.sort();
+    let mut want = events.clone();
+    want.sort();
+    assert_eq!(got, want, "every failed event, byte for byte, exactly once");
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+
+    // Jobs answer only to tokens allowed on their project; unknown ids are 404.
+    assert_eq!(
+        client
+            .admin(
+                "PUT",
+                "/v1/projects/proj_b/destinations/other",
+                Some(definition)
+            )
+            .0,
+        201
+    );
+    let (s, other) = client.admin(
+        "POST",
+        "/v1/projects/proj_b/destinations/other/replay-failures",
+        Some(json!({ "from": "10m", "dry_run": true })),
+    );
+    assert_eq!(s, 202, "{other}");
+    let other_path = format!("/v1/jobs/{}", other["id"].as_str().unwrap());
+    assert_eq!(client.call("GET", &other_path, Some(PROJ_A), None).0, 403);
+    assert_eq!(client.admin("GET", &other_path, None).0, 200);
+    let (s, body) = client.admin("GET", "/v1/jobs/job_unknown", None);
+    assert_eq!(s, 404, "{body}");
+    assert_error_shape(s, &body);
+}

@@ -42,6 +42,10 @@ pub struct Inner {
     pub registry: HealthRegistry,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Jobs started through the API (replays of failures).
+    pub jobs: super::jobs::Jobs,
+    /// Cancelled when courier stops: running jobs stop with it.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// The API's state: empty (every call answers 503) until [`Api::start`].
@@ -54,7 +58,7 @@ impl Api {
         let _ = self.0.set(inner);
     }
 
-    fn get(&self) -> Result<&Inner, ApiError> {
+    pub(super) fn get(&self) -> Result<&Inner, ApiError> {
         self.0.get().ok_or_else(|| {
             ApiError::unavailable("courier is starting: the destinations store is being read")
         })
@@ -90,6 +94,11 @@ pub fn router(api: Api) -> Router {
             "/v1/projects/{project}/destinations/{id}/pause",
             post(pause),
         )
+        .route(
+            "/v1/projects/{project}/destinations/{id}/replay-failures",
+            post(super::jobs::replay_failures),
+        )
+        .route("/v1/jobs/{job}", get(super::jobs::get_job))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(api)
@@ -134,7 +143,7 @@ async fn json_errors(response: Response) -> Response {
 }
 
 /// Path parameters, with the common error shape when they do not parse.
-pub struct Params<T>(T);
+pub struct Params<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
@@ -172,7 +181,7 @@ fn view(definition: &Value, project: &str, id: &str, managed_by: &str) -> Value 
 }
 
 /// One destination found in the file or the store.
-struct Found {
+pub(super) struct Found {
     definition: Value,
     managed_by: &'static str,
     /// Parsed, for the file's (the store's are parsed on use).
@@ -180,7 +189,7 @@ struct Found {
 }
 
 impl Inner {
-    fn file(&self) -> Arc<Config> {
+    pub(super) fn file(&self) -> Arc<Config> {
         self.file.borrow().clone()
     }
 
@@ -208,7 +217,7 @@ impl Inner {
             })
     }
 
-    fn find_or_404(&self, project: &str, id: &str) -> Result<Found, ApiError> {
+    pub(super) fn find_or_404(&self, project: &str, id: &str) -> Result<Found, ApiError> {
         self.find(project, id).ok_or_else(|| {
             ApiError::not_found(format!(
                 "destination {id:?} not found in project {project:?}"
@@ -230,14 +239,14 @@ impl Inner {
             || self.tokens.named_projects().any(|p| p == project)
     }
 
-    fn grant(&self, headers: &HeaderMap, project: &str) -> Result<Grant, ApiError> {
+    pub(super) fn grant(&self, headers: &HeaderMap, project: &str) -> Result<Grant, ApiError> {
         let grant = self.tokens.authenticate(headers)?;
         grant.check(project)?;
         Ok(grant)
     }
 
     /// The parsed configuration of a found destination.
-    fn config_of(&self, found: &Found) -> Result<DestinationConfig, ApiError> {
+    pub(super) fn config_of(&self, found: &Found) -> Result<DestinationConfig, ApiError> {
         if let Some(c) = &found.config {
             return Ok(c.clone());
         }

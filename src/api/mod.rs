@@ -15,6 +15,7 @@ pub use config::{ApiConfig, ApiToken, EncryptionKey};
 pub mod auth;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod openapi;
 
 pub use http::{router, Api, Inner};
@@ -55,6 +56,8 @@ pub async fn start(
         file: file_rx,
         registry,
         metrics,
+        jobs: jobs::Jobs::default(),
+        stop: stop.clone(),
     });
     let merger = tokio::spawn(merge::run(file_tx, file_reloads, changes, reloads, stop));
     Ok((merged, merger))

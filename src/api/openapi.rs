@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail, ErrorInfo};
-use super::http;
+use super::{http, jobs};
 
 /// The keys a destination definition may have, by type (the `[[destinations]]` keys).
 fn definition_properties(types: &[&str]) -> Value {
@@ -164,6 +164,8 @@ impl Modify for Security {
         http::status,
         http::enable,
         http::pause,
+        jobs::replay_failures,
+        jobs::get_job,
     ),
     components(schemas(
         ErrorBody,
@@ -177,9 +179,17 @@ impl Modify for Security {
         http::Status,
         http::LastError,
         http::EventCounts,
+        jobs::JobView,
+        jobs::JobState,
+        jobs::JobProgress,
+        jobs::ReplayCounts,
+        jobs::ReplayRequest,
     )),
     modifiers(&Security),
-    tags((name = "destinations", description = "A project's event destinations")),
+    tags(
+        (name = "destinations", description = "A project's event destinations"),
+        (name = "jobs", description = "Work started through the API, followed while it runs"),
+    ),
 )]
 struct ApiDoc;
 

@@ -6,6 +6,9 @@
 //! A replay reads with manual partition assignment: it never joins the live consumer group
 //! and never commits. Failed deliveries are not parked (there is no later); they are
 //! reported in failure events as usual and make the command exit 1.
+//!
+//! The same work runs inside the daemon as a job of the destinations API
+//! (`POST …/replay-failures`): [`execute`] with a [`Progress`] the API reads.
 
 mod plan;
 mod range;
@@ -14,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -95,7 +98,13 @@ pub fn main(args: ReplayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&config, &args)) {
+    let progress = Progress::new(std::io::stderr().is_terminal());
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::cli::stop_on_signal(stop.clone()));
+        execute(&config, &args, &progress, &stop).await
+    });
+    match result {
         Ok(summary) => {
             summary.print(args.dry_run);
             if summary.failed() > 0 {
@@ -115,9 +124,113 @@ pub fn main(args: ReplayArgs) -> ExitCode {
     }
 }
 
-enum ReplayError {
+/// Why a replay did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A usage or configuration problem: nothing was sent.
+    #[error(transparent)]
     Usage(UsageError),
+    /// It started and could not go on (Kafka unreachable, interrupted).
+    #[error("{0}")]
     Failed(String),
+}
+
+/// Where a replay is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Reading the failure events of the range (with `--from-failures`).
+    Planning = 0,
+    /// Reading the events and handing them to the lanes.
+    Reading = 1,
+    /// Everything is read; the last batches are being delivered.
+    Delivering = 2,
+    /// Finished (or stopped).
+    Done = 3,
+}
+
+impl Phase {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Planning => "planning",
+            Phase::Reading => "reading",
+            Phase::Delivering => "delivering",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// A running replay's progress: a progress bar on a terminal, counters for the API.
+#[derive(Debug)]
+pub struct Progress {
+    terminal: bool,
+    bar: OnceLock<ProgressBar>,
+    phase: AtomicU8,
+    total: AtomicU64,
+    read: AtomicU64,
+}
+
+impl Progress {
+    /// Progress shown as a bar when `terminal`, otherwise only counted (and logged).
+    pub fn new(terminal: bool) -> Self {
+        Self {
+            terminal,
+            bar: OnceLock::new(),
+            phase: AtomicU8::new(Phase::Planning as u8),
+            total: AtomicU64::new(0),
+            read: AtomicU64::new(0),
+        }
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Planning,
+            1 => Phase::Reading,
+            2 => Phase::Delivering,
+            _ => Phase::Done,
+        }
+    }
+
+    /// Messages to read in the replayed range (known once planned).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Messages read so far.
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    fn start_reading(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+        self.phase.store(Phase::Reading as u8, Ordering::Relaxed);
+        if self.terminal {
+            let _ = self.bar.set(progress_bar(total));
+        }
+    }
+
+    fn tick(&self) {
+        self.read.fetch_add(1, Ordering::Relaxed);
+        if let Some(bar) = self.bar.get() {
+            bar.inc(1);
+        }
+    }
+
+    fn delivering(&self) {
+        self.phase.store(Phase::Delivering as u8, Ordering::Relaxed);
+        if let Some(bar) = self.bar.get() {
+            bar.set_message("delivering the last batches");
+        }
+    }
+
+    fn done(&self) {
+        self.phase.store(Phase::Done as u8, Ordering::Relaxed);
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 impl From<UsageError> for ReplayError {
@@ -138,7 +251,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn failed(&self) -> u64 {
+    /// Events that finally failed (reported in failure events).
+    pub fn failed(&self) -> u64 {
         self.destinations.values().map(|d| d.2).sum()
     }
 
@@ -270,6 +384,7 @@ async fn plan_from_failures(
     args: &ReplayArgs,
     from: Bound,
     to: Bound,
+    stop: &CancellationToken,
 ) -> Result<(String, Plan), UsageError> {
     let failures_topic = args.topic.clone().unwrap_or_else(|| {
         config
@@ -283,7 +398,7 @@ async fn plan_from_failures(
     let ranges = resolve(&consumer, &failures_topic, &partitions, from, to).map_err(usage)?;
     let mut plan = Plan::default();
     let mut source_topic = None;
-    read_ranges(&consumer, &failures_topic, &ranges, None, |_, _, payload| {
+    read_ranges(&consumer, &failures_topic, &ranges, None, stop, |_, _, payload| {
         if let Some(range) = payload.and_then(failed_range) {
             let wanted = (args.projects.is_empty() || args.projects.contains(&range.project))
                 && (args.destinations.is_empty() || args.destinations.contains(&range.destination));
@@ -312,7 +427,8 @@ async fn read_ranges<F, Fut>(
     consumer: &StreamConsumer,
     topic: &str,
     ranges: &[PartitionRange],
-    progress: Option<&ProgressBar>,
+    progress: Option<&Progress>,
+    stop: &CancellationToken,
     mut each: F,
 ) -> Result<u64, String>
 where
@@ -336,13 +452,15 @@ where
     let mut read = 0;
     let total: u64 = ranges.iter().map(PartitionRange::len).sum();
     let mut last_line = Instant::now();
+    let bar = progress.and_then(|p| p.bar.get());
     while !open.is_empty() {
-        if progress.is_none() && last_line.elapsed() >= Duration::from_secs(5) {
+        if bar.is_none() && last_line.elapsed() >= Duration::from_secs(5) {
             // Not a terminal: plain periodic lines instead of a progress bar.
             tracing::info!(topic, read, of = total, "replay progress");
             last_line = Instant::now();
         }
         let message = tokio::select! {
+            () = stop.cancelled() => return Err("interrupted; what was sent so far stays sent".into()),
             m = consumer.recv() => m,
             () = tokio::time::sleep(Duration::from_millis(500)) => {
                 // Offsets past the last message (transaction markers, compaction) never
@@ -378,8 +496,8 @@ where
             continue;
         }
         read += 1;
-        if let Some(bar) = progress {
-            bar.inc(1);
+        if let Some(progress) = progress {
+            progress.tick();
         }
         each(partition, offset, payload.as_deref()).await;
         if offset + 1 >= end {
@@ -396,7 +514,24 @@ fn finish(consumer: &StreamConsumer, topic: &str, partition: i32, open: &mut Has
     let _ = consumer.pause(&tpl);
 }
 
-async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError> {
+/// Runs a replay until it is done or `stop` is cancelled, reporting to `progress`.
+pub async fn execute(
+    config: &Config,
+    args: &ReplayArgs,
+    progress: &Progress,
+    stop: &CancellationToken,
+) -> Result<Summary, ReplayError> {
+    let result = run(config, args, progress, stop).await;
+    progress.done();
+    result
+}
+
+async fn run(
+    config: &Config,
+    args: &ReplayArgs,
+    progress: &Progress,
+    stop: &CancellationToken,
+) -> Result<Summary, ReplayError> {
     let now = Utc::now();
     let from = parse_bound(&args.from, now).map_err(|e| usage(format!("--from: {e}")))?;
     let to = parse_bound(&args.to, now).map_err(|e| usage(format!("--to: {e}")))?;
@@ -404,7 +539,7 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
     let selected = select(config, args)?;
 
     let (topic, ranges, plan) = if args.from_failures {
-        let (topic, plan) = plan_from_failures(config, args, from, to).await?;
+        let (topic, plan) = plan_from_failures(config, args, from, to, stop).await?;
         let ranges = plan
             .spans()
             .into_iter()
@@ -494,7 +629,7 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
     }
 
     let total: u64 = ranges.iter().map(PartitionRange::len).sum();
-    let progress = progress_bar(total);
+    progress.start_reading(total);
     let consumer = reader(config)?;
     let mut summary = Summary::default();
     for d in &selected {
@@ -504,13 +639,12 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
     }
     let pacer = Pacer::new(args.rate);
     let mut targets = Vec::new();
-    let stop = CancellationToken::new();
-    tokio::spawn(crate::cli::stop_on_signal(stop.clone()));
     let reading = read_ranges(
         &consumer,
         &topic,
         &ranges,
-        progress.as_ref(),
+        Some(progress),
+        stop,
         |partition, offset, payload| {
             summary.read += 1;
             targets.clear();
@@ -573,19 +707,17 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
             }
         },
     );
-    let read = tokio::select! {
-        r = reading => r.map_err(ReplayError::Failed)?,
-        () = stop.cancelled() => {
+    let read = match reading.await {
+        Ok(read) => read,
+        Err(e) => {
             abandon.cancel();
-            return Err(ReplayError::Failed("interrupted; what was sent so far stays sent".into()));
+            return Err(ReplayError::Failed(e));
         }
     };
     tracing::debug!(read, "replay range read");
     drop(topology);
     let tasks = destinations.close();
-    if let Some(bar) = &progress {
-        bar.set_message("delivering the last batches");
-    }
+    progress.delivering();
     let finished = async {
         for task in tasks {
             let _ = task.await;
@@ -598,10 +730,9 @@ async fn run(config: &Config, args: &ReplayArgs) -> Result<Summary, ReplayError>
             return Err(ReplayError::Failed("interrupted while delivering the last batches".into()));
         }
     }
-    failures.flush(Duration::from_secs(10));
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    // A blocking call: off the runtime's threads (a job shares them with the daemon).
+    let flushing = failures.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.flush(Duration::from_secs(10))).await;
     for ((project, id), entry) in summary.destinations.iter_mut() {
         let (_, delivered, failed, _) = metrics.destination(project, id).read();
         entry.1 = delivered;
@@ -648,10 +779,7 @@ fn deliveries(
         .collect()
 }
 
-fn progress_bar(total: u64) -> Option<ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
+fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -660,7 +788,7 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
         .expect("the template is valid")
         .progress_chars("=> "),
     );
-    Some(bar)
+    bar
 }
 
 /// Spaces events to at most `rate` per second.

@@ -14,11 +14,17 @@ pub enum Bound {
     Offset(i64),
     /// A point in time (message timestamps).
     Time(DateTime<Utc>),
+    /// The end of each partition when the replay starts (`end`).
+    End,
 }
 
-/// Reads `123` (offset), `2026-11-22T08:00:00Z` (time) or `2h` (that long before `now`).
+/// Reads `123` (offset), `2026-11-22T08:00:00Z` (time), `2h` (that long before `now`) or
+/// `end` (what each partition holds when the replay starts).
 pub fn parse_bound(text: &str, now: DateTime<Utc>) -> Result<Bound, String> {
     let text = text.trim();
+    if text == "end" {
+        return Ok(Bound::End);
+    }
     if let Ok(offset) = text.parse::<i64>() {
         return if offset < 0 {
             Err(format!("{text:?}: an offset cannot be negative"))
@@ -34,7 +40,7 @@ pub fn parse_bound(text: &str, now: DateTime<Utc>) -> Result<Bound, String> {
         return Ok(Bound::Time(now - ago));
     }
     Err(format!(
-        "{text:?} is neither an offset (123), an RFC 3339 time (2026-11-22T08:00:00Z) nor a relative time (2h)"
+        "{text:?} is neither an offset (123), an RFC 3339 time (2026-11-22T08:00:00Z), a relative time (2h) nor end"
     ))
 }
 
@@ -98,6 +104,10 @@ pub fn resolve<C: Consumer>(
                     "partition {partition} holds offsets [{low}, {high}); {name} {o} is outside it"
                 )),
                 Bound::Offset(o) => Ok(o),
+                // Looked up by the watermark, not by time: "everything there is" must not
+                // depend on clocks (and tansu answers a time after the last message with
+                // offset 0 instead of the end).
+                Bound::End => Ok(high),
                 Bound::Time(t) => offset_for_time(consumer, topic, partition, t, high),
             }
         };
@@ -166,6 +176,7 @@ mod tests {
             parse_bound("2h", now()),
             Ok(Bound::Time(now() - chrono::Duration::hours(2)))
         );
+        assert_eq!(parse_bound(" end ", now()), Ok(Bound::End));
         assert!(parse_bound("-1", now()).unwrap_err().contains("negative"));
         assert!(parse_bound("yesterday", now())
             .unwrap_err()
