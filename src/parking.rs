@@ -4,13 +4,6 @@
 //!
 //! The message value is the event, unchanged; headers say where it goes, when it is due, how
 //! often it was tried and where it came from.
-//!
-//! One park call's records never share a Kafka record batch with another call's: the parker
-//! chooses the partition itself and writes to a partition one call at a time, waiting until
-//! the broker has a call's records before the next call's are queued. The retry worker
-//! rewinds a waiting partition to the first record of a call, so that record always starts a
-//! batch — a broker that mishandles fetches from the middle of a batch (tansu, see
-//! TESTING.md) then cannot skip parked events.
 
 use std::time::Duration;
 
@@ -156,25 +149,18 @@ pub struct ParkRequest<'a> {
 pub struct Parker {
     producer: FutureProducer,
     topic: String,
-    /// One lock per retry-topic partition: a call holds its partition's lock until the
-    /// broker has all its records.
-    partitions: Vec<tokio::sync::Mutex<()>>,
     abandon: CancellationToken,
 }
 
 impl Parker {
-    /// A parker for `config`'s retry topic, which has `partitions` partitions (see
-    /// [`crate::kafka::ensure_topic`]); `abandon` stops retries of failed writes.
+    /// A parker for `config`'s retry topic; `abandon` stops retries of failed writes.
     pub fn new(
         config: &Config,
-        partitions: i32,
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let count = usize::try_from(partitions).unwrap_or(1).max(1);
         Ok(Self {
             producer: crate::kafka::durable_producer_config(config).create()?,
             topic: config.failures.retry_topic.clone(),
-            partitions: (0..count).map(|_| tokio::sync::Mutex::new(())).collect(),
             abandon,
         })
     }
@@ -192,12 +178,6 @@ impl Parker {
             "{}/{}/{}",
             request.project, request.destination, request.attempt
         );
-        let partition = partition_for(&key, self.partitions.len());
-        let _writing = tokio::select! {
-            guard = self.partitions[partition].lock() => guard,
-            () = self.abandon.cancelled() => return Err(Abandoned),
-        };
-        let partition = i32::try_from(partition).expect("partition counts come from an i32");
         let mut waiting: Vec<usize> = (0..request.events.len()).collect();
         let mut delay = Duration::from_millis(100);
         loop {
@@ -216,7 +196,6 @@ impl Parker {
                 }
                 .to_headers();
                 let record = FutureRecord::to(&self.topic)
-                    .partition(partition)
                     .key(&key)
                     .payload(&e.raw[..])
                     .headers(headers);
@@ -248,15 +227,6 @@ impl Parker {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
-}
-
-/// The retry-topic partition of a record key (FNV-1a: stable across processes and
-/// versions, so a destination's attempt keeps its partition after a restart).
-fn partition_for(key: &str, partitions: usize) -> usize {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    usize::try_from(hash % partitions.max(1) as u64).expect("below a usize partition count")
 }
 
 /// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.
@@ -293,18 +263,6 @@ mod tests {
             Parked::from_headers(Some(&partial)).unwrap_err(),
             NotParked("header courier-destination missing".into())
         );
-    }
-
-    #[test]
-    fn keys_map_to_stable_partitions_in_range() {
-        assert_eq!(partition_for("p/d/1", 1), 0);
-        assert_eq!(partition_for("p/d/1", 8), partition_for("p/d/1", 8));
-        let used: std::collections::HashSet<usize> = (0..200)
-            .map(|i| partition_for(&format!("proj_{i}/hook/1"), 8))
-            .collect();
-        assert!(used.iter().all(|&p| p < 8));
-        assert_eq!(used.len(), 8, "keys spread over every partition");
-        assert_eq!(partition_for("x", 0), 0);
     }
 
     #[test]

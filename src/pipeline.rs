@@ -67,14 +67,14 @@ pub async fn run(
             }
         })
     };
-    let retry_partitions = crate::kafka::ensure_topic(
+    crate::kafka::ensure_topic(
         config,
         &config.failures.retry_topic,
         config.failures.retry_topic_partitions,
         false,
     )
     .await?;
-    let parker = Arc::new(Parker::new(config, retry_partitions, abandon.clone())?);
+    let parker = Arc::new(Parker::new(config, abandon.clone())?);
     let acker = Acker::new();
     let context = LaneContext {
         acker: acker.clone(),

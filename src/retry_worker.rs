@@ -6,6 +6,13 @@
 //! rewound to that record, and resumed when it is due. Records of one destination and
 //! attempt share a key, so they share a partition; a record waits behind earlier, later-due
 //! records of its partition (bounded by the schedule's longest delay).
+//!
+//! After a rewind the worker checks that the broker returns the record it rewound to. Kafka
+//! does (it returns the whole record batch and the client skips what comes before), but a
+//! broker that skips the rest of a batch fetched from its middle (tansu, TESTING.md quirk 2)
+//! would silently lose parked events. When a later record comes instead, or nothing within
+//! a second, the worker rewinds further back (doubling the distance), ignores what it has
+//! already handled and goes on from the expected record.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -68,6 +75,29 @@ pub type Targets = HashMap<(String, String), Arc<Target>>;
 
 type BatchKey = (String, String, u32);
 
+/// How far back the first corrective rewind goes (doubled on each further one).
+const FIRST_STEP_BACK: i64 = 256;
+/// Beyond this, the records the broker did not return are given up (with a warning).
+const MAX_STEP_BACK: i64 = 1 << 22;
+/// How long a corrective rewind pauses the partition: long enough for records fetched before
+/// the rewind to be dropped.
+const STEP_BACK_PAUSE_MS: i64 = 50;
+/// How long a resumed partition may stay silent before the worker assumes the broker skipped
+/// the expected record. Too early only costs a rewind.
+const SILENCE_MS: i64 = 1000;
+
+/// The record a resumed partition must return next.
+#[derive(Debug, Clone, Copy)]
+struct Expected {
+    generation: u64,
+    offset: i64,
+    step_back: i64,
+    /// Where the last corrective rewind went.
+    rewound_to: Option<i64>,
+    /// When the partition's silence means the record was skipped (Unix ms).
+    check_at: i64,
+}
+
 #[derive(Default)]
 struct Pending {
     events: Vec<Event>,
@@ -97,6 +127,8 @@ pub struct RetryWorker {
     pending: HashMap<BatchKey, Pending>,
     /// Paused partitions: (due ms, generation when paused, offset to resume from).
     paused: HashMap<i32, (i64, u64, i64)>,
+    /// Resumed partitions whose next record is not confirmed yet.
+    expected: HashMap<i32, Expected>,
     timers: BinaryHeap<Reverse<(i64, i32)>>,
 }
 
@@ -133,6 +165,7 @@ impl RetryWorker {
             slots: Arc::new(Semaphore::new(64)),
             pending: HashMap::new(),
             paused: HashMap::new(),
+            expected: HashMap::new(),
             timers: BinaryHeap::new(),
         }
     }
@@ -192,6 +225,9 @@ impl RetryWorker {
             }
             // Re-assigned since: that pause belongs to the old assignment.
             self.paused.remove(&partition);
+        }
+        if !self.confirm_position(partition, offset, generation) {
+            return;
         }
         let parked = match parked {
             Ok(p) => p,
@@ -261,6 +297,61 @@ impl RetryWorker {
         }
     }
 
+    /// Checks `offset` against the record a resumed partition must return next; false when
+    /// the record is to be ignored (already handled, or a further rewind was started).
+    fn confirm_position(&mut self, partition: i32, offset: i64, generation: Option<u64>) -> bool {
+        let Some(expected) = self.expected.get(&partition).copied() else {
+            return true;
+        };
+        if Some(expected.generation) != generation {
+            self.expected.remove(&partition);
+            return true;
+        }
+        if offset < expected.offset {
+            // Read again after a corrective rewind: handled before.
+            return false;
+        }
+        if offset == expected.offset {
+            self.expected.remove(&partition);
+            return true;
+        }
+        if !self.step_back(partition, expected) {
+            tracing::warn!(topic = %self.topic, partition, from = expected.offset, to = offset,
+                "the broker did not return these retry-topic offsets after a rewind; going on without them");
+            return true;
+        }
+        // The broker skipped records (or this record was fetched before the rewind took
+        // effect): the partition is rewound further back.
+        tracing::debug!(topic = %self.topic, partition, expected = expected.offset, got = offset,
+            "a resumed retry partition skipped records; rewinding further back");
+        false
+    }
+
+    /// Rewinds `partition` further back than the last time and pauses it a moment (records
+    /// fetched before the rewind drain meanwhile); false, and the expectation dropped, when
+    /// it already went back as far as it may.
+    fn step_back(&mut self, partition: i32, expected: Expected) -> bool {
+        if expected.step_back > MAX_STEP_BACK || expected.rewound_to == Some(0) {
+            self.expected.remove(&partition);
+            return false;
+        }
+        let target = (expected.offset - expected.step_back).max(0);
+        self.expected.insert(
+            partition,
+            Expected {
+                step_back: expected.step_back * 2,
+                rewound_to: Some(target),
+                ..expected
+            },
+        );
+        self.pause(partition, target);
+        let due = Utc::now().timestamp_millis() + STEP_BACK_PAUSE_MS;
+        self.paused
+            .insert(partition, (due, expected.generation, target));
+        self.timers.push(Reverse((due, partition)));
+        true
+    }
+
     fn resume_due(&mut self) {
         let now_ms = Utc::now().timestamp_millis();
         while let Some(&Reverse((due, partition))) = self.timers.peek() {
@@ -268,17 +359,39 @@ impl RetryWorker {
                 break;
             }
             self.timers.pop();
-            if self
-                .paused
-                .get(&partition)
-                .is_some_and(|(d, _, _)| *d == due)
-            {
+            if let Some(&(d, generation, resume_at)) = self.paused.get(&partition) {
+                if d != due {
+                    continue;
+                }
                 self.paused.remove(&partition);
+                // A corrective rewind keeps the record it is looking for.
+                let check_at = now_ms + SILENCE_MS;
+                let expected = self.expected.entry(partition).or_insert(Expected {
+                    generation,
+                    offset: resume_at,
+                    step_back: FIRST_STEP_BACK,
+                    rewound_to: None,
+                    check_at,
+                });
+                expected.check_at = check_at;
+                self.timers.push(Reverse((check_at, partition)));
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition(&self.topic, partition);
                 if let Err(e) = self.consumer.resume(&tpl) {
                     tracing::warn!(partition, error = %e, "cannot resume a retry partition");
                 }
+            } else if let Some(&expected) = self.expected.get(&partition) {
+                if expected.check_at != due
+                    || Some(expected.generation) != self.shared.acker.generation(partition)
+                {
+                    continue;
+                }
+                // Resumed, and the expected record did not come: the broker skipped it
+                // (nothing followed it to show the gap). Giving up here loses nothing: a
+                // record that does come is still handled.
+                tracing::debug!(topic = %self.topic, partition, expected = expected.offset,
+                    "a resumed retry partition stayed silent; rewinding further back");
+                self.step_back(partition, expected);
             }
         }
     }

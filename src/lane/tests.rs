@@ -127,8 +127,7 @@ url = "http://127.0.0.1:9/"
     let acker = Acker::new();
     let failures =
         Arc::new(FailureReporter::new(&config, metrics.clone(), CancellationToken::new()).unwrap());
-    // The mock cluster's retry topic has one partition.
-    let parker = Arc::new(Parker::new(&config, 1, CancellationToken::new()).unwrap());
+    let parker = Arc::new(Parker::new(&config, CancellationToken::new()).unwrap());
     Harness {
         _cluster: cluster,
         brokers,

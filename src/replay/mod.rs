@@ -584,21 +584,8 @@ async fn run(
         FailureReporter::new(config, metrics.clone(), abandon.clone())
             .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
     );
-    let retry_partitions = crate::kafka::ensure_topic(
-        config,
-        &config.failures.retry_topic,
-        config.failures.retry_topic_partitions,
-        false,
-    )
-    .await
-    .map_err(|e| {
-        ReplayError::Failed(format!(
-            "cannot reach the retry topic {}: {e}",
-            config.failures.retry_topic
-        ))
-    })?;
     let parker = Arc::new(
-        Parker::new(config, retry_partitions, abandon.clone())
+        Parker::new(config, abandon.clone())
             .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
     );
     let acker = Acker::new();
