@@ -4,7 +4,7 @@
 //! Broker: tansu (one broker for the test). The test restarts consumers after a `kill -9`, so
 //! it works around the broker's quirks from `TESTING.md`: the Event Logs are produced one
 //! record per batch (quirk 2: a fetch from the middle of a batch skips the rest of it; the
-//! parker itself starts every park call's records on a new batch for the same reason), the
+//! retry worker itself notices such skips after its rewinds and rewinds further back), the
 //! daemon runs with `session.timeout.ms=6000` and is restarted only after that session has
 //! expired (quirks 4 and 8: a member that rejoins while the killed member's session is still
 //! open can get an empty assignment that never heals), and topic ends are computed from the
