@@ -159,7 +159,7 @@ impl Parker {
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: crate::kafka::durable_producer_config(config).create()?,
+            producer: parking_producer_config(config).create()?,
             topic: config.failures.retry_topic.clone(),
             abandon,
         })
@@ -227,6 +227,25 @@ impl Parker {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
+}
+
+/// librdkafka's queue of parked records not yet acknowledged, at most (KiB). Its default
+/// (1 GiB) let a stalled destination's parked copies reach hundreds of MB on top of the
+/// in-flight budget; when the queue is full, parking waits (the lane's events stay counted
+/// in the budget meanwhile).
+const PARK_QUEUE_KBYTES: &str = "32768";
+
+fn parking_producer_config(config: &Config) -> rdkafka::ClientConfig {
+    let mut client = crate::kafka::durable_producer_config(config);
+    if !config
+        .kafka
+        .options
+        .0
+        .contains_key("queue.buffering.max.kbytes")
+    {
+        client.set("queue.buffering.max.kbytes", PARK_QUEUE_KBYTES);
+    }
+    client
 }
 
 /// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.
