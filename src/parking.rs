@@ -285,6 +285,26 @@ mod tests {
     }
 
     #[test]
+    fn the_parking_queue_is_capped_unless_configured() {
+        let parse = |options: &str| {
+            let text = format!(
+                "[kafka]\nbrokers = \"localhost:9092\"\n{options}\n[[destinations]]\nproject = \"p\"\nid = \"d\"\ntype = \"file\"\npath = \"/tmp/courier-parking-test.ndjson\"\n"
+            );
+            crate::config::parse("parking.toml", &text, &Default::default()).unwrap()
+        };
+        let default = parking_producer_config(&parse(""));
+        assert_eq!(
+            default.get("queue.buffering.max.kbytes"),
+            Some(PARK_QUEUE_KBYTES)
+        );
+        assert_eq!(default.get("acks"), Some("all"));
+        let own = parking_producer_config(&parse(
+            "[kafka.options]\n\"queue.buffering.max.kbytes\" = \"1024\"",
+        ));
+        assert_eq!(own.get("queue.buffering.max.kbytes"), Some("1024"));
+    }
+
+    #[test]
     fn schedule_has_jitter_and_an_end() {
         let schedule = [Duration::from_secs(30), Duration::from_secs(120)];
         for _ in 0..100 {
