@@ -186,3 +186,65 @@ fn a_killed_replica_fails_over_to_the_survivor() {
     });
     assert!(hook.violations().is_empty(), "{:?}", hook.violations());
 }
+
+/// The `(partition → value)` of one metric's series for the Event Logs topic.
+fn partition_series(courier: &Courier, metric: &str) -> HashMap<i32, f64> {
+    let (status, text) = http_get(courier.listen(), "/metrics").expect("scrape /metrics");
+    assert_eq!(status, 200);
+    text.lines()
+        .filter(|l| {
+            l.starts_with(&format!("{metric}{{")) && l.contains(&format!("topic=\"{TOPIC}\""))
+        })
+        .filter_map(|l| {
+            let partition = l
+                .split("partition=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()?;
+            let value = l.rsplit(' ').next()?.parse().ok()?;
+            Some((partition, value))
+        })
+        .collect()
+}
+
+/// Broker: mock cluster (cooperative rebalancing works there, TESTING.md quirk 7). A member
+/// that hands a partition over stops exporting its committed offset: two members reporting
+/// one partition would make the fleet's offsets and lag wrong.
+#[test]
+fn a_member_stops_reporting_partitions_it_handed_over() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let hook = WebhookReceiver::start(ReceiverConfig::default());
+    let cfg =
+        CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));
+    let first = Courier::start_ready(&cfg);
+    let ends = produce_all(&brokers, &events(40, 21));
+    wait_for("the first member commits both partitions", &first, || {
+        committed_all(&brokers, &ends)
+            && partition_series(&first, "courier_committed_offset").len() == 2
+    });
+    let second = Courier::start_ready(&cfg);
+    let more = events(40, 22);
+    let ends = produce_all(&brokers, &more);
+    wait_for("both members commit the new events", &second, || {
+        committed_all(&brokers, &ends)
+            && !partition_series(&second, "courier_committed_offset").is_empty()
+    });
+    let (a, b) = (
+        partition_series(&first, "courier_committed_offset"),
+        partition_series(&second, "courier_committed_offset"),
+    );
+    assert!(
+        a.keys().all(|p| !b.contains_key(p)),
+        "one partition reported by both members: first {a:?}, second {b:?}\n{}",
+        first.log_tail()
+    );
+    assert_eq!(a.len() + b.len(), 2, "first {a:?}, second {b:?}");
+    let lag = partition_series(&first, "courier_consumer_lag");
+    assert!(
+        lag.keys().all(|p| a.contains_key(p)),
+        "lag {lag:?} for partitions not owned ({a:?})"
+    );
+}

@@ -64,7 +64,11 @@ impl Committer {
             .commit(&commit_list(&self.topic, &positions), CommitMode::Sync)
         {
             Ok(()) => {
-                for (partition, offset) in &positions {
+                // A partition revoked meanwhile is the new owner's to report.
+                for (partition, offset) in positions
+                    .iter()
+                    .filter(|(p, _)| self.acker.generation(*p).is_some())
+                {
                     self.metrics
                         .committed_offset
                         .with_label_values(&[&self.topic, &partition.to_string()])

@@ -121,8 +121,10 @@ impl ClientContext for SourceContext {
             return;
         };
         for (partition, p) in &topic.partitions {
-            // librdkafka reports -1 for partitions it holds no data on.
-            if *partition >= 0 && p.consumer_lag >= 0 {
+            // librdkafka reports -1 for partitions it holds no data on, and keeps reporting
+            // partitions this member no longer owns.
+            let owned = self.acker.generation(*partition).is_some();
+            if *partition >= 0 && p.consumer_lag >= 0 && owned {
                 self.metrics
                     .consumer_lag
                     .with_label_values(&[&self.topic, &partition.to_string()])
@@ -150,6 +152,13 @@ impl ConsumerContext for SourceContext {
                     self.metrics.commit_failures.inc();
                     tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the previous commit");
                 }
+            }
+            // The new owner reports these partitions from now on; two members exporting the
+            // same series would make the fleet's lag and offsets wrong.
+            for partition in &partitions {
+                let labels = [self.topic.as_str(), &partition.to_string()];
+                let _ = self.metrics.consumer_lag.remove_label_values(&labels);
+                let _ = self.metrics.committed_offset.remove_label_values(&labels);
             }
         }
     }
