@@ -46,7 +46,7 @@ fn schemathesis() -> Option<Command> {
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
-    let Some(mut st) = schemathesis() else {
+    let Some(st) = schemathesis() else {
         panic!(
             "schemathesis is not installed: run scripts/install-deps (pip install schemathesis)"
         );
@@ -93,38 +93,51 @@ fn schemathesis_finds_no_server_error_and_no_departure_from_the_document() {
         "[checks.positive_data_acceptance]\nexpected-statuses = [\"2xx\", \"401\", \"403\", \"404\", \"409\", \"422\"]\n\n[parameters]\n\"path.project\" = \"proj_a\"\n",
     )
     .unwrap();
-    let started = Instant::now();
-    let output = st
-        .current_dir(dir.path())
-        .arg("--config-file")
-        .arg(&config)
-        .arg("--no-color")
-        .arg("run")
-        .arg(format!("http://{}/v1/openapi.json", courier.listen()))
-        .args(["--checks", "all"])
-        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
-        .args(["--max-examples", "15"])
-        .args(["--max-time", "50"])
-        .args(["--seed", "1"])
-        .args(["--workers", "2"])
-        .env("SCHEMATHESIS_TELEMETRY", "false")
-        .output()
-        .expect("run schemathesis");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!(
-        "schemathesis ran for {:?}\n{stdout}\n{stderr}",
-        started.elapsed()
-    );
-    assert!(
-        output.status.success(),
-        "schemathesis found problems:\n{stdout}\n{stderr}\n{}",
-        courier.log_tail()
-    );
+    // schemathesis' own test generation (Hypothesis) now and then fails inside itself
+    // ("Runtime Error ... Inconsistent results" while building cases, no request involved):
+    // such a run is repeated once. Any finding about courier's answers fails at once.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let started = Instant::now();
+        let output = Command::new(st.get_program())
+            .current_dir(dir.path())
+            .arg("--config-file")
+            .arg(&config)
+            .arg("--no-color")
+            .arg("run")
+            .arg(format!("http://{}/v1/openapi.json", courier.listen()))
+            .args(["--checks", "all"])
+            .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+            .args(["--max-examples", "15"])
+            .args(["--max-time", "50"])
+            .args(["--seed", "1"])
+            .args(["--workers", "2"])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .expect("run schemathesis");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!(
+            "schemathesis (attempt {attempt}) ran for {:?}\n{stdout}\n{stderr}",
+            started.elapsed()
+        );
+        assert!(started.elapsed() < Duration::from_secs(120));
+        if output.status.success() {
+            break;
+        }
+        let only_its_own_errors = !stdout.contains("FAILURES")
+            && stdout.contains("Runtime Error")
+            && stdout.contains("Inconsistent results");
+        assert!(
+            only_its_own_errors && attempt < 2,
+            "schemathesis found problems:\n{stdout}\n{stderr}\n{}",
+            courier.log_tail()
+        );
+    }
     assert!(
         courier.exited().is_none(),
         "courier died\n{}",
         courier.log_tail()
     );
-    assert!(started.elapsed() < Duration::from_secs(120));
 }
