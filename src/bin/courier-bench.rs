@@ -14,6 +14,7 @@
 //! `{"benchTs":<produce time, µs since the epoch>,…`: the receiver counts events by that
 //! marker (no JSON parsing) and computes produce-to-receipt latency from it.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -45,6 +46,18 @@ const MARKER: &[u8] = b"{\"benchTs\":";
 const SEED: u64 = 6;
 /// Projects of the generated data (and of the configurations).
 const PROJECTS: usize = 1000;
+/// Projects of the isolation scenario: one webhook destination each.
+const ISOLATION_PROJECTS: usize = 20;
+/// Of these, the first `ISOLATION_FAILING` answer 503 forever and the next one hangs (the black
+/// hole) in the isolation scenario's second run.
+const ISOLATION_FAILING: usize = 2;
+/// Projects whose destination is broken in the isolation scenario's second run.
+const ISOLATION_BROKEN: usize = ISOLATION_FAILING + 1;
+/// Delivery settings of the destinations that are broken in the isolation scenario (in both of
+/// its runs, so that the runs differ only in the URLs): the in-line budget of one of their
+/// batches is `batch_timeout` + `retry_max_elapsed` + one `request_timeout`.
+const BROKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+const BROKEN_RETRY_MAX_ELAPSED: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,7 +84,8 @@ enum Cmd {
     },
     /// The fast receiver (started by `run`): counts webhook events, measures latency.
     Receiver {
-        /// Port of the webhook endpoint (`POST /hook/...`, `GET /stats`, `POST /reset`).
+        /// Port of the webhook endpoint (`POST /hook/...`; `POST /ok/...` answers 200 without
+        /// counting, `POST /fail/...` answers 503; `GET /stats`, `POST /reset`).
         #[arg(long)]
         port: u16,
         /// Port of the black hole: accepts connections, reads and never answers.
@@ -85,7 +99,7 @@ struct RunArgs {
     /// Kafka bootstrap servers (a tansu broker with in-memory storage).
     #[arg(long)]
     brokers: String,
-    /// Scenarios, comma-separated: throughput, fanout, stalled, latency (or all).
+    /// Scenarios, comma-separated: throughput, fanout, stalled, latency, isolation (or all).
     #[arg(long, default_value = "all")]
     scenarios: String,
     /// Events of the throughput and fan-out topic.
@@ -100,7 +114,13 @@ struct RunArgs {
     /// Duration of the latency scenario (seconds).
     #[arg(long, default_value_t = 60)]
     latency_seconds: u64,
-    /// Small sizes: 300,000 events, 150,000 stalled, 15 s of latency.
+    /// Produce rate of the isolation scenario (events/s, spread evenly over its 20 projects).
+    #[arg(long, default_value_t = 2_000)]
+    isolation_rate: u64,
+    /// Duration of each of the isolation scenario's two runs (seconds).
+    #[arg(long, default_value_t = 40)]
+    isolation_seconds: u64,
+    /// Small sizes: 300,000 events, 150,000 stalled, 15 s of latency, 15 s per isolation run.
     #[arg(long)]
     quick: bool,
     /// Partitions of the benchmark topics.
@@ -150,6 +170,7 @@ fn main() -> anyhow::Result<()> {
                 args.events = 300_000;
                 args.stalled_events = 150_000;
                 args.latency_seconds = 15;
+                args.isolation_seconds = 15;
             }
             install_signal_cleanup();
             let mut results = Results::default();
@@ -446,25 +467,56 @@ fn producer(brokers: &str, linger_ms: u32) -> anyhow::Result<ThreadedProducer<De
 struct EventSource {
     generator: Generator,
     scratch: Vec<u8>,
+    /// Projects taken in turn (event `i` belongs to project `i mod len`); empty: the
+    /// generator picks them at random among `PROJECTS`.
+    rotation: Vec<String>,
+    count: usize,
 }
 
 impl EventSource {
     fn new() -> Self {
+        Self::with_projects(PROJECTS)
+    }
+
+    fn with_projects(projects: usize) -> Self {
         Self {
             generator: Generator::new(GeneratorConfig {
                 seed: SEED,
-                projects: PROJECTS,
+                projects,
                 poison_every: None,
                 target_bytes: Some(1024),
             }),
             scratch: Vec::with_capacity(2048),
+            rotation: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Events for projects 1..=`projects` in turn, so that each gets exactly its share.
+    fn rotating(projects: usize) -> Self {
+        let mut source = Self::with_projects(projects);
+        source.rotation = (1..=projects).map(courier::generator::project_id).collect();
+        source
+    }
+
+    /// The source of a layout's data.
+    fn for_layout(layout: Layout) -> Self {
+        match layout {
+            Layout::Isolation { .. } => Self::rotating(ISOLATION_PROJECTS),
+            _ => Self::new(),
         }
     }
 
     /// The next event, stamped with `ts_us`.
     fn next(&mut self, ts_us: u64, buf: &mut Vec<u8>) {
-        self.scratch.clear();
-        self.generator.write_event(&mut self.scratch);
+        if self.rotation.is_empty() {
+            self.scratch.clear();
+            self.generator.write_event(&mut self.scratch);
+        } else {
+            let project = &self.rotation[self.count % self.rotation.len()];
+            self.scratch = self.generator.event_for_project(project);
+        }
+        self.count += 1;
         buf.clear();
         buf.extend_from_slice(MARKER);
         let _ = write!(DisplayVec(buf), "{ts_us},");
@@ -533,6 +585,47 @@ fn produce_backlog(
     );
     let ends = ctx.ends.lock().unwrap().clone();
     Ok(ends)
+}
+
+/// Produces `n` events from `source` to an existing topic at a steady `rate` (events/s;
+/// `linger.ms=5`), event `i` to partition `i mod partitions`, each stamped with the wall clock
+/// when it is sent. Returns the end offset per partition and when the last event was sent.
+fn produce_steady(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    rate: u64,
+    n: u64,
+    source: &mut EventSource,
+) -> anyhow::Result<(HashMap<i32, i64>, Instant)> {
+    let producer = producer(brokers, 5)?;
+    let mut buf = Vec::with_capacity(2048);
+    let start = Instant::now();
+    let mut last_sent = start;
+    for i in 0..n {
+        let due = Duration::from_secs_f64(i as f64 / rate as f64);
+        let elapsed = start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+        source.next(now_us(), &mut buf);
+        last_sent = Instant::now();
+        send(&producer, topic, (i % partitions as u64) as i32, &buf)?;
+    }
+    let took = start.elapsed().as_secs_f64();
+    producer.flush(Duration::from_secs(60))?;
+    println!(
+        "  produced {n} events in {took:.1}s ({:.0} events/s)",
+        n as f64 / took
+    );
+    let ctx = producer.context();
+    let errors = ctx.errors.load(Ordering::Relaxed);
+    let delivered = ctx.delivered.load(Ordering::Relaxed);
+    if errors > 0 || delivered != n {
+        bail!("producing {topic}: {delivered} of {n} delivered, {errors} errors");
+    }
+    let ends = ctx.ends.lock().unwrap().clone();
+    Ok((ends, last_sent))
 }
 
 /// The raw consumer: reads `topic` from the start in a fresh group and does nothing else.
@@ -630,6 +723,10 @@ enum Layout {
     FanOut,
     /// Per project a healthy destination and one that never answers.
     Stalled,
+    /// `ISOLATION_PROJECTS` projects with one webhook destination each. `broken`: the first
+    /// `ISOLATION_FAILING` answer 503, the next one never answers; otherwise these point at
+    /// the receiver's uncounted `/ok/` path. The others are the healthy ones, at `/hook/`.
+    Isolation { broken: bool },
 }
 
 struct Setup<'a> {
@@ -705,7 +802,11 @@ queue_max_events = 10000
     let hook = |project: &str, id: &str| {
         format!("http://127.0.0.1:{}/hook/{project}/{id}", s.receiver_port)
     };
-    for n in 1..=PROJECTS {
+    let projects = match s.layout {
+        Layout::Isolation { .. } => ISOLATION_PROJECTS,
+        _ => PROJECTS,
+    };
+    for n in 1..=projects {
         let project = courier::generator::project_id(n);
         let mut dest = |id: &str, url: String, filter: &str| {
             let _ = write!(
@@ -753,14 +854,66 @@ min_level = "INFO""#
                      circuit_failure_threshold = 3\nprobe_interval = \"10m\"\nretry_schedule = [\"1h\"]\n",
                 );
             }
+            Layout::Isolation { broken } => {
+                let i = n - 1;
+                let url = if i >= ISOLATION_BROKEN {
+                    // The last path segment groups the receiver's latencies.
+                    let group = if shares_partition_with_broken(i, s.args.partitions) {
+                        "shared"
+                    } else {
+                        "apart"
+                    };
+                    hook(&project, group)
+                } else if !broken {
+                    format!("http://127.0.0.1:{}/ok/{project}/webhook", s.receiver_port)
+                } else if i < ISOLATION_FAILING {
+                    format!(
+                        "http://127.0.0.1:{}/fail/{project}/webhook",
+                        s.receiver_port
+                    )
+                } else {
+                    format!("http://127.0.0.1:{}/stall/{project}", s.stall_port)
+                };
+                dest("webhook", url, "");
+                if i < ISOLATION_BROKEN {
+                    // Realistic settings for a destination that may break: a short request
+                    // timeout and in-line budget, a circuit that opens after 3 failures and
+                    // probes every 5 s; parked events are due only after the run, so the retry
+                    // worker never re-attempts them here.
+                    let _ = write!(
+                        t,
+                        "[destinations.delivery]\nrequest_timeout = \"{}ms\"\nretry_max_elapsed = \"{}ms\"\n\
+                         retry_initial_backoff = \"100ms\"\nretry_max_backoff = \"500ms\"\n\
+                         circuit_failure_threshold = 3\nprobe_interval = \"5s\"\nretry_schedule = [\"1h\"]\n",
+                        BROKEN_REQUEST_TIMEOUT.as_millis(),
+                        BROKEN_RETRY_MAX_ELAPSED.as_millis(),
+                    );
+                }
+            }
         }
     }
     t
 }
 
+/// Whether project `j` (0-based) of the isolation scenario has events in a partition that
+/// also carries events of a broken destination: event `i` goes to project `i mod 20` and
+/// partition `i mod partitions`, so project `j`'s events are in the partitions congruent to
+/// `j` modulo gcd(20, partitions).
+fn shares_partition_with_broken(j: usize, partitions: i32) -> bool {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let g = gcd(ISOLATION_PROJECTS, partitions.max(1) as usize);
+    (0..ISOLATION_BROKEN).any(|b| b % g == j % g)
+}
+
 /// Deliveries to the receiver's `/hook/` the configuration implies for `n` benchmark
 /// events, computed with courier's own decoder and router.
-fn expected_deliveries(config_path: &Path, n: u64) -> anyhow::Result<u64> {
+fn expected_deliveries(config_path: &Path, mut source: EventSource, n: u64) -> anyhow::Result<u64> {
     let config = courier::config::load(config_path)
         .map_err(|e| anyhow!("benchmark configuration is invalid:\n{e}"))?;
     let mut router = Router::new();
@@ -773,7 +926,6 @@ fn expected_deliveries(config_path: &Path, n: u64) -> anyhow::Result<u64> {
         router.add(&d.project, &d.id, &d.filter, to_receiver.len());
         to_receiver.push(url.contains("/hook/"));
     }
-    let mut source = EventSource::new();
     let mut buf = Vec::with_capacity(2048);
     let mut total = 0;
     for _ in 0..n {
@@ -806,10 +958,25 @@ struct ReceiverStats {
     bytes: u64,
     cpu_seconds: f64,
     stalled_connections: u64,
+    /// Requests answered 503 at `/fail/`.
+    failed_requests: u64,
+    /// Events taken at `/ok/` (not counted in `events`).
+    other_events: u64,
     latency_count: u64,
     latency_p50_us: u64,
     latency_p99_us: u64,
     latency_max_us: u64,
+    /// The latencies by the last segment of the URL path (`/hook/<project>/<group>`).
+    latency_groups: HashMap<String, LatencySummary>,
+}
+
+/// Produce-to-receipt latency of a set of events, in µs.
+#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+struct LatencySummary {
+    count: u64,
+    p50_us: u64,
+    p99_us: u64,
+    max_us: u64,
 }
 
 impl Receiver {
@@ -862,6 +1029,8 @@ impl Receiver {
 // One measured courier run.
 
 struct CourierRun {
+    /// When courier was spawned.
+    started: Instant,
     /// Spawn until the committed offsets reached the end of the topic.
     commit_secs: f64,
     /// Spawn until the receiver had every expected event.
@@ -936,7 +1105,7 @@ fn run_courier(
     let config_path = ctx.workdir.join(format!("{name}.toml"));
     std::fs::write(&config_path, courier_config(&setup))?;
     create_topic(&ctx.args.brokers, &format!("bench-failures-{tag}"), 1)?;
-    let expected = expected_deliveries(&config_path, events)?;
+    let expected = expected_deliveries(&config_path, EventSource::for_layout(layout), events)?;
     ctx.receiver.reset(during.is_some())?;
     let receiver_cpu0 = ctx.receiver.stats()?.cpu_seconds;
     let broker_cpu0 = ctx
@@ -1018,6 +1187,17 @@ fn run_courier(
         if commit_secs.is_none() && watch.reached(&ends) {
             commit_secs = Some(start.elapsed().as_secs_f64());
         }
+        // Once the end is committed, every event was delivered, parked or recorded as failed: the
+        // receiver already counted what was delivered. Missing events will not come.
+        if let (Some(committed), None) = (commit_secs, delivered_secs) {
+            if start.elapsed().as_secs_f64() > committed + 30.0 {
+                bail!(
+                    "{name}: the end of the topic was committed {:.0}s ago, but the receiver has only {} of {expected} events",
+                    start.elapsed().as_secs_f64() - committed,
+                    ctx.receiver.stats()?.events
+                );
+            }
+        }
         if start.elapsed() > deadline {
             bail!(
                 "{name}: courier did not finish within {deadline:?} (receiver has {} of {expected})",
@@ -1079,6 +1259,7 @@ fn run_courier(
         );
     }
     Ok(CourierRun {
+        started: start,
         commit_secs: commit_secs.unwrap_or(f64::NAN),
         delivered_secs: delivered_secs.unwrap_or(f64::NAN),
         ready_secs,
@@ -1253,7 +1434,7 @@ fn add_run(results: &mut Results, scenario: &str, events: u64, run: &CourierRun)
 }
 
 fn run(args: &RunArgs, results: &mut Results) -> anyhow::Result<()> {
-    let all = ["throughput", "fanout", "stalled", "latency"];
+    let all = ["throughput", "fanout", "stalled", "latency", "isolation"];
     let scenarios: Vec<&str> = if args.scenarios == "all" {
         all.to_vec()
     } else {
@@ -1564,26 +1745,14 @@ fn run(args: &RunArgs, results: &mut Results) -> anyhow::Result<()> {
                     Ok(())
                 })
             };
-            let producer = producer(&brokers, 5)?;
-            let mut source = EventSource::new();
-            let mut buf = Vec::with_capacity(2048);
-            let start = Instant::now();
-            for i in 0..n {
-                let due = Duration::from_secs_f64(i as f64 / rate as f64);
-                let elapsed = start.elapsed();
-                if due > elapsed {
-                    std::thread::sleep(due - elapsed);
-                }
-                source.next(now_us(), &mut buf);
-                send(&producer, &topic2, (i % partitions as u64) as i32, &buf)?;
-            }
-            let took = start.elapsed().as_secs_f64();
-            producer.flush(Duration::from_secs(60))?;
-            println!(
-                "  produced {n} events in {took:.1}s ({:.0} events/s)",
-                n as f64 / took
-            );
-            let ends = producer.context().ends.lock().unwrap().clone();
+            let (ends, _) = produce_steady(
+                &brokers,
+                &topic2,
+                partitions,
+                rate,
+                n,
+                &mut EventSource::new(),
+            )?;
             let _ = reader.join();
             Ok(ends)
         };
@@ -1670,6 +1839,238 @@ fn run(args: &RunArgs, results: &mut Results) -> anyhow::Result<()> {
         delete_topics(&args.brokers, &[&topic]);
     }
 
+    if scenarios.contains(&"isolation") {
+        let rate = args.isolation_rate;
+        let secs = args.isolation_seconds;
+        let k = ISOLATION_PROJECTS as u64;
+        // Whole rounds over the projects: every project gets the same number of events.
+        let n = (rate * secs).div_ceil(k) * k;
+        let broken_events = n / k * ISOLATION_BROKEN as u64;
+        println!(
+            "\n== scenario 5: isolation ({ISOLATION_PROJECTS} projects with one webhook destination each, {rate} events/s for {secs}s; without, then with {ISOLATION_FAILING} answering 503 and 1 hanging)"
+        );
+        let mut measured = Vec::new();
+        for (name, broken) in [("isolation-baseline", false), ("isolation", true)] {
+            let topic = format!("bench-{name}-{run_id}");
+            create_topic(&args.brokers, &topic, args.partitions)?;
+            let last_sent = Cell::new(None);
+            let produce = || -> anyhow::Result<HashMap<i32, i64>> {
+                let (ends, last) = produce_steady(
+                    &args.brokers,
+                    &topic,
+                    args.partitions,
+                    rate,
+                    n,
+                    &mut EventSource::rotating(ISOLATION_PROJECTS),
+                )?;
+                last_sent.set(Some(last));
+                Ok(ends)
+            };
+            let run = run_courier(
+                &ctx,
+                name,
+                Layout::Isolation { broken },
+                &topic,
+                &HashMap::new(),
+                n,
+                Some(&produce),
+            )?;
+            delete_topics(&args.brokers, &[&topic]);
+            let last = last_sent
+                .get()
+                .ok_or_else(|| anyhow!("{name}: nothing was produced"))?;
+            // From the moment the last event was sent until the group's committed offsets
+            // were seen at the end of every partition (polled every 50 ms or so).
+            let lag = (run.started + Duration::from_secs_f64(run.commit_secs))
+                .saturating_duration_since(last)
+                .as_secs_f64();
+            let r = &run.receiver;
+            println!(
+                "  {}: the healthy destinations received {} of {} events, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; committed the end {lag:.2}s after the last event; parked {}; peak RSS {:.0} MB",
+                if broken { "with the broken destinations" } else { "baseline" },
+                r.events,
+                run.expected,
+                r.latency_p50_us as f64 / 1e3,
+                r.latency_p99_us as f64 / 1e3,
+                r.latency_max_us as f64 / 1e3,
+                run.metrics.get("courier_events_parked_total").copied().unwrap_or(0.0) as u64,
+                run.peak_rss_mb
+            );
+            for (group, what) in [
+                ("shared", "sharing a partition with a broken one"),
+                ("apart", "on the other partitions"),
+            ] {
+                if let Some(g) = r.latency_groups.get(group) {
+                    println!(
+                        "    healthy destinations {what}: {} events, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                        g.count,
+                        g.p50_us as f64 / 1e3,
+                        g.p99_us as f64 / 1e3,
+                        g.max_us as f64 / 1e3
+                    );
+                }
+            }
+            if r.latency_count < run.expected {
+                bail!(
+                    "{name}: latency measured for {} events, {} were expected",
+                    r.latency_count,
+                    run.expected
+                );
+            }
+            if !broken && r.other_events < broken_events {
+                bail!(
+                    "{name}: the three destinations at /ok/ received {} of {broken_events} events",
+                    r.other_events
+                );
+            }
+            measured.push((run, lag));
+        }
+        let [(a, lag_a), (b, lag_b)] = &measured[..] else {
+            unreachable!("two runs")
+        };
+        let ms = |us: u64| us as f64 / 1e3;
+        results.add(
+            "isolation",
+            "healthy events expected (each run)",
+            b.expected as f64,
+            "events",
+        );
+        for (run, label) in [(a, "baseline"), (b, "broken destinations")] {
+            results.check(
+                "isolation",
+                &format!("healthy events received, {label}"),
+                run.receiver.events as f64,
+                "events",
+                &format!(">= {}", run.expected),
+                run.receiver.events >= run.expected,
+            );
+        }
+        for (run, label) in [(a, "baseline"), (b, "broken destinations")] {
+            let r = &run.receiver;
+            results.add(
+                "isolation",
+                &format!("healthy p50, {label}"),
+                ms(r.latency_p50_us),
+                "ms",
+            );
+            results.add(
+                "isolation",
+                &format!("healthy p99, {label}"),
+                ms(r.latency_p99_us),
+                "ms",
+            );
+            results.add(
+                "isolation",
+                &format!("healthy max, {label}"),
+                ms(r.latency_max_us),
+                "ms",
+            );
+        }
+        // The same by partition: do the healthy destinations that share a partition with a
+        // broken one (and so its commit point) fare worse than the others in the same run?
+        for (group, what) in [
+            ("shared", "sharing a broken partition"),
+            ("apart", "on the other partitions"),
+        ] {
+            for (run, label) in [(a, "baseline"), (b, "broken")] {
+                if let Some(g) = run.receiver.latency_groups.get(group) {
+                    results.add(
+                        "isolation",
+                        &format!("p99 {what}, {label}"),
+                        ms(g.p99_us),
+                        "ms",
+                    );
+                }
+            }
+        }
+        let (p99_a, p99_b) = (ms(a.receiver.latency_p99_us), ms(b.receiver.latency_p99_us));
+        results.add(
+            "isolation",
+            "healthy p99, broken / baseline",
+            p99_b / p99_a,
+            "ratio",
+        );
+        // The bound: 50 ms or 20% of the baseline's p99, whichever is larger.
+        let bound = (0.2 * p99_a).max(50.0);
+        results.check(
+            "isolation",
+            "healthy p99, broken − baseline",
+            p99_b - p99_a,
+            "ms",
+            &format!("<= {bound:.0}"),
+            p99_b - p99_a <= bound,
+        );
+        results.add(
+            "isolation",
+            "committed end after last event, baseline",
+            *lag_a,
+            "s",
+        );
+        // In-line budget of a broken destination's batch: its oldest event waits up to
+        // batch_timeout, no retry starts after retry_max_elapsed, the last attempt may take a
+        // request_timeout. The margin (1 s) covers parking (acks=all), the commit interval, the
+        // input's own latency and the polling of the committed offsets.
+        let budget = humantime::parse_duration(&args.batch_timeout)?.as_secs_f64()
+            + BROKEN_RETRY_MAX_ELAPSED.as_secs_f64()
+            + BROKEN_REQUEST_TIMEOUT.as_secs_f64();
+        results.add(
+            "isolation",
+            "in-line budget of a broken destination",
+            budget,
+            "s",
+        );
+        results.check(
+            "isolation",
+            "committed end after last event, broken",
+            *lag_b,
+            "s",
+            &format!("<= {:.2}", budget + 1.0),
+            *lag_b <= budget + 1.0,
+        );
+        let parked = b
+            .metrics
+            .get("courier_events_parked_total")
+            .copied()
+            .unwrap_or(0.0);
+        if parked as u64 != broken_events {
+            eprintln!(
+                "  isolation: {parked} events parked, but the broken destinations had {broken_events}"
+            );
+        }
+        results.add(
+            "isolation",
+            "events for the broken destinations",
+            broken_events as f64,
+            "events",
+        );
+        results.add(
+            "isolation",
+            "events parked in the retry topic",
+            parked,
+            "events",
+        );
+        results.add(
+            "isolation",
+            "503 answers given",
+            b.receiver.failed_requests as f64,
+            "requests",
+        );
+        results.add(
+            "isolation",
+            "black-hole connections opened",
+            b.receiver.stalled_connections as f64,
+            "conns",
+        );
+        results.add("isolation", "peak RSS, baseline", a.peak_rss_mb, "MB");
+        results.add(
+            "isolation",
+            "peak RSS, broken destinations",
+            b.peak_rss_mb,
+            "MB",
+        );
+        add_run(results, "isolation", n, b);
+    }
+
     results.print();
     println!("\nload average at the end: {}", load_average());
     if let Some(path) = &args.json {
@@ -1678,6 +2079,8 @@ fn run(args: &RunArgs, results: &mut Results) -> anyhow::Result<()> {
             "stalled_events": args.stalled_events,
             "latency_rate": args.latency_rate,
             "latency_seconds": args.latency_seconds,
+            "isolation_rate": args.isolation_rate,
+            "isolation_seconds": args.isolation_seconds,
             "partitions": args.partitions,
             "batch_timeout": args.batch_timeout,
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -1802,7 +2205,7 @@ mod receiver {
     use super::*;
     use axum::body::Bytes;
     use axum::extract::State;
-    use axum::http::Uri;
+    use axum::http::{StatusCode, Uri};
     use axum::routing::{get, post};
     use tokio::io::AsyncReadExt;
 
@@ -1812,8 +2215,12 @@ mod receiver {
         requests: AtomicU64,
         bytes: AtomicU64,
         stalled: AtomicU64,
+        failed: AtomicU64,
+        other: AtomicU64,
         record_latency: AtomicBool,
         latencies: Mutex<Vec<u32>>,
+        /// The same latencies by the last segment of the URL path (`/hook/<project>/<group>`).
+        groups: Mutex<HashMap<String, Vec<u32>>>,
     }
 
     pub fn main(port: u16, stall_port: u16) -> anyhow::Result<()> {
@@ -1838,6 +2245,8 @@ mod receiver {
             });
             let app = axum::Router::new()
                 .route("/hook/{*rest}", post(hook))
+                .route("/ok/{*rest}", post(ok))
+                .route("/fail/{*rest}", post(fail))
                 .route("/stats", get(stats))
                 .route("/reset", post(reset))
                 .layer(axum::extract::DefaultBodyLimit::disable())
@@ -1848,12 +2257,13 @@ mod receiver {
         })
     }
 
-    async fn hook(State(c): State<Arc<Counters>>, body: Bytes) -> &'static str {
+    async fn hook(State(c): State<Arc<Counters>>, uri: Uri, body: Bytes) -> &'static str {
         let finder = memchr::memmem::Finder::new(MARKER);
         let mut events = 0u64;
         if c.record_latency.load(Ordering::Relaxed) {
             let now = now_us();
             let mut lat = c.latencies.lock().unwrap();
+            let first = lat.len();
             for at in finder.find_iter(&body) {
                 events += 1;
                 let digits = &body[at + MARKER.len()..];
@@ -1863,6 +2273,13 @@ mod receiver {
                 }
                 lat.push(now.saturating_sub(ts).min(u64::from(u32::MAX)) as u32);
             }
+            let group = uri.path().rsplit('/').next().unwrap_or_default();
+            c.groups
+                .lock()
+                .unwrap()
+                .entry(group.to_owned())
+                .or_default()
+                .extend_from_slice(&lat[first..]);
         } else {
             events = finder.find_iter(&body).count() as u64;
         }
@@ -1872,8 +2289,23 @@ mod receiver {
         ""
     }
 
-    async fn stats(State(c): State<Arc<Counters>>) -> String {
-        let mut lat = c.latencies.lock().unwrap().clone();
+    /// Answers 200 like `/hook/`, but its events are counted apart (no latency).
+    async fn ok(State(c): State<Arc<Counters>>, body: Bytes) -> &'static str {
+        let events = memchr::memmem::find_iter(&body, MARKER).count() as u64;
+        c.other.fetch_add(events, Ordering::Relaxed);
+        ""
+    }
+
+    /// A destination that is down: 503 for everything, forever.
+    async fn fail(State(c): State<Arc<Counters>>, body: Bytes) -> (StatusCode, &'static str) {
+        // The body is read (as a real server would), so the connection can be reused.
+        drop(body);
+        c.failed.fetch_add(1, Ordering::Relaxed);
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    }
+
+    /// Count, p50, p99 and max of latencies (µs).
+    fn summary(mut lat: Vec<u32>) -> LatencySummary {
         lat.sort_unstable();
         let pct = |q: f64| -> u64 {
             if lat.is_empty() {
@@ -1882,16 +2314,36 @@ mod receiver {
                 u64::from(lat[((lat.len() - 1) as f64 * q).round() as usize])
             }
         };
+        LatencySummary {
+            count: lat.len() as u64,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            max_us: lat.last().copied().map_or(0, u64::from),
+        }
+    }
+
+    async fn stats(State(c): State<Arc<Counters>>) -> String {
+        let all = summary(c.latencies.lock().unwrap().clone());
+        let groups: HashMap<String, LatencySummary> = c
+            .groups
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(g, lat)| (g.clone(), summary(lat.clone())))
+            .collect();
         serde_json::json!({
             "events": c.events.load(Ordering::Relaxed),
             "requests": c.requests.load(Ordering::Relaxed),
             "bytes": c.bytes.load(Ordering::Relaxed),
             "stalled_connections": c.stalled.load(Ordering::Relaxed),
+            "failed_requests": c.failed.load(Ordering::Relaxed),
+            "other_events": c.other.load(Ordering::Relaxed),
             "cpu_seconds": cpu_seconds("self").unwrap_or(0.0),
-            "latency_count": lat.len(),
-            "latency_p50_us": pct(0.50),
-            "latency_p99_us": pct(0.99),
-            "latency_max_us": lat.last().copied().unwrap_or(0),
+            "latency_count": all.count,
+            "latency_p50_us": all.p50_us,
+            "latency_p99_us": all.p99_us,
+            "latency_max_us": all.max_us,
+            "latency_groups": groups,
         })
         .to_string()
     }
@@ -1901,7 +2353,10 @@ mod receiver {
         c.requests.store(0, Ordering::Relaxed);
         c.bytes.store(0, Ordering::Relaxed);
         c.stalled.store(0, Ordering::Relaxed);
+        c.failed.store(0, Ordering::Relaxed);
+        c.other.store(0, Ordering::Relaxed);
         c.latencies.lock().unwrap().clear();
+        c.groups.lock().unwrap().clear();
         c.record_latency.store(
             uri.query().is_some_and(|q| q.contains("latency")),
             Ordering::Relaxed,
