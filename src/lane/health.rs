@@ -163,8 +163,9 @@ impl DestinationHealth {
         let error = self.last_error();
         match transition {
             Transition::Opened => {
+                let error = error.as_ref().map(ToString::to_string).unwrap_or_default();
                 tracing::warn!(project = %self.project, destination = %self.destination_id,
-                error = ?error.as_ref().map(ToString::to_string),
+                error = %error,
                 "destination is failing; circuit opened, deliveries are parked and retried later")
             }
             Transition::Recovered => {
