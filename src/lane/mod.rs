@@ -280,6 +280,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             Ok(b) => b,
             Err(error) => return fail(shared, &remaining, &error, attempts, first_attempt).await,
         };
+        let _body = HeldBody::new(&shared.context.metrics, encoded.body.len());
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
         // says to stop trying in line.
         let outcome = loop {
@@ -466,6 +467,28 @@ fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bo
 }
 
 /// Sleeps before a retry; false when the process abandoned the work meanwhile.
+/// A request body counted in the global in-flight budget while it exists: it is a second
+/// copy of its events (a destination that hangs holds it for `request_timeout`), so reading
+/// pauses for it as for the events themselves.
+struct HeldBody<'a> {
+    metrics: &'a Metrics,
+    bytes: i64,
+}
+
+impl<'a> HeldBody<'a> {
+    fn new(metrics: &'a Metrics, bytes: usize) -> Self {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        metrics.in_flight_bytes.add(bytes);
+        Self { metrics, bytes }
+    }
+}
+
+impl Drop for HeldBody<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight_bytes.sub(self.bytes);
+    }
+}
+
 async fn wait(shared: &LaneShared, delay: std::time::Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(delay) => true,

@@ -162,6 +162,12 @@ impl Harness {
                 failure_event: false,
                 ack,
             };
+            // What the source does for every event it hands to a lane.
+            self.context.metrics.in_flight_events.inc();
+            self.context
+                .metrics
+                .in_flight_bytes
+                .add(event.raw.len() as i64);
             lane.queue.send(event).await.unwrap();
         }
         drop(lane.queue);
@@ -247,6 +253,20 @@ async fn partial_outcomes_ack_report_and_retry_each_part() {
     assert_eq!(h.position(), Some(4));
     let (_, delivered, failed, _) = h.context.metrics.destination("p", "d").read();
     assert_eq!((delivered, failed), (3, 1));
+    // Events and request bodies alike leave the in-flight budget once settled.
+    assert_eq!(h.context.metrics.in_flight_events.get(), 0);
+    assert_eq!(h.context.metrics.in_flight_bytes.get(), 0);
+}
+
+#[test]
+fn a_request_body_counts_in_the_budget_while_it_exists() {
+    let metrics = Metrics::new();
+    metrics.in_flight_bytes.add(10);
+    {
+        let _body = HeldBody::new(&metrics, 1500);
+        assert_eq!(metrics.in_flight_bytes.get(), 1510);
+    }
+    assert_eq!(metrics.in_flight_bytes.get(), 10);
 }
 
 #[tokio::test]
