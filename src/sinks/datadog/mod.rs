@@ -27,9 +27,7 @@ pub use service::{classify, Verdict};
 use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
 use super::ssrf::Guard;
 use super::webhook::{Compression, USER_AGENT};
-use super::{
-    trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink,
-};
+use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
 use crate::config::{DeliveryConfig, Secret, SecurityConfig};
 use crate::event::Event;
 
@@ -297,35 +295,13 @@ impl Sink for DatadogSink {
     }
 
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
-        let requests = match parts::unpack(&batch.body, events.len()) {
-            Some(r) => r,
-            None => {
-                // The encoded batch does not belong to these events (not expected): encode
-                // them again rather than send the wrong bodies.
-                match self
-                    .encode(events)
-                    .map(|b| parts::unpack(&b.body, events.len()))
-                {
-                    Ok(Some(r)) => r,
-                    Ok(None) | Err(_) => {
-                        return Outcome::Retry {
-                            error: DeliveryError {
-                                kind: ErrorKind::Encode,
-                                http_status: None,
-                                message: "the encoded batch does not match its events".into(),
-                            },
-                            retry_after: None,
-                        }
-                    }
-                }
-            }
-        };
         // Requests still to send, last first; `None` bodies are halves of a refused request.
-        let mut work: Vec<(Range<usize>, Option<Bytes>)> = requests
-            .into_iter()
-            .rev()
-            .map(|p| (p.events, Some(p.body)))
-            .collect();
+        let mut work = match parts::work(&batch.body, events.len(), || {
+            self.encode(events).ok().map(|b| b.body)
+        }) {
+            Ok(work) => work,
+            Err(outcome) => return outcome,
+        };
         let mut results: Vec<(Range<usize>, Outcome)> = Vec::new();
         let mut stopped: Option<Outcome> = None;
         while let Some((range, body)) = work.pop() {

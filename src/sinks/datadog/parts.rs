@@ -19,6 +19,8 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::sinks::{DeliveryError, ErrorKind, Outcome};
+
 /// Marks a framed body. A JSON or gzip request body never starts with a NUL byte.
 const MAGIC: &[u8] = b"\0courier-requests-v1\0";
 
@@ -72,6 +74,35 @@ pub fn unpack(body: &Bytes, events: usize) -> Option<Vec<Part>> {
         rest = &rest[8 + len..];
     }
     (next == events && !parts.is_empty()).then_some(parts)
+}
+
+/// Requests still to send: the events each carries and its body (`None`: encode when sent).
+pub type Work = Vec<(Range<usize>, Option<Bytes>)>;
+
+/// A send loop's work for an encoded batch of `events` events: `(events, body)` per request,
+/// last first (a loop pops the next one; it pushes `None` bodies for the halves of a refused
+/// request, encoded when popped). When the encoding does not belong to the events (never
+/// expected), `reencode` encodes them again; when that fails too, the outcome to answer.
+pub fn work(
+    body: &Bytes,
+    events: usize,
+    reencode: impl FnOnce() -> Option<Bytes>,
+) -> Result<Work, Outcome> {
+    let requests = unpack(body, events)
+        .or_else(|| reencode().and_then(|b| unpack(&b, events)))
+        .ok_or_else(|| Outcome::Retry {
+            error: DeliveryError {
+                kind: ErrorKind::Encode,
+                http_status: None,
+                message: "the encoded batch does not match its events".into(),
+            },
+            retry_after: None,
+        })?;
+    Ok(requests
+        .into_iter()
+        .rev()
+        .map(|p| (p.events, Some(p.body)))
+        .collect())
 }
 
 /// Splits items of the given sizes into consecutive requests of at most `max_items` items and
@@ -152,5 +183,25 @@ mod tests {
         // An item larger than a request travels alone.
         assert_eq!(plan(&[5, 50, 5, 5], 100, 20, 2, 1), vec![0..1, 1..2, 2..4]);
         assert!(plan(&[], 10, 10, 2, 1).is_empty());
+    }
+
+    #[test]
+    fn work_is_last_first_and_a_foreign_encoding_is_redone() {
+        let framed = Bytes::from(pack(vec![(2, b"[a,b]".to_vec()), (1, b"[c]".to_vec())]));
+        let work = work(&framed, 3, || panic!("not re-encoded")).unwrap();
+        assert_eq!(
+            work,
+            vec![
+                (2..3, Some(Bytes::from_static(b"[c]"))),
+                (0..2, Some(Bytes::from_static(b"[a,b]")))
+            ]
+        );
+        // Framed for 3 events, asked for 4: encoded again.
+        let redone = super::work(&framed, 4, || Some(Bytes::from_static(b"[w,x,y,z]"))).unwrap();
+        assert_eq!(redone, vec![(0..4, Some(Bytes::from_static(b"[w,x,y,z]")))]);
+        match super::work(&framed, 4, || None) {
+            Err(Outcome::Retry { error, .. }) => assert_eq!(error.kind, ErrorKind::Encode),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -296,30 +296,12 @@ impl Sink for SplunkSink {
     }
 
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
-        let requests = match parts::unpack(&batch.body, events.len()) {
-            Some(r) => r,
-            None => match self
-                .encode(events)
-                .map(|b| parts::unpack(&b.body, events.len()))
-            {
-                Ok(Some(r)) => r,
-                Ok(None) | Err(_) => {
-                    return Outcome::Retry {
-                        error: DeliveryError {
-                            kind: ErrorKind::Encode,
-                            http_status: None,
-                            message: "the encoded batch does not match its events".into(),
-                        },
-                        retry_after: None,
-                    }
-                }
-            },
+        let mut work = match parts::work(&batch.body, events.len(), || {
+            self.encode(events).ok().map(|b| b.body)
+        }) {
+            Ok(work) => work,
+            Err(outcome) => return outcome,
         };
-        let mut work: Vec<(Range<usize>, Option<Bytes>)> = requests
-            .into_iter()
-            .rev()
-            .map(|p| (p.events, Some(p.body)))
-            .collect();
         let mut results: Vec<(Range<usize>, Outcome)> = Vec::new();
         let mut awaiting: Vec<(Range<usize>, u64)> = Vec::new();
         let mut stopped: Option<Outcome> = None;
