@@ -59,6 +59,27 @@ pub fn client_config(config: &Config) -> ClientConfig {
     client
 }
 
+/// A consumer that is assigned partitions, never subscribes and never commits (replays, the
+/// destinations store): `group_id` only names the client. `[kafka.options]` apply except
+/// those courier sets itself and `auto.offset.reset` (readers seek where they start).
+pub fn reader_config(config: &Config, group_id: &str) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", group_id)
+        .set("enable.partition.eof", "false")
+        .set("log_level", "4");
+    for (k, v) in &config.kafka.options.0 {
+        if !crate::source::PROTECTED_OPTIONS.contains(&k.as_str()) && k != "auto.offset.reset" {
+            client.set(k, v);
+        }
+    }
+    client
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
+    client
+}
+
 /// A producer whose writes are durable and never duplicated by its own retries: acks=all,
 /// idempotent. Used for failure events and parked events, whose offsets complete only once
 /// the broker has them.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -20,7 +20,6 @@ use super::crypto::Cipher;
 use super::secrets;
 use super::ApiConfig;
 use crate::config::Config;
-use crate::source::PROTECTED_OPTIONS;
 
 /// One stored destination.
 #[derive(Debug, Clone, PartialEq)]
@@ -354,24 +353,8 @@ impl Store {
 }
 
 fn reader(config: &Config) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        // Assigned, never subscribed: the group id only names the client; nothing is committed.
-        .set(
-            "group.id",
-            format!("{}-destinations-store", config.kafka.group_id),
-        )
-        .set("enable.partition.eof", "false")
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        if !PROTECTED_OPTIONS.contains(&k.as_str()) && k != "auto.offset.reset" {
-            client.set(k, v);
-        }
-    }
-    client
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
+    let group = format!("{}-destinations-store", config.kafka.group_id);
+    crate::kafka::reader_config(config, &group)
         .set("auto.offset.reset", "earliest")
         .create()
 }

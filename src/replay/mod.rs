@@ -26,7 +26,7 @@ use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 pub use plan::{failed_range, FailedRange, Plan};
@@ -38,7 +38,7 @@ use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
 use crate::metrics::Metrics;
 use crate::parking::Parker;
-use crate::source::{Acker, Topology, PROTECTED_OPTIONS};
+use crate::source::{Acker, Topology};
 use crate::topology::Destinations;
 
 /// What to replay.
@@ -290,28 +290,13 @@ impl Summary {
 }
 
 fn reader(config: &Config) -> Result<StreamConsumer, UsageError> {
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        // Its own throwaway group id: a replay never joins the live group and never commits.
-        .set(
-            "group.id",
-            format!(
-                "courier-replay-{}-{}",
-                std::process::id(),
-                Utc::now().timestamp_millis()
-            ),
-        )
-        .set("enable.partition.eof", "false")
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        if !PROTECTED_OPTIONS.contains(&k.as_str()) && k != "auto.offset.reset" {
-            client.set(k, v);
-        }
-    }
-    client
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
+    // Its own throwaway group id: a replay never joins the live group and never commits.
+    let group = format!(
+        "courier-replay-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_millis()
+    );
+    crate::kafka::reader_config(config, &group)
         .create()
         .map_err(|e| usage(format!("cannot create a Kafka client: {e}")))
 }
