@@ -152,16 +152,10 @@ fn event(project: &str, n: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn wait(what: &str, timeout: Duration, courier: &Courier, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out waiting for: {what}\n{}",
-            courier.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait(what: &str, timeout: Duration, courier: &Courier, cond: impl FnMut() -> bool) {
+    wait_explained(what, timeout, Duration::from_millis(50), cond, || {
+        courier.log_tail()
+    });
 }
 
 #[test]

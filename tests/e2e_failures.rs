@@ -120,17 +120,14 @@ fn wait_committed(brokers: &str, ends: &HashMap<i32, i64>, courier: &Courier, wi
 }
 
 /// Waits for `cond`, failing with the courier and broker logs.
-fn wait_for(what: &str, courier: &Courier, tansu: &Tansu, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < CATCH_UP,
-            "timed out waiting for: {what}\n{}\n--- broker ---\n{}",
+fn wait_for(what: &str, courier: &Courier, tansu: &Tansu, cond: impl FnMut() -> bool) {
+    wait_explained(what, CATCH_UP, Duration::from_millis(200), cond, || {
+        format!(
+            "{}\n--- broker ---\n{}",
             courier.log_tail(),
             tansu.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        )
+    });
 }
 
 fn config(brokers: &str) -> CourierConfig {

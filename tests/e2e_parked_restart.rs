@@ -76,17 +76,14 @@ fn produce_events(brokers: &str) -> Vec<(Vec<u8>, String, (i32, i64))> {
 
 /// Waits for `cond` (polling every 200 ms, up to `CATCH_UP`), failing with the courier and
 /// broker logs.
-fn wait_for(what: &str, courier: &Courier, tansu: &Tansu, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < CATCH_UP,
-            "timed out after {CATCH_UP:?} waiting for: {what}\n{}\n--- broker ---\n{}",
+fn wait_for(what: &str, courier: &Courier, tansu: &Tansu, cond: impl FnMut() -> bool) {
+    wait_explained(what, CATCH_UP, Duration::from_millis(200), cond, || {
+        format!(
+            "{}\n--- broker ---\n{}",
             courier.log_tail(),
             tansu.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        )
+    });
 }
 
 /// Whether `group`'s committed offsets of `topic` reach `ends` on every partition.

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use courier::generator::{Generator, GeneratorConfig};
@@ -56,16 +56,10 @@ fn produce_batch(brokers: &str, gen: &mut Generator, n: usize) -> Batch {
     }
 }
 
-fn wait_for(what: &str, courier: &Courier, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < CATCH_UP,
-            "timed out waiting for: {what}\n{}",
-            courier.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, courier: &Courier, cond: impl FnMut() -> bool) {
+    wait_explained(what, CATCH_UP, Duration::from_millis(100), cond, || {
+        courier.log_tail()
+    });
 }
 
 fn reloads(courier: &Courier, result: &str) -> f64 {

@@ -55,14 +55,28 @@ pub fn rt() -> &'static tokio::runtime::Runtime {
 }
 
 /// Polls `cond` every `poll` until it returns true; panics with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, poll: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, timeout: Duration, poll: Duration, cond: impl FnMut() -> bool) {
+    wait_explained(what, timeout, poll, cond, String::new);
+}
+
+/// [`wait_until`], whose panic adds `context()` (logs of the processes involved).
+pub fn wait_explained(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut cond: impl FnMut() -> bool,
+    context: impl FnOnce() -> String,
+) {
     let start = Instant::now();
     loop {
         if cond() {
             return;
         }
         if start.elapsed() >= timeout {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+            panic!(
+                "timed out after {timeout:?} waiting for: {what}\n{}",
+                context()
+            );
         }
         std::thread::sleep(poll);
     }
