@@ -337,6 +337,18 @@ fn valid_id(id: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// The request body as JSON: 400 when it cannot be read or is not JSON.
+pub(super) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
 /// The request body as a definition for `project/id`: 400 when it is not JSON, 422 when it
 /// is not an object or names another project or id.
 fn definition_from(
@@ -344,14 +356,7 @@ fn definition_from(
     project: &str,
     id: Option<&str>,
 ) -> Result<Value, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not JSON: {e}"),
-        )
-    })?;
+    let value = json_body(body)?;
     let Value::Object(mut map) = value else {
         return Err(ApiError::validation(vec![(
             String::new(),

@@ -269,14 +269,7 @@ fn invalid(details: Vec<(String, String)>) -> ApiError {
 }
 
 fn request_from(body: Result<Bytes, BytesRejection>) -> Result<Request, ApiError> {
-    let body = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not JSON: {e}"),
-        )
-    })?;
+    let value = super::http::json_body(body)?;
     let Value::Object(map) = value else {
         return Err(invalid(vec![(
             String::new(),
