@@ -46,8 +46,17 @@ pub struct Metrics {
     pub batch_events: HistogramVec,
     /// Delivery-failure and state events written, by kind.
     pub failure_events: IntCounterVec,
+    /// Failure events refused as too large even without their id list (their events
+    /// complete unreported; an ERROR log names them).
+    pub failure_events_unwritable: IntCounter,
     /// Offset commits that failed.
     pub commit_failures: IntCounter,
+    /// Rewinds after a partition did not return the offset courier asked for, by topic.
+    pub partition_rewinds: IntCounterVec,
+    /// Offsets never read, by topic and reason: `gap` (not returned even after rewinding:
+    /// compaction, transaction markers, deleted records) or `retention` (the committed offset
+    /// was below the log start: deleted before courier read them).
+    pub skipped_offsets: IntCounterVec,
     /// Configuration reloads by result.
     pub config_reloads: IntCounterVec,
     /// Events held in lanes (queued, batching or in flight).
@@ -175,6 +184,41 @@ fn histogram_vec(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>)
         )
         .expect("valid literal"),
     )
+}
+
+/// The global in-flight budget (`[limits] max_in_flight_events` / `max_in_flight_bytes`).
+///
+/// These methods are the only code that changes `courier_in_flight_events` and
+/// `courier_in_flight_bytes`: the source holds an event when it hands it to a lane (or to the
+/// stall queue in front of one), and whoever ends that event's life gives it back — the lane
+/// once the batch is settled, the stall queue when it drops events of a revoked assignment or
+/// a closed lane. A count that is never given back would stop reading for every tenant.
+impl Metrics {
+    /// Holds one event of `bytes` bytes.
+    pub fn hold_event(&self, bytes: usize) {
+        self.in_flight_events.inc();
+        self.in_flight_bytes.add(as_i64(bytes));
+    }
+
+    /// Gives back `events` events of `bytes` bytes in all.
+    pub fn release_events(&self, events: usize, bytes: usize) {
+        self.in_flight_events.sub(as_i64(events));
+        self.in_flight_bytes.sub(as_i64(bytes));
+    }
+
+    /// Holds `bytes` bytes that are not events (a request body, a second copy of events).
+    pub fn hold_bytes(&self, bytes: usize) {
+        self.in_flight_bytes.add(as_i64(bytes));
+    }
+
+    /// Gives back bytes held with [`Metrics::hold_bytes`].
+    pub fn release_bytes(&self, bytes: usize) {
+        self.in_flight_bytes.sub(as_i64(bytes));
+    }
+}
+
+fn as_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 impl Metrics {
@@ -313,10 +357,27 @@ impl Metrics {
                 "Delivery-failure, unroutable and destination-state events written to the failures topic, by kind.",
                 &["kind"],
             ),
+            failure_events_unwritable: counter(
+                &r,
+                "courier_failure_events_unwritable_total",
+                "Failure events the producer or broker refused as too large even in their smallest form (see the ERROR log).",
+            ),
             commit_failures: counter(
                 &r,
                 "courier_commit_failures_total",
                 "Offset commits the broker refused or that timed out (retried at the next commit).",
+            ),
+            partition_rewinds: counter_vec(
+                &r,
+                "courier_partition_rewinds_total",
+                "Rewinds of a partition that did not return the offset courier asked for next (a broker that skipped records).",
+                &["topic"],
+            ),
+            skipped_offsets: counter_vec(
+                &r,
+                "courier_skipped_offsets_total",
+                "Offsets never read: not returned by the broker even after rewinding (gap), or deleted by retention before courier read them (retention).",
+                &["topic", "reason"],
             ),
             config_reloads,
             in_flight_events: gauge(

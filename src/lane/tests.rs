@@ -163,11 +163,7 @@ impl Harness {
                 ack,
             };
             // What the source does for every event it hands to a lane.
-            self.context.metrics.in_flight_events.inc();
-            self.context
-                .metrics
-                .in_flight_bytes
-                .add(event.raw.len() as i64);
+            self.context.metrics.hold_event(event.raw.len());
             lane.queue.send(event).await.unwrap();
         }
         drop(lane.queue);
@@ -261,7 +257,7 @@ async fn partial_outcomes_ack_report_and_retry_each_part() {
 #[test]
 fn a_request_body_counts_in_the_budget_while_it_exists() {
     let metrics = Metrics::new();
-    metrics.in_flight_bytes.add(10);
+    metrics.hold_bytes(10);
     {
         let _body = HeldBody::new(&metrics, 1500);
         assert_eq!(metrics.in_flight_bytes.get(), 1510);

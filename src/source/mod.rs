@@ -6,11 +6,13 @@
 
 mod ack;
 mod commit;
+pub mod continuity;
 mod rebalance;
 mod stall;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use ack::{AckId, Acker, OffsetTracker};
 pub use commit::Committer;
-pub use rebalance::{commit_list, SourceContext};
+pub use rebalance::{commit_list, start_of, SourceContext, Start};
 pub use stall::{Offer, Stalls};
+
+use continuity::{Continuity, Verdict};
 
 use crate::config::Config;
 use crate::event::{decode, Decoded, Event};
@@ -80,7 +84,6 @@ pub fn consumer(
     client
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", &group)
-        .set("auto.offset.reset", "latest")
         // Incremental rebalances: a member joining or leaving moves only the partitions that
         // change owner, instead of stopping every member's work.
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -91,14 +94,35 @@ pub fn consumer(
     for (k, v) in &config.kafka.options.0 {
         client.set(k, v);
     }
-    if input == Input::Retry {
-        client.set("auto.offset.reset", "earliest");
-    }
+    // `auto.offset.reset` says only where a partition the group never committed starts, and
+    // courier applies it itself (see `rebalance`); librdkafka's own reset, which also fires
+    // for an out-of-range offset, always re-reads rather than skips.
+    let start = match input {
+        Input::EventLogs => new_partition_start(config),
+        Input::Retry => rdkafka::Offset::Beginning,
+    };
     // Offsets are committed explicitly, and only up to the contiguous completed point.
     client
+        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
-    client.create_with_context(context)
+    client.create_with_context(context.with_new_partition_start(start))
+}
+
+/// Where a partition of the Event Logs topic that the group never committed starts:
+/// `[kafka.options] auto.offset.reset`, `latest` unless set.
+pub fn new_partition_start(config: &Config) -> rdkafka::Offset {
+    match config
+        .kafka
+        .options
+        .0
+        .get("auto.offset.reset")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("earliest" | "smallest" | "beginning") => rdkafka::Offset::Beginning,
+        _ => rdkafka::Offset::End,
+    }
 }
 
 /// The input side of one lane, as the source sees it.
@@ -167,7 +191,18 @@ pub struct Source {
     pub side_slots: Arc<Semaphore>,
     targets: Vec<usize>,
     stalls: Stalls,
+    /// Partitions paused for backpressure.
+    paused: HashSet<i32>,
+    /// The offset read last per partition (where a resumed partition must go on).
+    last_read: HashMap<i32, i64>,
+    /// Partitions whose next record is checked (after an assignment, a resume or a rewind).
+    continuity: Arc<Mutex<Continuity>>,
 }
+
+/// How often waiting events are moved into lanes that have room.
+const STALL_DRAIN_INTERVAL: Duration = Duration::from_millis(5);
+/// How often watched partitions are checked for silence.
+const SILENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Source {
     /// A source over a subscribed consumer.
@@ -182,6 +217,8 @@ impl Source {
         config: &Config,
     ) -> Self {
         let topology = updates.borrow_and_update().clone();
+        let stalls = Stalls::new(metrics.clone());
+        let continuity = consumer.context().continuity();
         Self {
             committer: Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
             consumer,
@@ -198,7 +235,10 @@ impl Source {
             side_tasks: JoinSet::new(),
             side_slots: Arc::new(Semaphore::new(256)),
             targets: Vec::new(),
-            stalls: Stalls::default(),
+            stalls,
+            paused: HashSet::new(),
+            last_read: HashMap::new(),
+            continuity,
         }
     }
 
@@ -206,8 +246,15 @@ impl Source {
     pub async fn run(&mut self, stop: &CancellationToken) {
         let mut commit_tick = tokio::time::interval(self.commit_interval);
         commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Persistent timers: a sleep created anew on every turn of the loop never fires while
+        // messages keep arriving sooner, and stalled partitions would wait for a lull.
+        let mut stall_tick = tokio::time::interval(STALL_DRAIN_INTERVAL);
+        stall_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut silence_tick = tokio::time::interval(SILENCE_CHECK_INTERVAL);
+        silence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
         loop {
+            let watching = !self.continuity().is_empty();
             let incoming = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -221,8 +268,16 @@ impl Source {
                     self.topology = self.updates.borrow_and_update().clone();
                     continue;
                 }
-                () = tokio::time::sleep(Duration::from_millis(5)), if !self.stalls.is_empty() => {
+                _ = stall_tick.tick(), if !self.stalls.is_empty() => {
                     self.drain_stalls();
+                    continue;
+                }
+                _ = silence_tick.tick(), if watching => {
+                    let rewinds = self.continuity().silent(std::time::Instant::now());
+                    for (partition, to) in rewinds {
+                        tracing::debug!(topic = %self.topic, partition, to, "a watched partition stayed silent; rewinding");
+                        self.rewind(partition, to);
+                    }
                     continue;
                 }
                 () = tokio::time::sleep(Duration::from_millis(5)), if self.over_budget() => continue,
@@ -266,8 +321,72 @@ impl Source {
         events >= self.max_in_flight_events || bytes >= self.max_in_flight_bytes
     }
 
+    fn continuity(&self) -> MutexGuard<'_, Continuity> {
+        // Every method leaves the watch consistent; a panic elsewhere does not void it.
+        self.continuity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seeks `partition` back to `to`; what comes before the watched offset is ignored.
+    /// False when the seek failed (the caller then must not drop the record at hand).
+    fn rewind(&self, partition: i32, to: i64) -> bool {
+        self.metrics
+            .partition_rewinds
+            .with_label_values(&[&self.topic])
+            .inc();
+        // A zero timeout makes the seek asynchronous (a blocking one would hold a runtime
+        // thread); records fetched before it are dropped by librdkafka.
+        match self.consumer.seek(
+            &self.topic,
+            partition,
+            rdkafka::Offset::Offset(to),
+            Duration::ZERO,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition, offset = to, error = %e, "cannot rewind a partition to read records the broker skipped");
+                self.continuity().forget(partition);
+                false
+            }
+        }
+    }
+
+    /// Judges a message against the partition's watch; false when it is to be ignored.
+    fn in_sequence(&mut self, partition: i32, offset: i64) -> bool {
+        let generation = self.acker.generation(partition).unwrap_or(0);
+        let verdict = self.continuity().check(partition, generation, offset);
+        match verdict {
+            Verdict::Take => {}
+            Verdict::Seen => return false,
+            Verdict::Rewind { to } => {
+                tracing::debug!(topic = %self.topic, partition, offset, to,
+                    "the broker did not return the offset courier asked for; rewinding");
+                if self.rewind(partition, to) {
+                    return false;
+                }
+            }
+            Verdict::Gap { from, to } => {
+                self.metrics
+                    .skipped_offsets
+                    .with_label_values(&[&self.topic, "gap"])
+                    .inc_by(u64::try_from(to - from).unwrap_or(0));
+                tracing::warn!(topic = %self.topic, partition, first_offset = from, last_offset = to - 1,
+                    "offsets not returned by the broker even after rewinding (compaction, transaction markers or deleted records); going on without them");
+            }
+        }
+        self.last_read.insert(partition, offset);
+        true
+    }
+
     /// Pauses (or resumes) fetching one partition.
-    fn pause(&self, partition: i32, pause: bool) {
+    fn pause(&mut self, partition: i32, pause: bool) {
+        let changed = if pause {
+            self.paused.insert(partition)
+        } else {
+            self.paused.remove(&partition)
+        };
+        if !changed {
+            return;
+        }
         let mut tpl = rdkafka::TopicPartitionList::new();
         tpl.add_partition(&self.topic, partition);
         let result = if pause {
@@ -293,10 +412,23 @@ impl Source {
         let resumed = self.stalls.drain(|p| acker.generation(p));
         for partition in resumed {
             self.pause(partition, false);
+            // The broker must go on exactly after the last record read; one that resumes
+            // further on (inside a record batch, tansu skips the rest of it) is noticed.
+            if let (Some(generation), Some(&last)) = (
+                self.acker.generation(partition),
+                self.last_read.get(&partition),
+            ) {
+                // A rewind below the log start is safe: librdkafka's reset re-reads from
+                // the earliest offset (see `consumer`).
+                self.continuity().expect(partition, generation, last + 1, 0);
+            }
         }
     }
 
     async fn dispatch(&mut self, mut m: Incoming) {
+        if !self.in_sequence(m.partition, m.offset) {
+            return;
+        }
         self.metrics.consumed.inc();
         let has_payload = m.payload.is_some();
         let payload = m.payload.take().unwrap_or_default();
@@ -315,14 +447,14 @@ impl Source {
                 // The last destination takes the payload itself: a clone would allocate
                 // the buffer's shared reference count, for nothing when there is one.
                 let mut payload = Some(payload);
+                let mut stalled = false;
                 let last = self.targets.len().saturating_sub(1);
                 for (i, &lane) in self.targets.iter().enumerate() {
                     let input = &self.topology.lanes[lane];
                     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.in_flight_events.inc();
-                    self.metrics.in_flight_bytes.add(payload_bytes as i64);
+                    self.metrics.hold_event(payload_bytes);
                     let raw = if i == last {
                         payload.take().unwrap_or_default()
                     } else {
@@ -337,13 +469,17 @@ impl Source {
                     };
                     match self.stalls.offer(&input.queue, event, ack.generation) {
                         Offer::Queued | Offer::Stalled(false) => {}
-                        Offer::Stalled(true) => self.pause(m.partition, true),
+                        Offer::Stalled(true) => stalled = true,
                         Offer::Closed => {
                             // Lanes close only after the source stops; reaching this is a
-                            // bug, and the offset stays incomplete rather than being skipped.
+                            // bug, and the offset stays incomplete rather than being skipped
+                            // (the stall queue gave the event back to the budget).
                             tracing::error!(topic = %self.topic, partition = m.partition, offset = m.offset, "lane closed while the source runs");
                         }
                     }
+                }
+                if stalled {
+                    self.pause(m.partition, true);
                 }
             }
             Decoded::Unroutable {
