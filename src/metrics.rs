@@ -51,6 +51,8 @@ pub struct Metrics {
     pub failure_events_unwritable: IntCounter,
     /// Offset commits that failed.
     pub commit_failures: IntCounter,
+    /// Panics contained to one lane or one batch (each is a bug; its events were reported).
+    pub lane_panics: IntCounter,
     /// Rewinds after a partition did not return the offset courier asked for, by topic.
     pub partition_rewinds: IntCounterVec,
     /// Offsets never read, by topic and reason: `gap` (not returned even after rewinding:
@@ -367,6 +369,11 @@ impl Metrics {
                 "courier_commit_failures_total",
                 "Offset commits the broker refused or that timed out (retried at the next commit).",
             ),
+            lane_panics: counter(
+                &r,
+                "courier_lane_panics_total",
+                "Panics inside courier contained to one destination's lane or batch (a bug: the batch's events were reported in failure events, the lane restarted).",
+            ),
             partition_rewinds: counter_vec(
                 &r,
                 "courier_partition_rewinds_total",
@@ -432,6 +439,20 @@ impl Metrics {
             .clone()
     }
 
+    /// Drops a removed destination's counters and its per-destination series: a fleet whose
+    /// tenants come and go would otherwise export (and keep in memory) every destination it
+    /// ever had. A lane still draining keeps counting into its own copy, unexported.
+    pub fn forget_destination(&self, project: &str, id: &str) {
+        let mut map = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(project.to_owned(), id.to_owned()));
+        if let Some(p) = &self.per_destination {
+            for vec in [&p.delivered, &p.failed, &p.parked] {
+                // Absent when the destination never counted anything: nothing to remove.
+                let _ = vec.remove_label_values(&[project, id]);
+            }
+        }
+    }
+
     /// Every destination's counters, ordered by (project, id).
     pub fn destinations(&self) -> Vec<((String, String), Arc<DestinationStats>)> {
         let map = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
@@ -491,6 +512,19 @@ mod tests {
             !text.contains("project="),
             "no per-destination labels by default"
         );
+    }
+
+    #[test]
+    fn a_forgotten_destination_is_no_longer_exported() {
+        let m = Metrics::with_options(true);
+        m.destination("p", "gone").add_delivered(3);
+        m.destination("p", "kept").add_delivered(1);
+        assert!(m.render().contains("destination=\"gone\""));
+        m.forget_destination("p", "gone");
+        let text = m.render();
+        assert!(!text.contains("destination=\"gone\""), "{text}");
+        assert!(text.contains("destination=\"kept\""));
+        assert_eq!(m.destinations().len(), 1);
     }
 
     #[test]

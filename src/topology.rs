@@ -181,6 +181,9 @@ impl Destinations {
         }
         // What is left of the previous set was removed: dropping its queues lets the lanes
         // drain and end.
+        for (project, id) in previous.keys() {
+            self.metrics.forget_destination(project, id);
+        }
         changes.removed = previous
             .keys()
             .map(|(project, id)| format!("{project}/{id}"))

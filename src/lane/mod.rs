@@ -80,7 +80,14 @@ pub fn spawn(
     health: Arc<DestinationHealth>,
     context: LaneContext,
 ) -> Lane {
-    let (queue, rx) = mpsc::channel(destination.delivery.queue_max_events);
+    // Validation bounds both settings far below tokio's limits; the clamps keep a setting that
+    // slipped past it from panicking here, in the caller's task.
+    let (queue, rx) = mpsc::channel(
+        destination
+            .delivery
+            .queue_max_events
+            .clamp(1, MAX_QUEUE_CAPACITY),
+    );
     let shared = Arc::new(LaneShared {
         project: destination.project.clone(),
         destination_id: destination.id.clone(),
@@ -94,8 +101,30 @@ pub fn spawn(
         health,
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
-    let task = tokio::spawn(run(shared, rx).instrument(span));
+    let task = tokio::spawn(supervise(shared, rx).instrument(span));
     Lane { queue, task }
+}
+
+/// Largest queue or request-slot count a lane creates (tokio's semaphores hold fewer than
+/// 2^61 permits; validation's own bounds are far lower).
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 24;
+
+/// Runs the lane, restarting it if it panics: the queue (and what waits in it) survives, and
+/// other lanes never notice. Events the failed run held in open batches stay unacknowledged,
+/// so their partition's commit point waits for them until they are read again (after a
+/// rebalance or restart) — held back, never skipped.
+async fn supervise(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
+    use futures::FutureExt as _;
+    loop {
+        let run = std::panic::AssertUnwindSafe(run(shared.clone(), &mut rx)).catch_unwind();
+        match run.await {
+            Ok(()) => return,
+            Err(panic) => {
+                shared.context.metrics.lane_panics.inc();
+                tracing::error!(panic = %panic_text(panic.as_ref()), "the lane failed inside courier; restarting it");
+            }
+        }
+    }
 }
 
 /// Most events taken from a lane's queue at once.
@@ -104,12 +133,14 @@ const RECEIVE_CHUNK: usize = 256;
 /// Longest a lane lingers between looks at its queue.
 const MAX_LINGER: Duration = Duration::from_millis(50);
 
-async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
+async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     let delivery = &shared.delivery;
     let by_partition = shared.sink.batch_by_partition();
     // One batcher, or one per partition for sinks whose batches must not mix partitions.
     let mut batchers: HashMap<Option<i32>, Batcher> = HashMap::new();
-    let semaphore = Arc::new(Semaphore::new(delivery.max_in_flight));
+    let semaphore = Arc::new(Semaphore::new(
+        delivery.max_in_flight.clamp(1, MAX_QUEUE_CAPACITY),
+    ));
     let mut tasks = JoinSet::new();
     // One timer for the oldest open batch, moved only when that deadline changes (a fresh
     // timer per received event cost a timer-wheel insert and removal each time).
@@ -148,7 +179,7 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
             .values()
             .filter_map(Batcher::opened)
             .min()
-            .map(|t| t + timeout);
+            .map(|t| crate::clock::deadline(t, timeout));
         if deadline != armed {
             if let Some(d) = deadline {
                 timer.as_mut().reset(d);
@@ -186,7 +217,10 @@ async fn run(shared: Arc<LaneShared>, mut rx: mpsc::Receiver<Event>) {
                 let expired = timeout;
                 timeout = delivery.batch_timeout;
                 for batcher in batchers.values_mut() {
-                    if batcher.opened().is_some_and(|t| t + expired <= now) {
+                    if batcher
+                        .opened()
+                        .is_some_and(|t| crate::clock::deadline(t, expired) <= now)
+                    {
                         let batch = batcher.take();
                         dispatch(&shared, batch, &semaphore, &mut tasks).await;
                     }
@@ -233,16 +267,44 @@ async fn dispatch(
     );
     tasks.spawn(
         async move {
-            deliver(&shared, &batch).await;
-            let metrics = &shared.context.metrics;
-            metrics.in_flight_events.sub(batch.len() as i64);
-            metrics
-                .in_flight_bytes
-                .sub(batch.iter().map(|e| e.raw.len() as i64).sum());
+            contained(&shared, &batch).await;
+            shared
+                .context
+                .metrics
+                .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
             drop(permit);
         }
         .instrument(span),
     );
+}
+
+/// Delivers one batch, containing a panic to it: a bug that a batch's data or a sink's answer
+/// triggers must not take the other lanes, or the process, with it. The batch's events are
+/// then reported in a failure event (kind `internal`, replayable), so their offsets complete.
+async fn contained(shared: &LaneShared, events: &[Event]) {
+    use futures::FutureExt as _;
+    let started = Utc::now();
+    let attempt = std::panic::AssertUnwindSafe(deliver(shared, events)).catch_unwind();
+    if let Err(panic) = attempt.await {
+        let what = panic_text(panic.as_ref());
+        shared.context.metrics.lane_panics.inc();
+        tracing::error!(events = events.len(), panic = %what, "delivering a batch failed inside courier; reporting its events");
+        let error = DeliveryError {
+            kind: ErrorKind::Internal,
+            http_status: None,
+            message: "courier failed while delivering these events (an internal error, logged); they can be replayed".into(),
+        };
+        fail(shared, events, &error, 0, started).await;
+    }
+}
+
+/// The message of a caught panic, when it has one.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Delivers one batch, as the destination's circuit allows: attempts with in-line retries
@@ -435,16 +497,22 @@ async fn park(
         source_topic: &shared.context.source_topic,
     };
     match shared.context.parker.park(&request).await {
-        Ok(()) => {
-            tracing::info!(events = events.len(), due_in = ?delay, error = %error, "parked in the retry topic");
+        Ok(outcome) => {
+            // Events too large to park are reported instead; the lane completes exactly the
+            // events parked here and, once their failure event is written, those.
+            let (parked, too_large) = outcome.split(events);
+            tracing::info!(events = parked.len(), due_in = ?delay, error = %error, "parked in the retry topic");
             shared
                 .context
                 .metrics
                 .parked
                 .with_label_values(&[shared.destination_type])
-                .inc_by(events.len() as u64);
-            shared.stats.add_parked(events.len() as u64);
-            shared.context.acker.complete(events.iter().map(|e| e.ack));
+                .inc_by(parked.len() as u64);
+            shared.stats.add_parked(parked.len() as u64);
+            shared.context.acker.complete(parked.iter().map(|e| e.ack));
+            if !too_large.is_empty() {
+                fail(shared, &too_large, &outcome.error(error), 0, first_attempt).await;
+            }
         }
         Err(abandoned) => {
             tracing::warn!(%abandoned, "events not parked; they stay uncommitted and will be read again");
@@ -472,20 +540,19 @@ fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bo
 /// pauses for it as for the events themselves.
 struct HeldBody<'a> {
     metrics: &'a Metrics,
-    bytes: i64,
+    bytes: usize,
 }
 
 impl<'a> HeldBody<'a> {
     fn new(metrics: &'a Metrics, bytes: usize) -> Self {
-        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-        metrics.in_flight_bytes.add(bytes);
+        metrics.hold_bytes(bytes);
         Self { metrics, bytes }
     }
 }
 
 impl Drop for HeldBody<'_> {
     fn drop(&mut self) {
-        self.metrics.in_flight_bytes.sub(self.bytes);
+        self.metrics.release_bytes(self.bytes);
     }
 }
 

@@ -30,7 +30,7 @@ impl RetryPolicy {
                 .with_factor(2.0)
                 .without_max_times()
                 .build(),
-            deadline: now + self.budget,
+            deadline: crate::clock::deadline(now, self.budget),
             rng: fastrand::Rng::new(),
         }
     }
@@ -56,7 +56,7 @@ impl RetrySchedule {
                 ceiling.mul_f64(self.rng.f64())
             }
         };
-        (now + delay <= self.deadline).then_some(delay)
+        (crate::clock::deadline(now, delay) <= self.deadline).then_some(delay)
     }
 }
 

@@ -420,3 +420,108 @@ async fn a_retried_event_holds_the_commit_point() {
     assert_eq!(sink.sent().len(), 3);
     assert_eq!(h.position(), Some(1));
 }
+
+/// Panics while sending the batch that holds offset `at`, delivers every other one.
+struct PanickingSink {
+    at: i64,
+}
+
+#[async_trait]
+impl Sink for PanickingSink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        Ok(EncodedBatch {
+            body: Bytes::new(),
+            id: "b".into(),
+            events: events.len(),
+            uncompressed_bytes: 0,
+        })
+    }
+
+    async fn send(&self, events: &[Event], _batch: &EncodedBatch) -> Outcome {
+        assert!(
+            events.iter().all(|e| e.offset != self.at),
+            "a bug triggered by offset {}",
+            self.at
+        );
+        Outcome::Delivered
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_delivering_is_contained_to_its_batch_and_reported() {
+    let h = harness(2);
+    let lane = spawn(
+        &h.config.destinations[0],
+        Arc::new(PanickingSink { at: 2 }),
+        h.health(&h.config.destinations[0]),
+        h.context.clone(),
+    );
+    for offset in 0..6 {
+        let ack = h.acker.track(0, offset, 1);
+        let raw = Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#));
+        h.context.metrics.hold_event(raw.len());
+        let event = Event {
+            raw,
+            partition: 0,
+            offset,
+            failure_event: false,
+            ack,
+        };
+        lane.queue.send(event).await.unwrap();
+    }
+    drop(lane.queue);
+    tokio::time::timeout(Duration::from_secs(10), lane.task)
+        .await
+        .expect("the lane finishes")
+        .expect("the lane's task did not panic");
+    let failures = h.failure_events();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["error"]["kind"], "internal");
+    assert_eq!(
+        failures[0]["payload"]["eventIds"],
+        serde_json::json!(["e2", "e3"])
+    );
+    assert_eq!(h.position(), Some(6), "every offset completed");
+    assert_eq!(h.context.metrics.lane_panics.get(), 1);
+    assert_eq!(h.context.metrics.in_flight_events.get(), 0);
+}
+
+#[tokio::test]
+async fn absurd_queue_and_concurrency_settings_do_not_panic_the_caller() {
+    let h = harness(2);
+    let mut destination = h.config.destinations[0].clone();
+    // The figures from the report: more permits than tokio's semaphores hold.
+    destination.delivery.queue_max_events = 2_305_843_009_213_693_952;
+    destination.delivery.max_in_flight = 2_305_843_009_213_693_952;
+    destination.delivery.retry_max_elapsed =
+        humantime::parse_duration("300000000000years").unwrap();
+    destination.delivery.batch_timeout = humantime::parse_duration("300000000000years").unwrap();
+    let lane = spawn(
+        &destination,
+        ScriptedSink::new(vec![retry()]),
+        h.health(&destination),
+        h.context.clone(),
+    );
+    for offset in 0..4 {
+        let ack = h.acker.track(0, offset, 1);
+        let raw = Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#));
+        h.context.metrics.hold_event(raw.len());
+        lane.queue
+            .send(Event {
+                raw,
+                partition: 0,
+                offset,
+                failure_event: false,
+                ack,
+            })
+            .await
+            .unwrap();
+    }
+    drop(lane.queue);
+    tokio::time::timeout(Duration::from_secs(10), lane.task)
+        .await
+        .expect("the lane finishes")
+        .expect("the lane's task did not panic");
+    assert_eq!(h.position(), Some(4), "every offset completed");
+    assert_eq!(h.context.metrics.lane_panics.get(), 0);
+}

@@ -4,14 +4,31 @@
 //! Commits are synchronous on a blocking thread, so their result is known: an asynchronous
 //! commit's failure would only surface in a callback, and an unchanged position would never
 //! be sent again.
+//!
+//! Every commit of one consumer — the periodic one, the final one at shutdown, and the one on
+//! revocation (in the rebalance callback) — passes one gate, [`CommitGate`], and takes its
+//! positions while holding it: two commits in flight could land out of order, and the older,
+//! lower position would then move the group's offset back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rdkafka::consumer::{CommitMode, Consumer};
 
 use super::{commit_list, Acker, SourceConsumer};
 use crate::metrics::Metrics;
+
+/// Serializes the commits of one consumer (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct CommitGate(Arc<Mutex<()>>);
+
+impl CommitGate {
+    /// Waits until no other commit of this consumer is in flight.
+    pub fn enter(&self) -> MutexGuard<'_, ()> {
+        // The gate guards no data; a panic while holding it leaves nothing inconsistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Commits one consumer's positions.
 #[derive(Clone)]
@@ -21,6 +38,7 @@ pub struct Committer {
     acker: Acker,
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicBool>,
+    gate: CommitGate,
 }
 
 impl Committer {
@@ -32,6 +50,7 @@ impl Committer {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            gate: consumer.context().commit_gate(),
             consumer,
             topic: topic.to_owned(),
             acker,
@@ -55,6 +74,7 @@ impl Committer {
 
     /// Commits the positions that moved and waits for the answer.
     pub fn commit_now(&self) {
+        let _gate = self.gate.enter();
         let positions = self.acker.take_commit_positions();
         if positions.is_empty() {
             return;

@@ -27,6 +27,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::commit::CommitGate;
 use super::continuity::Continuity;
 use super::Acker;
 use crate::metrics::Metrics;
@@ -48,6 +49,8 @@ pub struct SourceContext {
     new_partition_start: Offset,
     /// Start offsets of new assignments, watched for skipped records.
     continuity: Arc<Mutex<Continuity>>,
+    /// Shared with the consumer's committer: one commit at a time.
+    commit_gate: CommitGate,
 }
 
 impl SourceContext {
@@ -69,7 +72,13 @@ impl SourceContext {
             metrics,
             new_partition_start: Offset::End,
             continuity: Arc::default(),
+            commit_gate: CommitGate::default(),
         }
+    }
+
+    /// The gate every commit of this consumer passes.
+    pub fn commit_gate(&self) -> CommitGate {
+        self.commit_gate.clone()
     }
 
     /// Partitions the group never committed start at `start` (`Offset::End` unless set).
@@ -115,7 +124,7 @@ impl SourceContext {
         if self.closing.load(Ordering::Relaxed) {
             return;
         }
-        let deadline = Instant::now() + self.revoke_timeout;
+        let deadline = crate::clock::std_deadline(Instant::now(), self.revoke_timeout);
         let wait = || {
             while self.acker.pending_in(partitions) > 0 && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -329,6 +338,9 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.partitions(tpl);
             self.wait_for_revoked(&partitions);
+            // A periodic commit in flight finishes first; this one, with the final positions,
+            // lands after it.
+            let _gate = self.commit_gate.enter();
             let positions = self.acker.revoke(&partitions);
             tracing::info!(topic = %self.topic, ?partitions, ?positions, "partitions revoked; committing their completed offsets");
             if !positions.is_empty() {
