@@ -72,8 +72,8 @@ impl ApiConfig {
     /// Checks the section; returns `(key path, message)` for each problem.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut errors = Vec::new();
-        if self.destinations_topic.trim().is_empty() {
-            errors.push(("api.destinations_topic".into(), "must not be empty".into()));
+        if let Err(message) = crate::config::bounds::topic(&self.destinations_topic) {
+            errors.push(("api.destinations_topic".into(), message));
         }
         if self.encryption_key_env.trim().is_empty() {
             errors.push((

@@ -262,9 +262,14 @@ impl Inner {
             })
     }
 
-    /// Checks a definition as the API accepts it; returns it parsed.
-    fn check(&self, definition: &Value) -> Result<DestinationConfig, ApiError> {
-        let mut errors = api_restrictions(definition);
+    /// Checks a definition as the API accepts it, adding what is wrong to `errors` (found
+    /// before: secrets that may not be kept); returns it parsed.
+    fn check(
+        &self,
+        definition: &Value,
+        mut errors: Vec<(String, String)>,
+    ) -> Result<DestinationConfig, ApiError> {
+        errors.extend(api_restrictions(definition));
         let file = self.file();
         let parsed = config::parse_destination(definition.clone(), &file.delivery, &file.security);
         let parsed = match parsed {
@@ -288,37 +293,20 @@ impl Inner {
     }
 }
 
-/// What the API refuses although the file accepts it: destinations that would use the courier
-/// host's own files or credentials.
+/// What the API refuses although the file accepts it: destinations that would use courier's
+/// own credentials. (Keys naming files on the courier host are refused by
+/// [`config::parse_destination`] itself, before anything looks at them.)
 fn api_restrictions(definition: &Value) -> Vec<(String, String)> {
     let mut errors = Vec::new();
-    let kind = definition.get("type").and_then(Value::as_str);
-    match kind {
-        Some("file") => errors.push((
-            "/type".into(),
-            "file destinations write on the courier host; they can be configured only in the configuration file".into(),
-        )),
-        Some("splunk_hec")
-            if definition
-                .pointer("/tls/ca_file")
-                .is_some_and(|v| !v.is_null()) =>
-        {
-            errors.push((
-                "/tls/ca_file".into(),
-                "names a file on the courier host; not accepted through the API".into(),
-            ));
-        }
-        Some("s3") => {
-            for key in ["access_key_id", "secret_access_key"] {
-                if definition.get(key).is_none_or(Value::is_null) {
-                    errors.push((
-                        format!("/{key}"),
-                        "is required for s3 destinations created through the API (courier's own AWS credentials are not lent to them)".into(),
-                    ));
-                }
+    if definition.get("type").and_then(Value::as_str) == Some("s3") {
+        for key in ["access_key_id", "secret_access_key"] {
+            if definition.get(key).is_none_or(Value::is_null) {
+                errors.push((
+                    format!("/{key}"),
+                    "is required for s3 destinations created through the API (courier's own AWS credentials are not lent to them)".into(),
+                ));
             }
         }
-        _ => {}
     }
     errors
 }
@@ -521,10 +509,11 @@ pub(crate) async fn put(
         return Err(read_only(&project, &id));
     }
     let mut definition = definition_from(body, &project, Some(&id))?;
-    if let Some(old) = &existing {
-        secrets::keep_unchanged(&mut definition, &old.definition);
-    }
-    api.check(&definition)?;
+    let refused = match &existing {
+        Some(old) => secrets::keep_unchanged(&mut definition, &old.definition).err(),
+        None => None,
+    };
+    api.check(&definition, refused.unwrap_or_default())?;
     api.store
         .put(&project, &id, &definition)
         .await
@@ -609,7 +598,7 @@ pub(crate) async fn validate(
     let api = api.get()?;
     api.grant(&headers, &project)?;
     let definition = definition_from(body, &project, None)?;
-    api.check(&definition)?;
+    api.check(&definition, Vec::new())?;
     Ok(Json(Validation { valid: true }))
 }
 
@@ -822,7 +811,10 @@ pub(crate) async fn test_destination(
             &mut result,
         ),
         Ok(batch) => {
-            let limit = d.delivery.request_timeout + Duration::from_secs(5);
+            let limit = d
+                .delivery
+                .request_timeout
+                .saturating_add(Duration::from_secs(5));
             match tokio::time::timeout(limit, sink.send(&events, &batch)).await {
                 Ok(outcome) => classify(&outcome, &mut result),
                 Err(_) => {

@@ -110,25 +110,73 @@ pub fn open(
     }
 }
 
+/// The keys that say where a destination sends, and so where its secrets go.
+fn target_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "webhook" => &["url"],
+        "datadog" => &["site", "endpoint"],
+        "splunk_hec" => &["endpoint"],
+        // force_path_style moves the bucket between the path and the host name.
+        "s3" => &["endpoint", "bucket", "region", "force_path_style"],
+        _ => &[],
+    }
+}
+
+/// The JSON pointer of a secret's key path (`headers.X-Key` → `/headers/X-Key`).
+fn pointer(path: &str) -> String {
+    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+    match path.split_once('.') {
+        Some((key, name)) => format!("/{}/{}", escape(key), escape(name)),
+        None => format!("/{}", escape(path)),
+    }
+}
+
 /// In a new definition, a secret given as exactly the mask of the stored secret at the same
 /// key means "unchanged": it is replaced by the stored secret, so a client can send back what
-/// it read.
-pub fn keep_unchanged(new: &mut Value, old: &Value) {
+/// it read. But only while the destination sends where it did: when one of its target keys
+/// ([`target_keys`]: the webhook `url`, a Datadog `site`/`endpoint`, the Splunk `endpoint`,
+/// the S3 `endpoint`/`bucket`/`region`) changes, each secret sent as a mask is an error
+/// (`(JSON pointer, message)`), so that whoever may edit a destination cannot send its stored
+/// secrets, which they cannot read, to a host of their choosing (Svix and Stripe ask the
+/// same).
+pub fn keep_unchanged(new: &mut Value, old: &Value) -> Result<(), Vec<(String, String)>> {
     if new.get("type") != old.get("type") {
-        return;
+        return Ok(());
     }
+    let kind = old.get("type").and_then(Value::as_str).unwrap_or_default();
+    let given = |v: &Value, key: &str| v.get(key).filter(|v| !v.is_null()).cloned();
+    let moved: Vec<&str> = target_keys(kind)
+        .iter()
+        .copied()
+        .filter(|key| given(new, key) != given(old, key))
+        .collect();
     let mut stored = std::collections::HashMap::new();
     let mut old = old.clone();
     for_each_secret(&mut old, |path, s| {
         stored.insert(path.to_owned(), s.clone());
     });
+    let mut kept = Vec::new();
     for_each_secret(new, |path, s| {
         if let Some(previous) = stored.get(path) {
             if s.starts_with("****") && *s == mask(previous) {
                 *s = previous.clone();
+                kept.push(path.to_owned());
             }
         }
     });
+    if moved.is_empty() || kept.is_empty() {
+        return Ok(());
+    }
+    let changed = moved.join(", ");
+    Err(kept
+        .iter()
+        .map(|path| {
+            (
+                pointer(path),
+                format!("is the mask of the stored secret, but {changed} changed: a stored secret is sent only where it was sent before; give the secret again"),
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -182,7 +230,7 @@ mod tests {
         let mut new = masked(&old);
         new["headers"]["X-New"] = json!("fresh-value");
         new["headers"]["X-Short"] = json!("****");
-        keep_unchanged(&mut new, &old);
+        keep_unchanged(&mut new, &old).unwrap();
         assert_eq!(new["secret"], old["secret"]);
         assert_eq!(
             new["headers"]["Authorization"],
@@ -192,7 +240,65 @@ mod tests {
         assert_eq!(new["headers"]["X-New"], "fresh-value");
         let mut changed = masked(&old);
         changed["secret"] = json!("whsec_other");
-        keep_unchanged(&mut changed, &old);
+        keep_unchanged(&mut changed, &old).unwrap();
         assert_eq!(changed["secret"], "whsec_other");
+    }
+
+    #[test]
+    fn a_mask_sent_to_a_new_place_is_refused() {
+        let old = hook();
+        let mut moved = masked(&old);
+        moved["url"] = json!("https://elsewhere.example/h");
+        let errors = keep_unchanged(&mut moved, &old).unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/secret", "/headers/Authorization", "/headers/X-Short"]
+        );
+        assert!(errors[0].1.contains("url changed"), "{errors:?}");
+        for (_, message) in &errors {
+            for secret in secrets(&old) {
+                assert!(!message.contains(&secret), "{message}");
+            }
+        }
+        // Given again, the secrets go along.
+        let mut given = old.clone();
+        given["url"] = json!("https://elsewhere.example/h");
+        keep_unchanged(&mut given, &old).unwrap();
+        // Same place, masks kept.
+        let mut same = masked(&old);
+        keep_unchanged(&mut same, &old).unwrap();
+        assert_eq!(same, old);
+        // Each target key of each type counts.
+        for (kind, secret, key, value) in [
+            ("datadog", "api_key", "site", json!("datadoghq.eu")),
+            (
+                "datadog",
+                "api_key",
+                "endpoint",
+                json!("https://proxy.example"),
+            ),
+            (
+                "splunk_hec",
+                "token",
+                "endpoint",
+                json!("https://other.example:8088"),
+            ),
+            (
+                "s3",
+                "secret_access_key",
+                "endpoint",
+                json!("https://minio.example"),
+            ),
+            ("s3", "secret_access_key", "bucket", json!("other-bucket")),
+            ("s3", "secret_access_key", "region", json!("eu-west-1")),
+            ("s3", "secret_access_key", "force_path_style", json!(true)),
+        ] {
+            let old = json!({ "type": kind, secret: "0123456789abcdef0123" });
+            let mut new = masked(&old);
+            new[key] = value;
+            let errors = keep_unchanged(&mut new, &old).unwrap_err();
+            assert_eq!(errors[0].0, format!("/{secret}"), "{kind} {key}");
+        }
     }
 }

@@ -247,3 +247,464 @@ fn webhook_keys_are_checked() {
     let format = format!("{base}url = \"https://x\"\nformat = \"xml\"\n");
     assert!(errors(&format)[0].contains("destinations[0].format: unknown variant `xml`"));
 }
+
+/// `[[destinations]]` webhook table with `extra` lines appended (TOML).
+fn hook_with(extra: &str) -> String {
+    format!("{MINIMAL}{extra}\n")
+}
+
+/// The errors of a configuration whose only problem should be `key`, checked to name it.
+fn refused(text: &str, key: &str) -> String {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{text}\n{errs:#?}");
+    assert!(
+        errs[0].starts_with(&format!("test.toml: {key}: ")),
+        "{key}: {errs:?}"
+    );
+    errs[0].clone()
+}
+
+#[test]
+fn every_delivery_setting_is_bounded_in_delivery_and_in_each_destination() {
+    // (key, largest accepted value, smallest refused value), TOML literals.
+    let cases = [
+        ("batch_max_events", "1000000", "1000001"),
+        ("batch_max_bytes", "1073741824", "1073741825"),
+        ("batch_timeout", "\"1h\"", "\"3601s\""),
+        ("max_in_flight", "256", "257"),
+        ("request_timeout", "\"15m\"", "\"901s\""),
+        ("retry_max_elapsed", "\"24h\"", "\"300000000000years\""),
+        ("retry_initial_backoff", "\"1h\"", "\"3601s\""),
+        ("retry_max_backoff", "\"1h\"", "\"3601s\""),
+        ("queue_max_events", "1000000", "2305843009213693952"),
+        ("circuit_failure_threshold", "10000", "10001"),
+        ("probe_interval", "\"1h\"", "\"3601s\""),
+        ("pause_after", "\"7days\"", "\"7days 1s\""),
+    ];
+    for (key, max, over) in cases {
+        let set = |v: &str| {
+            let extra = if key == "retry_initial_backoff" {
+                format!("{key} = {v}\nretry_max_backoff = \"1h\"")
+            } else {
+                format!("{key} = {v}")
+            };
+            extra
+        };
+        assert_eq!(
+            errors(&format!("[delivery]\n{}\n{MINIMAL}", set(max))),
+            Vec::<String>::new(),
+            "{key} = {max}"
+        );
+        let e = refused(
+            &format!("[delivery]\n{}\n{MINIMAL}", set(over)),
+            &format!("delivery.{key}"),
+        );
+        assert!(e.contains("must be at most"), "{e}");
+        refused(
+            &hook_with(&format!("[destinations.delivery]\n{}", set(over))),
+            &format!("destinations[0].delivery.{key}"),
+        );
+    }
+    // Lower bounds that keep the lanes and the retry worker sane.
+    for (key, under) in [
+        ("max_in_flight", "0"),
+        ("queue_max_events", "0"),
+        ("request_timeout", "\"0s\""),
+        ("probe_interval", "\"10ms\""),
+    ] {
+        refused(
+            &hook_with(&format!("[destinations.delivery]\n{key} = {under}")),
+            &format!("destinations[0].delivery.{key}"),
+        );
+    }
+    // retry_schedule: each entry and the length.
+    let e = refused(
+        &hook_with("[destinations.delivery]\nretry_schedule = [\"1m\", \"300000000000years\"]"),
+        "destinations[0].delivery.retry_schedule[1]",
+    );
+    assert!(e.contains("must be at most 7days"), "{e}");
+    refused(
+        &hook_with("[destinations.delivery]\nretry_schedule = [\"0s\"]"),
+        "destinations[0].delivery.retry_schedule[0]",
+    );
+    let long = vec!["\"1m\""; 33].join(", ");
+    refused(
+        &hook_with(&format!(
+            "[destinations.delivery]\nretry_schedule = [{long}]"
+        )),
+        "destinations[0].delivery.retry_schedule",
+    );
+    let max = vec!["\"7days\""; 32].join(", ");
+    assert!(errors(&hook_with(&format!(
+        "[destinations.delivery]\nretry_schedule = [{max}]"
+    )))
+    .is_empty());
+}
+
+#[test]
+fn process_settings_are_bounded() {
+    for (text, key) in [
+        ("shutdown_timeout = \"2h\"", "shutdown_timeout"),
+        // A zero interval made tokio panic when the consumer started.
+        ("[kafka]\ncommit_interval = \"0s\"", "kafka.commit_interval"),
+        (
+            "[kafka]\ncommit_interval = \"11m\"",
+            "kafka.commit_interval",
+        ),
+        ("[kafka]\nrevoke_timeout = \"6m\"", "kafka.revoke_timeout"),
+        ("[kafka]\ntopic = \"event/logs\"", "kafka.topic"),
+        ("[kafka]\ngroup_id = \"\"", "kafka.group_id"),
+        (
+            "[failures]\nretry_topic_partitions = 0",
+            "failures.retry_topic_partitions",
+        ),
+        (
+            "[failures]\nretry_topic_partitions = 1025",
+            "failures.retry_topic_partitions",
+        ),
+        ("[failures]\ntopic = \"a b\"", "failures.topic"),
+        (
+            "[limits]\nmax_event_bytes = 67108865",
+            "limits.max_event_bytes",
+        ),
+        (
+            "[limits]\nmax_in_flight_events = 10000001",
+            "limits.max_in_flight_events",
+        ),
+        (
+            "[limits]\nmax_in_flight_bytes = 68719476737",
+            "limits.max_in_flight_bytes",
+        ),
+        (
+            "[limits]\nmax_in_flight_bytes = 0",
+            "limits.max_in_flight_bytes",
+        ),
+    ] {
+        refused(text, key);
+    }
+    let c = parse(
+        "t.toml",
+        "shutdown_timeout = \"1h\"\n[kafka]\ncommit_interval = \"10m\"\nrevoke_timeout = \"5m\"\n[limits]\nmax_event_bytes = 67108864",
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.kafka.commit_interval, Duration::from_secs(600));
+}
+
+#[test]
+fn destination_strings_and_lists_are_bounded() {
+    let long = |n: usize| "x".repeat(n);
+    refused(
+        &MINIMAL.replace("proj_a", &long(257)),
+        "destinations[0].project",
+    );
+    refused(&MINIMAL.replace("hook-1", &long(129)), "destinations[0].id");
+    refused(
+        &MINIMAL.replace("hook-1", "a\\u0007b"),
+        "destinations[0].id",
+    );
+    let url = format!("https://example.com/{}", long(2048));
+    refused(
+        &MINIMAL.replace("https://example.com/hook", &url),
+        "destinations[0].url",
+    );
+    let headers: Vec<String> = (0..33).map(|i| format!("X-H{i} = \"v\"")).collect();
+    refused(
+        &hook_with(&format!("headers = {{ {} }}", headers.join(", "))),
+        "destinations[0].headers",
+    );
+    let e = refused(
+        &hook_with(&format!("headers = {{ X-Big = \"{}\" }}", long(8193))),
+        "destinations[0].headers.X-Big",
+    );
+    assert!(!e.contains("xxxx"), "the value is not shown: {e}");
+    let types: Vec<String> = (0..1001).map(|i| format!("\"t{i}\"")).collect();
+    refused(
+        &hook_with(&format!(
+            "[destinations.filter]\ntypes = [{}]",
+            types.join(", ")
+        )),
+        "destinations[0].filter.types",
+    );
+    refused(
+        &hook_with(&format!(
+            "[destinations.filter]\nsearch = \"{}\"",
+            long(1025)
+        )),
+        "destinations[0].filter.search",
+    );
+    refused(
+        &hook_with(&format!(
+            "[destinations.filter]\nevent_names = [\"ok\", \"{}\"]",
+            long(1025)
+        )),
+        "destinations[0].filter.event_names[1]",
+    );
+}
+
+#[test]
+fn sink_settings_are_bounded() {
+    let splunk = "[[destinations]]\nproject = \"p\"\nid = \"s\"\ntype = \"splunk_hec\"\nendpoint = \"https://splunk.example:8088\"\ntoken = \"t\"\n";
+    refused(
+        &format!("{splunk}ack_timeout = \"300000000000years\""),
+        "destinations[0].ack_timeout",
+    );
+    refused(
+        &format!("{splunk}max_request_bytes = 67108865"),
+        "destinations[0].max_request_bytes",
+    );
+    assert!(errors(&format!(
+        "{splunk}ack_timeout = \"1h\"\nmax_request_bytes = 67108864"
+    ))
+    .is_empty());
+    let s3 = "[[destinations]]\nproject = \"p\"\nid = \"a\"\ntype = \"s3\"\nbucket = \"archive\"\n";
+    refused(
+        &format!("{s3}multipart_threshold = 5368709121"),
+        "destinations[0].multipart_threshold",
+    );
+    refused(
+        &format!("{s3}multipart_part_size = 5368709121"),
+        "destinations[0].multipart_part_size",
+    );
+    refused(
+        &format!("{s3}prefix = \"{}\"", "p".repeat(513)),
+        "destinations[0].prefix",
+    );
+    let dd = "[[destinations]]\nproject = \"p\"\nid = \"d\"\ntype = \"datadog\"\napi_key = \"k\"\n";
+    let tags: Vec<String> = (0..101).map(|i| format!("\"t:{i}\"")).collect();
+    refused(
+        &format!("{dd}tags = [{}]", tags.join(", ")),
+        "destinations[0].tags",
+    );
+    refused(
+        &format!("{dd}service = \"{}\"", "s".repeat(257)),
+        "destinations[0].service",
+    );
+}
+
+#[test]
+fn an_api_definition_over_a_bound_is_refused_with_its_pointer() {
+    let defaults = DeliveryConfig::default();
+    let security = SecurityConfig::default();
+    let hook = |delivery: Value| {
+        serde_json::json!({
+            "project": "p", "id": "d", "type": "webhook", "url": "https://example.com/h",
+            "delivery": delivery,
+        })
+    };
+    for (delivery, pointer) in [
+        (
+            serde_json::json!({"queue_max_events": 2_305_843_009_213_693_952_u64}),
+            "/delivery/queue_max_events",
+        ),
+        (
+            serde_json::json!({"max_in_flight": 2_305_843_009_213_693_952_u64}),
+            "/delivery/max_in_flight",
+        ),
+        (
+            serde_json::json!({"retry_max_elapsed": "300000000000years"}),
+            "/delivery/retry_max_elapsed",
+        ),
+        (
+            serde_json::json!({"retry_schedule": ["1m", "300000000000years"]}),
+            "/delivery/retry_schedule/1",
+        ),
+        (
+            serde_json::json!({"batch_timeout": "300000000000years"}),
+            "/delivery/batch_timeout",
+        ),
+    ] {
+        let errors = parse_destination(hook(delivery), &defaults, &security).unwrap_err();
+        let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(pointers, [pointer], "{errors:?}");
+    }
+    assert!(parse_destination(
+        hook(serde_json::json!({"max_in_flight": 256})),
+        &defaults,
+        &security
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_type_error_does_not_hide_the_other_errors() {
+    // The example: an unknown format and a URL the SSRF guard refuses.
+    let text = "[[destinations]]\nproject = \"p\"\nid = \"a\"\ntype = \"webhook\"\nurl = \"http://169.254.169.254/latest\"\nformat = \"xml\"\n";
+    let errs = errors(text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("destinations[0].format: unknown variant `xml`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("destinations[0].url: ") && e.contains("metadata")),
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    let definition = serde_json::json!({
+        "project": "p", "id": "a", "type": "webhook",
+        "url": "http://169.254.169.254/latest", "format": "xml",
+    });
+    let api = parse_destination(
+        definition,
+        &DeliveryConfig::default(),
+        &SecurityConfig::default(),
+    )
+    .unwrap_err();
+    let pointers: Vec<&str> = api.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(pointers, ["/format", "/url"], "{api:?}");
+
+    // Several type errors, a validation error and a refused address, all at once.
+    let text = "[[destinations]]\nproject = \"p\"\nid = \"a\"\ntype = \"webhook\"\nurl = \"http://10.0.0.1/\"\nformat = \"xml\"\ncompression = \"zstd\"\nheaders = { Host = \"x\" }\nbogus = 1\n[destinations.delivery]\nmax_in_flight = \"many\"\nqueue_max_events = 0\n[destinations.filter]\nmin_level = \"LOUD\"\nsearch = \"\"\n";
+    let errs = errors(text);
+    for key in [
+        "format",
+        "compression",
+        "headers.Host",
+        "bogus",
+        "url",
+        "delivery.max_in_flight",
+        "delivery.queue_max_events",
+        "filter.min_level",
+        "filter.search",
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("test.toml: destinations[0].{key}: "))),
+            "{key} missing from {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 9, "{errs:#?}");
+
+    // A required key unusable: the raw URL is still checked, and no "missing field" is added.
+    let text = "[[destinations]]\nproject = \"p\"\nid = \"s\"\ntype = \"splunk_hec\"\nendpoint = \"https://127.0.0.1:8088\"\ntoken = 5\n";
+    let errs = errors(text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("destinations[0].token: invalid type")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("destinations[0].endpoint: ") && e.contains("loopback")),
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    let text = "[[destinations]]\nproject = \"p\"\nid = \"d\"\ntype = \"datadog\"\nendpoint = \"ftp://x\"\n";
+    let errs = errors(text);
+    assert!(
+        errs.iter().any(|e| e.contains("missing field `api_key`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("destinations[0].endpoint: scheme must be http or https")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn api_definitions_never_open_host_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let existing = dir.path().join("ca.pem");
+    std::fs::write(&existing, "not a certificate").unwrap();
+    let answers: Vec<Vec<(String, String)>> = [
+        fifo.as_path(),
+        Path::new("/dev/zero"),
+        existing.as_path(),
+        Path::new("/nonexistent/ca.pem"),
+    ]
+    .iter()
+    .map(|path| {
+        let definition = serde_json::json!({
+            "project": "p", "id": "s", "type": "splunk_hec",
+            "endpoint": "https://splunk.example:8088", "token": "t",
+            "tls": { "ca_file": path },
+        });
+        // Opening the FIFO for reading would block this thread for good (no writer comes),
+        // reading /dev/zero would not end: the answer arriving at all shows neither happened.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = parse_destination(
+                definition,
+                &DeliveryConfig::default(),
+                &SecurityConfig::default(),
+            );
+            let _ = tx.send(r.err().unwrap_or_default());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "parsing an API definition naming {} did not return",
+                    path.display()
+                )
+            })
+    })
+    .collect();
+    assert_eq!(
+        answers[0],
+        [(
+            "/tls/ca_file".to_owned(),
+            "names a file on the courier host; not accepted through the API".to_owned()
+        )]
+    );
+    // The same answer whatever the path is: it tells nothing about the host.
+    for a in &answers[1..] {
+        assert_eq!(a, &answers[0]);
+    }
+    // A FIFO's write end opens (non-blocking) only while a reader has it open: none has.
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let writer = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(0o4000)
+        .open(&fifo);
+    assert_eq!(
+        writer.unwrap_err().raw_os_error(),
+        Some(6),
+        "ENXIO: nobody opened the FIFO"
+    );
+    // `file` destinations are refused before their table is read.
+    let errors = parse_destination(
+        serde_json::json!({"project": "p", "id": "f", "type": "file", "path": "/etc/passwd"}),
+        &DeliveryConfig::default(),
+        &SecurityConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "/type");
+}
+
+#[test]
+fn the_file_reads_a_ca_file_only_when_it_is_a_small_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'a'; 1024 * 1024 + 1]).unwrap();
+    let splunk = |path: &Path| {
+        format!(
+            "[[destinations]]\nproject = \"p\"\nid = \"s\"\ntype = \"splunk_hec\"\nendpoint = \"https://splunk.example:8088\"\ntoken = \"t\"\n[destinations.tls]\nca_file = \"{}\"\n",
+            path.display()
+        )
+    };
+    for (path, expect) in [
+        (fifo.as_path(), "is not a regular file"),
+        (Path::new("/dev/zero"), "is not a regular file"),
+        (dir.path(), "is not a regular file"),
+        (big.as_path(), "is larger than 1048576 bytes"),
+    ] {
+        let e = refused(&splunk(path), "destinations[0].tls.ca_file");
+        assert!(e.contains(expect), "{}: {e}", path.display());
+    }
+}

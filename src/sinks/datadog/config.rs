@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::config::{bounds, Secret};
 use crate::sinks::webhook::Compression;
 
 /// The Datadog sites courier knows (Datadog's "Send logs" API reference lists one log intake
@@ -62,28 +62,39 @@ fn gzip() -> Compression {
 pub const MAX_TAG_CHARS: usize = 200;
 
 impl DatadogConfig {
-    /// Checks what serde cannot: returns the offending key and the reason.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let key = self.api_key.expose();
-        if key.trim().is_empty() {
-            return Err(("api_key".into(), "must not be empty".into()));
-        }
-        if reqwest::header::HeaderValue::from_str(key).is_err() {
-            return Err((
-                "api_key".into(),
-                "is not a valid HTTP header value (control characters or line breaks?)".into(),
-            ));
-        }
-        match (&self.site, &self.endpoint) {
-            (Some(_), Some(_)) => return Err((
-                "endpoint".into(),
-                "set either site or endpoint, not both (endpoint replaces the site's intake URL)"
-                    .into(),
-            )),
-            (Some(site), None) => check_site(site).map_err(|m| ("site".to_owned(), m))?,
-            (None, Some(endpoint)) => {
-                check_base_url(endpoint).map_err(|m| ("endpoint".to_owned(), m))?
+    /// Checks an `endpoint` override: its length and [`check_base_url`]. Also used on the raw
+    /// table when the rest of it does not deserialize.
+    pub fn check_endpoint(url: &str) -> Result<(), String> {
+        bounds::chars(url, bounds::MAX_URL_CHARS)?;
+        check_base_url(url)
+    }
+
+    /// Checks what serde cannot: every offending key with its reason. Never shows a secret.
+    pub fn validate(&self) -> Result<(), Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        let mut check = |key: String, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push((key, message));
             }
+        };
+        let key = self.api_key.expose();
+        check(
+            "api_key".into(),
+            if key.trim().is_empty() {
+                Err("must not be empty".into())
+            } else if reqwest::header::HeaderValue::from_str(key).is_err() {
+                Err("is not a valid HTTP header value (control characters or line breaks?)".into())
+            } else {
+                bounds::bytes(key, bounds::MAX_SECRET_BYTES)
+            },
+        );
+        match (&self.site, &self.endpoint) {
+            (Some(_), Some(_)) => check(
+                "endpoint".into(),
+                Err("set either site or endpoint, not both (endpoint replaces the site's intake URL)".into()),
+            ),
+            (Some(site), None) => check("site".into(), check_site(site)),
+            (None, Some(endpoint)) => check("endpoint".into(), Self::check_endpoint(endpoint)),
             (None, None) => {}
         }
         for (name, value) in [
@@ -91,14 +102,29 @@ impl DatadogConfig {
             ("source", &self.source),
             ("hostname", &self.hostname),
         ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err((name.into(), "must not be empty when given".into()));
+            if let Some(v) = value {
+                check(
+                    name.into(),
+                    if v.trim().is_empty() {
+                        Err("must not be empty when given".into())
+                    } else {
+                        bounds::chars(v, bounds::MAX_NAME_CHARS)
+                    },
+                );
             }
         }
+        check(
+            "tags".into(),
+            bounds::entries(self.tags.len(), bounds::MAX_TAGS),
+        );
         for (i, tag) in self.tags.iter().enumerate() {
-            check_tag(tag).map_err(|m| (format!("tags[{i}]"), m))?;
+            check(format!("tags[{i}]"), check_tag(tag));
         }
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The site, defaulted.
@@ -108,6 +134,7 @@ impl DatadogConfig {
 }
 
 fn check_site(site: &str) -> Result<(), String> {
+    bounds::chars(site, bounds::MAX_NAME_CHARS)?;
     if SITES.contains(&site) {
         return Ok(());
     }
@@ -143,6 +170,12 @@ pub fn check_base_url(url: &str) -> Result<(), String> {
 }
 
 fn check_tag(tag: &str) -> Result<(), String> {
+    // First, so that the messages below never quote an overlong value.
+    if tag.chars().count() > MAX_TAG_CHARS {
+        return Err(format!(
+            "is longer than Datadog's {MAX_TAG_CHARS}-character tag limit"
+        ));
+    }
     if tag.trim().is_empty() {
         return Err("must not be empty".into());
     }
@@ -154,11 +187,6 @@ fn check_tag(tag: &str) -> Result<(), String> {
     if !tag.chars().next().is_some_and(char::is_alphabetic) {
         return Err(format!(
             "{tag:?} must start with a letter (Datadog's tag rules)"
-        ));
-    }
-    if tag.chars().count() > MAX_TAG_CHARS {
-        return Err(format!(
-            "is longer than Datadog's {MAX_TAG_CHARS}-character tag limit"
         ));
     }
     Ok(())

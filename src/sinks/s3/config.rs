@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::key::KeyTemplate;
-use crate::config::{DeliveryConfig, Secret};
+use crate::config::{bounds, DeliveryConfig, Secret};
 
 /// The default `key_template` (`{ext}` is `ndjson.gz`, or `ndjson` without compression).
 pub const DEFAULT_KEY_TEMPLATE: &str =
@@ -150,114 +150,152 @@ impl S3Config {
         self.prefix.trim_matches('/')
     }
 
-    /// Checks what serde cannot: returns the offending key and the reason. Never names a
-    /// secret's value.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |key: &str, message: String| Err((key.to_owned(), message));
-        if !valid_bucket_name(&self.bucket) {
-            return err(
-                "bucket",
-                format!(
-                    "{:?} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit)",
-                    self.bucket
-                ),
+    /// Checks an `endpoint`: its length, http or https, a host, no credentials, no query or
+    /// fragment. Also used on the raw table when the rest of it does not deserialize.
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        bounds::chars(endpoint, bounds::MAX_URL_CHARS)?;
+        let url = reqwest::Url::parse(endpoint).map_err(|e| format!("not a valid URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "scheme must be http or https, not {:?}",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("has no host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "must not hold credentials; use access_key_id / secret_access_key".to_owned(),
             );
         }
-        if let Some(region) = &self.region {
-            if region.is_empty()
-                || !region
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
-                return err("region", format!("{region:?} is not a region name"));
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: every offending key with its reason. Never names a
+    /// secret's value.
+    pub fn validate(&self) -> Result<(), Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        let mut check = |key: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push((key.to_owned(), message));
             }
+        };
+        check(
+            "bucket",
+            bounds::chars(&self.bucket, 63).and_then(|()| {
+                if valid_bucket_name(&self.bucket) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{:?} is not a valid bucket name (3 to 63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit)",
+                        self.bucket
+                    ))
+                }
+            }),
+        );
+        if let Some(region) = &self.region {
+            check(
+                "region",
+                bounds::chars(region, bounds::MAX_NAME_CHARS).and_then(|()| {
+                    if region.is_empty()
+                        || !region
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    {
+                        Err(format!("{region:?} is not a region name"))
+                    } else {
+                        Ok(())
+                    }
+                }),
+            );
         }
         if let Some(endpoint) = &self.endpoint {
-            let url = reqwest::Url::parse(endpoint)
-                .map_err(|e| ("endpoint".to_owned(), format!("not a valid URL: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return err(
-                    "endpoint",
-                    format!("scheme must be http or https, not {:?}", url.scheme()),
-                );
-            }
-            if url.host_str().is_none_or(str::is_empty) {
-                return err("endpoint", "has no host".to_owned());
-            }
-            if !url.username().is_empty() || url.password().is_some() {
-                return err(
-                    "endpoint",
-                    "must not hold credentials; use access_key_id / secret_access_key".to_owned(),
-                );
-            }
-            if url.query().is_some() || url.fragment().is_some() {
-                return err("endpoint", "must not have a query or fragment".to_owned());
+            check("endpoint", Self::check_endpoint(endpoint));
+        }
+        check(
+            "prefix",
+            bounds::bytes(&self.prefix, bounds::MAX_KEY_PART_BYTES).and_then(|()| {
+                if self.prefix().split('/').any(|s| s == "." || s == "..") {
+                    Err("must not contain \".\" or \"..\" segments".to_owned())
+                } else {
+                    Ok(())
+                }
+            }),
+        );
+        check(
+            "key_template",
+            bounds::bytes(self.key_template(), bounds::MAX_KEY_PART_BYTES)
+                .and_then(|()| KeyTemplate::parse(self.key_template()).map(|_| ())),
+        );
+        for (key, secret) in [
+            ("access_key_id", &self.access_key_id),
+            ("secret_access_key", &self.secret_access_key),
+            ("session_token", &self.session_token),
+        ] {
+            if let Some(s) = secret {
+                check(key, bounds::bytes(s.expose(), bounds::MAX_SECRET_BYTES));
             }
         }
-        if self.prefix().split('/').any(|s| s == "." || s == "..") {
-            return err(
-                "prefix",
-                "must not contain \".\" or \"..\" segments".to_owned(),
-            );
-        }
-        KeyTemplate::parse(self.key_template()).map_err(|m| ("key_template".to_owned(), m))?;
         match (&self.access_key_id, &self.secret_access_key) {
-            (Some(_), None) => {
-                return err(
-                    "secret_access_key",
-                    "is required when access_key_id is set".to_owned(),
-                )
-            }
-            (None, Some(_)) => {
-                return err(
-                    "access_key_id",
-                    "is required when secret_access_key is set".to_owned(),
-                )
-            }
+            (Some(_), None) => check(
+                "secret_access_key",
+                Err("is required when access_key_id is set".to_owned()),
+            ),
+            (None, Some(_)) => check(
+                "access_key_id",
+                Err("is required when secret_access_key is set".to_owned()),
+            ),
             (Some(id), Some(secret)) => {
                 if id.expose().trim().is_empty() {
-                    return err("access_key_id", "must not be empty".to_owned());
+                    check("access_key_id", Err("must not be empty".to_owned()));
                 }
                 if secret.expose().trim().is_empty() {
-                    return err("secret_access_key", "must not be empty".to_owned());
+                    check("secret_access_key", Err("must not be empty".to_owned()));
                 }
             }
             (None, None) => {
                 if self.session_token.is_some() {
-                    return err(
+                    check(
                         "session_token",
-                        "needs access_key_id and secret_access_key".to_owned(),
+                        Err("needs access_key_id and secret_access_key".to_owned()),
                     );
                 }
             }
         }
-        if self.kms_key_id.is_some()
-            && self.server_side_encryption != Some(ServerSideEncryption::AwsKms)
-        {
-            return err(
-                "kms_key_id",
-                "needs server_side_encryption = \"aws:kms\"".to_owned(),
-            );
+        if let Some(kms) = &self.kms_key_id {
+            if self.server_side_encryption != Some(ServerSideEncryption::AwsKms) {
+                check(
+                    "kms_key_id",
+                    Err("needs server_side_encryption = \"aws:kms\"".to_owned()),
+                );
+            } else if kms.trim().is_empty() {
+                check("kms_key_id", Err("must not be empty".to_owned()));
+            } else {
+                check(
+                    "kms_key_id",
+                    bounds::chars(kms, bounds::MAX_KMS_KEY_ID_CHARS),
+                );
+            }
         }
-        if self
-            .kms_key_id
-            .as_deref()
-            .is_some_and(|k| k.trim().is_empty())
-        {
-            return err("kms_key_id", "must not be empty".to_owned());
+        check(
+            "multipart_threshold",
+            bounds::size(self.multipart_threshold, bounds::MULTIPART_THRESHOLD),
+        );
+        check(
+            "multipart_part_size",
+            bounds::size(self.multipart_part_size, bounds::MULTIPART_PART_SIZE).map_err(|m| {
+                format!("{m}: S3 takes parts of 5 MiB ({MIN_PART_SIZE}) to 5 GiB ({MAX_PART_SIZE})")
+            }),
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
-        if self.multipart_threshold == 0 {
-            return err("multipart_threshold", "must be at least 1".to_owned());
-        }
-        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.multipart_part_size) {
-            return err(
-                "multipart_part_size",
-                format!(
-                    "must be between {MIN_PART_SIZE} (5 MiB, the S3 minimum) and {MAX_PART_SIZE} (5 GiB)"
-                ),
-            );
-        }
-        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::config::{bounds, Secret};
 use crate::sinks::datadog::check_base_url;
 use crate::sinks::webhook::Compression;
 
@@ -78,70 +78,144 @@ fn max_request_bytes() -> usize {
 }
 
 impl SplunkConfig {
-    /// Checks what serde cannot: returns the offending key and the reason.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        check_base_url(&self.endpoint).map_err(|m| ("endpoint".to_owned(), m))?;
-        let path = reqwest::Url::parse(&self.endpoint)
+    /// Checks `endpoint`: its length, [`check_base_url`], and that it is the collector's base
+    /// URL. Also used on the raw table when the rest of it does not deserialize.
+    pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+        bounds::chars(endpoint, bounds::MAX_URL_CHARS)?;
+        check_base_url(endpoint)?;
+        let path = reqwest::Url::parse(endpoint)
             .map(|u| u.path().to_owned())
             .unwrap_or_default();
         if path.contains("/services/collector") {
-            return Err((
-                "endpoint".into(),
-                format!(
-                    "give the collector's base URL (e.g. https://splunk:8088), without {path:?}: courier adds /services/collector/event itself"
-                ),
+            return Err(format!(
+                "give the collector's base URL (e.g. https://splunk:8088), without {path:?}: courier adds /services/collector/event itself"
             ));
         }
-        let token = self.token.expose();
-        if token.trim().is_empty() {
-            return Err(("token".into(), "must not be empty".into()));
-        }
-        if reqwest::header::HeaderValue::from_str(&format!("Splunk {token}")).is_err() {
-            return Err((
-                "token".into(),
-                "is not a valid HTTP header value (control characters or line breaks?)".into(),
-            ));
-        }
-        if let Some(index) = &self.index {
-            let valid = index
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-                && index
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            if !valid {
-                return Err((
-                    "index".into(),
-                    format!("{index:?} is not a Splunk index name (lower-case letters, digits, _ and -, starting with a letter or digit)"),
-                ));
+        Ok(())
+    }
+
+    /// Checks what serde cannot: every offending key with its reason. Touches nothing on the
+    /// host: `tls.ca_file` is read by [`SplunkConfig::read_host_files`], for the
+    /// configuration file's destinations only. Never shows the token.
+    pub fn validate(&self) -> Result<(), Vec<(String, String)>> {
+        let mut errors = Vec::new();
+        let mut check = |key: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push((key.to_owned(), message));
             }
+        };
+        check("endpoint", Self::check_endpoint(&self.endpoint));
+        let token = self.token.expose();
+        check(
+            "token",
+            if token.trim().is_empty() {
+                Err("must not be empty".into())
+            } else if reqwest::header::HeaderValue::from_str(&format!("Splunk {token}")).is_err() {
+                Err("is not a valid HTTP header value (control characters or line breaks?)".into())
+            } else {
+                bounds::bytes(token, bounds::MAX_SECRET_BYTES)
+            },
+        );
+        if let Some(index) = &self.index {
+            check("index", check_index(index));
         }
         for (name, value) in [
             ("source", &self.source),
             ("sourcetype", &self.sourcetype),
             ("host", &self.host),
         ] {
-            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                return Err((name.into(), "must not be empty when given".into()));
+            if let Some(v) = value {
+                check(
+                    name,
+                    if v.trim().is_empty() {
+                        Err("must not be empty when given".into())
+                    } else {
+                        bounds::chars(v, bounds::MAX_NAME_CHARS)
+                    },
+                );
             }
         }
-        if self.ack_timeout.is_zero() {
-            return Err(("ack_timeout".into(), "must be longer than 0s".into()));
-        }
-        if self.max_request_bytes == 0 {
-            return Err(("max_request_bytes".into(), "must be at least 1".into()));
-        }
+        check(
+            "ack_timeout",
+            bounds::duration(self.ack_timeout, bounds::ACK_TIMEOUT),
+        );
+        check(
+            "max_request_bytes",
+            bounds::size(self.max_request_bytes, bounds::MAX_REQUEST_BYTES),
+        );
         if let Some(path) = &self.tls.ca_file {
-            read_ca_file(path).map_err(|m| ("tls.ca_file".to_owned(), m))?;
+            check(
+                "tls.ca_file",
+                bounds::bytes(&path.to_string_lossy(), bounds::MAX_PATH_BYTES),
+            );
         }
-        Ok(())
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Reads the files the definition names on the courier host (`tls.ca_file`), to report a
+    /// missing or unusable one at load time. For the configuration file's destinations only:
+    /// the destinations API refuses the key before anything looks at it.
+    pub fn read_host_files(&self) -> Result<(), (String, String)> {
+        match &self.tls.ca_file {
+            Some(path) => read_ca_file(path)
+                .map(|_| ())
+                .map_err(|m| ("tls.ca_file".to_owned(), m)),
+            None => Ok(()),
+        }
     }
 }
 
-/// Reads a PEM file of CA certificates.
+fn check_index(index: &str) -> Result<(), String> {
+    bounds::chars(index, bounds::MAX_NAME_CHARS)?;
+    let valid = index
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && index
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{index:?} is not a Splunk index name (lower-case letters, digits, _ and -, starting with a letter or digit)"
+        ))
+    }
+}
+
+/// Reads a PEM file of CA certificates: a regular file (not a FIFO, a device or a
+/// directory, which could block or never end) of at most [`bounds::MAX_CA_FILE_BYTES`].
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let not_regular = || {
+        format!(
+            "{} is not a regular file (a PEM file of CA certificates is expected)",
+            path.display()
+        )
+    };
+    // stat before open: opening a FIFO for reading blocks until a writer comes.
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    // …and again on what was opened, in case the path was replaced in between.
+    if !file.metadata().map_err(cannot)?.is_file() {
+        return Err(not_regular());
+    }
+    let limit = bounds::MAX_CA_FILE_BYTES;
+    let mut pem = Vec::new();
+    file.take(limit + 1).read_to_end(&mut pem).map_err(cannot)?;
+    if pem.len() as u64 > limit {
+        return Err(format!(
+            "{} is larger than {limit} bytes; a PEM file of CA certificates is expected",
+            path.display()
+        ));
+    }
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
@@ -209,7 +283,7 @@ mod tests {
         );
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\nack_timeout = \"0s\"").unwrap_err();
         assert!(
-            e[0].contains("destinations[0].ack_timeout: must be longer than 0s"),
+            e[0].contains("destinations[0].ack_timeout: must be at least 100ms (got 0s)"),
             "{e:?}"
         );
         let e = load("endpoint = \"https://s\"\ntoken = \"t\"\nmax_request_bytes = 0").unwrap_err();
