@@ -643,3 +643,225 @@ fn replay_failures_runs_as_a_job_the_api_reports_on() {
     assert_eq!(s, 404, "{body}");
     assert_error_shape(s, &body);
 }
+
+/// A courier with the API, a receiver expecting [`hook_definition`]'s secrets, and a second
+/// receiver ("elsewhere").
+struct Hostile {
+    _tansu: Tansu,
+    courier: Courier,
+    receiver: WebhookReceiver,
+    elsewhere: WebhookReceiver,
+}
+
+impl Hostile {
+    const BASE: &'static str = "/v1/projects/proj_a/destinations";
+
+    fn start() -> Hostile {
+        let tansu = Tansu::start();
+        let brokers = tansu.brokers();
+        create_topic(&brokers, TOPIC, 1);
+        create_topic(&brokers, "courier-failures", 1);
+        let receiver = WebhookReceiver::start(ReceiverConfig {
+            secret: Some(HOOK_SECRET.into()),
+            headers: vec![("X-Api-Auth".into(), HEADER_SECRET.into())],
+            ..ReceiverConfig::default()
+        });
+        let elsewhere = WebhookReceiver::start(ReceiverConfig::default());
+        let courier = Courier::start_ready(&config(&brokers, 5));
+        Hostile {
+            _tansu: tansu,
+            courier,
+            receiver,
+            elsewhere,
+        }
+    }
+
+    /// A call with the project-scoped token, as a tenant makes it.
+    fn tenant(&self, c: &Client, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        c.call(method, &format!("{}{path}", Self::BASE), Some(PROJ_A), body)
+    }
+
+    /// The process is still there and still answers.
+    fn assert_alive(&self, c: &Client) {
+        assert!(
+            self.courier.exited().is_none(),
+            "{}",
+            self.courier.log_tail()
+        );
+        assert_eq!(self.tenant(c, "GET", "", None).0, 200);
+        assert_eq!(http_get(self.courier.listen(), "/healthz").unwrap().0, 200);
+    }
+}
+
+/// Issue 12 item 1: numbers and durations past their bounds are 422 naming the key. Before,
+/// the PUT with `queue_max_events = 2^61` answered 201, the lane's semaphore panicked and the
+/// process exited with 101 (and again at every restart, replaying the stored definition).
+#[test]
+fn settings_past_their_bounds_are_refused_and_the_process_keeps_running() {
+    let h = Hostile::start();
+    let c = Client::new(&h.courier);
+    for (delivery, pointer) in [
+        (
+            json!({ "queue_max_events": 2305843009213693952u64 }),
+            "/delivery/queue_max_events",
+        ),
+        (
+            json!({ "max_in_flight": 2305843009213693952u64 }),
+            "/delivery/max_in_flight",
+        ),
+        (
+            json!({ "retry_max_elapsed": "300000000000years" }),
+            "/delivery/retry_max_elapsed",
+        ),
+        (
+            json!({ "batch_timeout": "300000000000years" }),
+            "/delivery/batch_timeout",
+        ),
+        (
+            json!({ "retry_schedule": ["1m", "300000000000years"] }),
+            "/delivery/retry_schedule/1",
+        ),
+    ] {
+        let definition =
+            json!({ "type": "webhook", "url": h.receiver.url(), "delivery": delivery });
+        let (s, body) = h.tenant(&c, "PUT", "/huge", Some(definition.clone()));
+        assert_eq!(s, 422, "{body}");
+        assert_eq!(error_pointers(&body), [pointer], "{body}");
+        let (s, body) = c.call(
+            "POST",
+            "/v1/projects/proj_a/destinations:validate",
+            Some(PROJ_A),
+            Some(definition),
+        );
+        assert_eq!((s, error_pointers(&body)), (422, vec![pointer.to_owned()]));
+    }
+    let (s, body) = h.tenant(
+        &c,
+        "PUT",
+        "/splunk",
+        Some(
+            json!({ "type": "splunk_hec", "endpoint": h.receiver.url(), "token": "hec-token",
+            "ack_timeout": "300000000000years" }),
+        ),
+    );
+    assert_eq!(
+        (s, error_pointers(&body)),
+        (422, vec!["/ack_timeout".to_owned()]),
+        "{body}"
+    );
+    assert_eq!(h.tenant(&c, "GET", "/huge", None).0, 404);
+    // At the bound: accepted, and it runs.
+    let (s, body) = h.tenant(
+        &c,
+        "PUT",
+        "/huge",
+        Some(json!({ "type": "webhook", "url": h.receiver.url(),
+            "delivery": { "queue_max_events": 1_000_000, "max_in_flight": 256 } })),
+    );
+    assert_eq!(s, 201, "{body}");
+    wait("it runs", Duration::from_secs(10), &h.courier, || {
+        h.tenant(&c, "GET", "/huge/status", None).1["running"] == true
+    });
+    h.assert_alive(&c);
+}
+
+/// Issue 12 item 5: `tls.ca_file` is refused without being looked at. The answer is the same
+/// for a device that never ends (before: courier read it, 17 MiB → 2 GiB in 1.2 s), a file
+/// that exists and one that does not (before: the error text told which).
+#[test]
+fn a_host_file_in_a_definition_is_refused_without_being_looked_at() {
+    let h = Hostile::start();
+    let c = Client::new(&h.courier);
+    let answers: Vec<Value> =
+        [
+            "/dev/zero".to_owned(),
+            h.courier.config_path().display().to_string(),
+            "/nonexistent/ca.pem".to_owned(),
+        ]
+        .iter()
+        .map(|path| {
+            let (s, body) = h.tenant(
+            &c,
+            "PUT",
+            "/splunk",
+            Some(json!({ "type": "splunk_hec", "endpoint": h.receiver.url(), "token": "hec-token",
+                "tls": { "ca_file": path } })),
+        );
+            assert_eq!(s, 422, "{path}: {body}");
+            assert_eq!(error_pointers(&body), ["/tls/ca_file"], "{path}: {body}");
+            body
+        })
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
+    h.assert_alive(&c);
+}
+
+/// Issue 12 item 10: a type error does not hide the refused address (before: only `/format`).
+#[test]
+fn a_type_error_does_not_hide_a_refused_address() {
+    let h = Hostile::start();
+    let c = Client::new(&h.courier);
+    let (s, body) = h.tenant(
+        &c,
+        "PUT",
+        "/hook",
+        Some(
+            json!({ "type": "webhook", "url": "http://169.254.169.254/latest/meta-data",
+            "format": "xml" }),
+        ),
+    );
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(error_pointers(&body), ["/format", "/url"], "{body}");
+}
+
+/// Issue 12 item 7: a PUT that sends the masks back but changes the URL is refused, naming
+/// each secret (before: the stored secrets went to the new host).
+#[test]
+fn masked_secrets_stay_where_they_were_sent() {
+    let h = Hostile::start();
+    let c = Client::new(&h.courier);
+    let (s, created) = h.tenant(&c, "PUT", "/hook", Some(hook_definition(&h.receiver)));
+    assert_eq!(s, 201, "{created}");
+    let mut redirected = created.clone();
+    redirected["url"] = json!(h.elsewhere.url());
+    let (s, body) = h.tenant(&c, "PUT", "/hook", Some(redirected));
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(
+        error_pointers(&body),
+        ["/secret", "/headers/X-Api-Auth"],
+        "{body}"
+    );
+    assert_eq!(
+        h.tenant(&c, "GET", "/hook", None).1["url"],
+        json!(h.receiver.url()),
+        "nothing changed"
+    );
+    // The same place: the masks keep the secrets (the receiver checks signature and header).
+    let (s, body) = h.tenant(&c, "PUT", "/hook", Some(created));
+    assert_eq!(s, 200, "{body}");
+    wait(
+        "the destination runs",
+        Duration::from_secs(10),
+        &h.courier,
+        || h.tenant(&c, "GET", "/hook/status", None).1["running"] == true,
+    );
+    let (s, body) = h.tenant(&c, "POST", "/hook/test", None);
+    assert_eq!((s, &body["outcome"]), (200, &json!("delivered")), "{body}");
+    assert!(
+        h.receiver.violations().is_empty(),
+        "{:?}",
+        h.receiver.violations()
+    );
+    // A new place with the secrets given again.
+    let mut moved = hook_definition(&h.receiver);
+    moved["url"] = json!(h.elsewhere.url());
+    let (s, body) = h.tenant(&c, "PUT", "/hook", Some(moved));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        h.tenant(&c, "GET", "/hook", None).1["url"],
+        json!(h.elsewhere.url())
+    );
+    h.assert_alive(&c);
+    c.assert_no_secret(&[HOOK_SECRET, HEADER_SECRET]);
+}
