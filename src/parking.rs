@@ -4,6 +4,11 @@
 //!
 //! The message value is the event, unchanged; headers say where it goes, when it is due, how
 //! often it was tried and where it came from.
+//!
+//! An event too large to be a retry-topic record (the producer's or the broker's
+//! `MessageSizeTooLarge`: the event plus headers over `message.max.bytes`) can never wait
+//! there, and retrying the write cannot change that: it is not parked but handed back to the
+//! caller, which reports it in a failure event (`error.kind = too_large_to_park`).
 
 use std::time::Duration;
 
@@ -14,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::Event;
+use crate::failures::size::refused_as_too_large;
 use crate::failures::Abandoned;
+use crate::sinks::{DeliveryError, ErrorKind};
 
 /// Header names of parked records.
 pub mod header {
@@ -170,14 +177,17 @@ impl Parker {
         &self.topic
     }
 
-    /// Parks the events; returns once the broker has every one of them.
-    pub async fn park(&self, request: &ParkRequest<'_>) -> Result<(), Abandoned> {
-        let due = Utc::now()
-            + chrono::Duration::from_std(request.delay).unwrap_or(chrono::Duration::zero());
+    /// Parks the events; returns once the broker has every one of them, except those it
+    /// refused as too large (`MessageSizeTooLarge`, from the producer or the broker): such a
+    /// record can never wait in the retry topic, so it is not retried but returned in the
+    /// outcome for the caller to report (and complete).
+    pub async fn park(&self, request: &ParkRequest<'_>) -> Result<ParkOutcome, Abandoned> {
+        let due = crate::clock::wall_deadline(Utc::now(), request.delay);
         let key = format!(
             "{}/{}/{}",
             request.project, request.destination, request.attempt
         );
+        let mut outcome = ParkOutcome::default();
         let mut waiting: Vec<usize> = (0..request.events.len()).collect();
         let mut delay = Duration::from_millis(100);
         loop {
@@ -206,18 +216,26 @@ impl Parker {
                 r = futures::future::join_all(sends) => r,
                 () = self.abandon.cancelled() => return Err(Abandoned),
             };
-            let failed: Vec<usize> = results
-                .into_iter()
-                .filter_map(|(i, r)| match r {
-                    Ok(_) => None,
+            let mut failed = Vec::new();
+            for (i, result) in results {
+                match result {
+                    Ok(_) => {}
+                    Err((e, _)) if refused_as_too_large(&e) => {
+                        let e_ = &request.events[i];
+                        tracing::warn!(topic = %self.topic, error = %e, partition = e_.partition, offset = e_.offset,
+                            bytes = e_.raw.len(), "an event is too large to park; it is reported as failed instead");
+                        outcome.too_large.push(i);
+                        outcome.refusal.get_or_insert_with(|| e.to_string());
+                    }
                     Err((e, _)) => {
                         tracing::warn!(topic = %self.topic, error = %e, "cannot park an event; retrying (its offset stays uncommitted)");
-                        Some(i)
+                        failed.push(i);
                     }
-                })
-                .collect();
+                }
+            }
             if failed.is_empty() {
-                return Ok(());
+                outcome.too_large.sort_unstable();
+                return Ok(outcome);
             }
             waiting = failed;
             tokio::select! {
@@ -225,6 +243,45 @@ impl Parker {
                 () = self.abandon.cancelled() => return Err(Abandoned),
             }
             delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+/// What parking did with a request's events.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ParkOutcome {
+    /// Indices (into the request's events, ascending) of the events refused as too large to
+    /// be a retry-topic record: not parked, and never will be.
+    pub too_large: Vec<usize>,
+    /// The producer's refusal, in words.
+    pub refusal: Option<String>,
+}
+
+impl ParkOutcome {
+    /// `events` split into those parked and those too large to park.
+    pub fn split(&self, events: &[Event]) -> (Vec<Event>, Vec<Event>) {
+        let mut parked = Vec::with_capacity(events.len() - self.too_large.len().min(events.len()));
+        let mut too_large = Vec::with_capacity(self.too_large.len());
+        for (i, e) in events.iter().enumerate() {
+            if self.too_large.binary_search(&i).is_ok() {
+                too_large.push(e.clone());
+            } else {
+                parked.push(e.clone());
+            }
+        }
+        (parked, too_large)
+    }
+
+    /// The error a failure event gives for events too large to park: kind
+    /// `too_large_to_park`, with the delivery error that made them wait.
+    pub fn error(&self, last: &DeliveryError) -> DeliveryError {
+        DeliveryError {
+            kind: ErrorKind::TooLargeToPark,
+            http_status: last.http_status,
+            message: format!(
+                "the event is too large to wait in the retry topic ({}); it was not retried. Last delivery error: {last}",
+                self.refusal.as_deref().unwrap_or("message size too large")
+            ),
         }
     }
 }
@@ -251,7 +308,7 @@ fn parking_producer_config(config: &Config) -> rdkafka::ClientConfig {
 /// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.
 pub fn scheduled_delay(schedule: &[Duration], attempt: u32) -> Option<Duration> {
     let base = *schedule.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
-    Some(base.mul_f64(0.9 + fastrand::f64() * 0.2))
+    Some(crate::clock::scale(base, 0.9 + fastrand::f64() * 0.2))
 }
 
 #[cfg(test)]

@@ -571,17 +571,22 @@ impl Settle<'_> {
             source_topic: &self.shared.source_topic,
         };
         match self.shared.parker.park(&request).await {
-            Ok(()) => {
-                tracing::info!(events = events.len(), next_attempt = self.attempt + 1, due_in = ?delay, error = %error, "parked again");
+            Ok(outcome) => {
+                // Events too large to park again are reported instead (and complete then).
+                let (parked, too_large) = outcome.split(events);
+                tracing::info!(events = parked.len(), next_attempt = self.attempt + 1, due_in = ?delay, error = %error, "parked again");
                 self.shared
                     .metrics
                     .parked
                     .with_label_values(&[self.destination_type])
-                    .inc_by(events.len() as u64);
+                    .inc_by(parked.len() as u64);
                 if let Some(stats) = self.stats {
-                    stats.add_parked(events.len() as u64);
+                    stats.add_parked(parked.len() as u64);
                 }
-                self.shared.acker.complete(events.iter().map(|e| e.ack));
+                self.shared.acker.complete(parked.iter().map(|e| e.ack));
+                if !too_large.is_empty() {
+                    self.report(&too_large, &outcome.error(error)).await;
+                }
             }
             Err(abandoned) => {
                 tracing::warn!(%abandoned, "not parked again; the records are read again later")

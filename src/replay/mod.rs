@@ -29,11 +29,12 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-pub use plan::{failed_range, FailedRange, Plan};
+pub use plan::{failed_range, FailedRange, Plan, Target};
 pub use range::{check_order, parse_bound, resolve, Bound, PartitionRange};
 
 use crate::config::{self, Config, DestinationConfig};
-use crate::event::{decode, event_id, Decoded, Event};
+use crate::event::{decode, Decoded, Event};
+use crate::failures::size::reported_id;
 use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
 use crate::metrics::Metrics;
@@ -628,15 +629,30 @@ async fn run(
                     match &plan {
                         Some(plan) => {
                             let raw = payload.unwrap_or_default();
-                            let id = event_id(raw)
-                                .unwrap_or_else(|| format!("{topic}-{partition}-{offset}"));
-                            for (project, destination) in plan.targets(partition, offset, &id) {
-                                if let Some(i) = selected
+                            // The id the failure events list (the same rule that wrote them).
+                            let id = reported_id(raw, &topic, partition, offset);
+                            let project = fields.project_id.get().unwrap_or_default();
+                            let mut routed: Option<Vec<usize>> = None;
+                            for t in plan.targets(partition, offset, &id, project) {
+                                let Some(i) = selected
                                     .iter()
-                                    .position(|d| d.project == project && d.id == destination)
+                                    .position(|d| d.project == t.project && d.id == t.destination)
+                                else {
+                                    continue;
+                                };
+                                // Named by a range only: the destination's filter decides.
+                                if !t.listed
+                                    && !routed
+                                        .get_or_insert_with(|| {
+                                            let mut lanes = Vec::new();
+                                            router.route(&fields, raw, None, |l| lanes.push(l));
+                                            lanes
+                                        })
+                                        .contains(&i)
                                 {
-                                    targets.push(i);
+                                    continue;
                                 }
+                                targets.push(i);
                             }
                             targets.sort_unstable();
                             targets.dedup();

@@ -74,6 +74,19 @@ pub fn failed_range(bytes: &[u8]) -> Option<FailedRange> {
     })
 }
 
+/// A destination an event is replayed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// The destination's project.
+    pub project: &'a str,
+    /// The destination's id.
+    pub destination: &'a str,
+    /// Whether the failure event listed the event's id; when not (a failure event written
+    /// without its id list), only its source range names the event, and the destination's
+    /// filter decides.
+    pub listed: bool,
+}
+
 /// Failed ranges grouped by source partition, each partition's read span `[start, end)`.
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -102,13 +115,19 @@ impl Plan {
             .collect()
     }
 
-    /// The destinations an event read at `(partition, offset)` with id `id` goes to.
+    /// The destinations an event read at `(partition, offset)`, with reported id `id` (see
+    /// [`crate::failures::size::reported_id`]) and `projectId` `project`, goes to: those of
+    /// the failure events whose source range holds it, whose project is the event's own (an
+    /// id can collide with another project's event: a replay never delivers an event to a
+    /// destination of another project), and that list its id — or list no ids, in which case
+    /// the event must also be one the destination's filter takes (`routed`).
     pub fn targets<'a>(
         &'a self,
         partition: i32,
         offset: i64,
         id: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        project: &'a str,
+    ) -> impl Iterator<Item = Target<'a>> + 'a {
         self.by_partition
             .get(&partition)
             .into_iter()
@@ -116,9 +135,14 @@ impl Plan {
             .filter(move |r| {
                 r.first <= offset
                     && offset <= r.last
+                    && r.project == project
                     && r.ids.as_ref().is_none_or(|ids| ids.contains(id))
             })
-            .map(|r| (r.project.as_str(), r.destination.as_str()))
+            .map(|r| Target {
+                project: &r.project,
+                destination: &r.destination,
+                listed: r.ids.is_some(),
+            })
     }
 
     /// Whether there is nothing to replay.
@@ -169,11 +193,46 @@ mod tests {
         plan.add(failed_range(FAILURE.as_bytes()).unwrap());
         assert_eq!(plan.spans(), vec![(2, 10, 15)]);
         assert_eq!(
-            plan.targets(2, 10, "e10").collect::<Vec<_>>(),
-            vec![("proj_a", "hook-1")]
+            plan.targets(2, 10, "e10", "proj_a").collect::<Vec<_>>(),
+            vec![Target {
+                project: "proj_a",
+                destination: "hook-1",
+                listed: true
+            }]
         );
-        assert_eq!(plan.targets(2, 12, "e12").count(), 0, "not a failed event");
-        assert_eq!(plan.targets(2, 15, "e14").count(), 0, "outside the range");
-        assert_eq!(plan.targets(1, 10, "e10").count(), 0, "other partition");
+        assert_eq!(
+            plan.targets(2, 12, "e12", "proj_a").count(),
+            0,
+            "not a failed event"
+        );
+        assert_eq!(
+            plan.targets(2, 15, "e14", "proj_a").count(),
+            0,
+            "outside the range"
+        );
+        assert_eq!(
+            plan.targets(1, 10, "e10", "proj_a").count(),
+            0,
+            "other partition"
+        );
+    }
+
+    /// An event of another project whose id collides with a listed one (ids are chosen by
+    /// whoever emits the events) is never delivered to the failure event's destination.
+    #[test]
+    fn an_event_of_another_project_with_a_colliding_id_is_not_a_target() {
+        let mut plan = Plan::default();
+        plan.add(failed_range(FAILURE.as_bytes()).unwrap());
+        assert_eq!(plan.targets(2, 14, "e14", "proj_b").count(), 0);
+        assert_eq!(plan.targets(2, 14, "e14", "proj_a").count(), 1);
+        // Without an id list, the range alone would take any project's event.
+        let bare = r#"{"type":"EVENT_DESTINATION","projectId":"proj_a","destinationId":"hook-1",
+            "payload":{"count":5,"source":{"topic":"event-logs","partition":2,"firstOffset":10,"lastOffset":14}}}"#;
+        let mut plan = Plan::default();
+        plan.add(failed_range(bare.as_bytes()).unwrap());
+        assert_eq!(plan.targets(2, 11, "x", "proj_b").count(), 0);
+        let t: Vec<_> = plan.targets(2, 11, "x", "proj_a").collect();
+        assert_eq!(t.len(), 1);
+        assert!(!t[0].listed, "the range alone names it");
     }
 }

@@ -75,6 +75,11 @@ pub enum ErrorKind {
     Paused,
     /// Parked events name a destination that no longer exists or is disabled.
     DestinationRemoved,
+    /// The event could not be parked: as a retry-topic record it is over the producer's or
+    /// the broker's size limit.
+    TooLargeToPark,
+    /// courier itself failed while delivering the batch (a bug, contained to the batch).
+    Internal,
 }
 
 impl ErrorKind {
@@ -89,6 +94,8 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::Paused => "destination_paused",
             ErrorKind::DestinationRemoved => "destination_removed",
+            ErrorKind::TooLargeToPark => "too_large_to_park",
+            ErrorKind::Internal => "internal",
         }
     }
 }
