@@ -7,12 +7,10 @@
 //! attempt share a key, so they share a partition; a record waits behind earlier, later-due
 //! records of its partition (bounded by the schedule's longest delay).
 //!
-//! After a rewind the worker checks that the broker returns the record it rewound to. Kafka
-//! does (it returns the whole record batch and the client skips what comes before), but a
-//! broker that skips the rest of a batch fetched from its middle (tansu, TESTING.md quirk 2)
-//! would silently lose parked events. When a later record comes instead, or nothing within
-//! a second, the worker rewinds further back (doubling the distance), ignores what it has
-//! already handled and goes on from the expected record.
+//! After a rewind the worker checks that the broker returns the record it rewound to, with the
+//! same watch the source uses after its resumes ([`crate::source::continuity`]): a broker
+//! that skips the rest of a batch fetched from its middle (tansu, TESTING.md quirk 2) would
+//! otherwise silently lose parked events.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -36,6 +34,7 @@ use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::{scheduled_delay, ParkRequest, Parked, Parker};
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
+use crate::source::continuity::{Continuity, Verdict};
 use crate::source::{Acker, Committer, SourceConsumer};
 
 /// A destination parked events can be delivered to.
@@ -59,7 +58,12 @@ impl Target {
         health: Arc<DestinationHealth>,
         stats: Arc<DestinationStats>,
     ) -> Self {
-        let slots = Arc::new(Semaphore::new(config.delivery.max_in_flight));
+        let slots = Arc::new(Semaphore::new(
+            config
+                .delivery
+                .max_in_flight
+                .clamp(1, crate::lane::MAX_QUEUE_CAPACITY),
+        ));
         Self {
             config,
             sink,
@@ -75,28 +79,9 @@ pub type Targets = HashMap<(String, String), Arc<Target>>;
 
 type BatchKey = (String, String, u32);
 
-/// How far back the first corrective rewind goes (doubled on each further one).
-const FIRST_STEP_BACK: i64 = 256;
-/// Beyond this, the records the broker did not return are given up (with a warning).
-const MAX_STEP_BACK: i64 = 1 << 22;
 /// How long a corrective rewind pauses the partition: long enough for records fetched before
 /// the rewind to be dropped.
 const STEP_BACK_PAUSE_MS: i64 = 50;
-/// How long a resumed partition may stay silent before the worker assumes the broker skipped
-/// the expected record. Too early only costs a rewind.
-const SILENCE_MS: i64 = 1000;
-
-/// The record a resumed partition must return next.
-#[derive(Debug, Clone, Copy)]
-struct Expected {
-    generation: u64,
-    offset: i64,
-    step_back: i64,
-    /// Where the last corrective rewind went.
-    rewound_to: Option<i64>,
-    /// When the partition's silence means the record was skipped (Unix ms).
-    check_at: i64,
-}
 
 #[derive(Default)]
 struct Pending {
@@ -128,7 +113,7 @@ pub struct RetryWorker {
     /// Paused partitions: (due ms, generation when paused, offset to resume from).
     paused: HashMap<i32, (i64, u64, i64)>,
     /// Resumed partitions whose next record is not confirmed yet.
-    expected: HashMap<i32, Expected>,
+    continuity: Continuity,
     timers: BinaryHeap<Reverse<(i64, i32)>>,
 }
 
@@ -165,7 +150,7 @@ impl RetryWorker {
             slots: Arc::new(Semaphore::new(64)),
             pending: HashMap::new(),
             paused: HashMap::new(),
-            expected: HashMap::new(),
+            continuity: Continuity::default(),
             timers: BinaryHeap::new(),
         }
     }
@@ -182,6 +167,12 @@ impl RetryWorker {
                 biased;
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {
+                    // A resumed partition that stayed silent: the broker skipped the record
+                    // it was rewound to, and nothing followed it to show the gap.
+                    for (partition, to) in self.continuity.silent(std::time::Instant::now()) {
+                        tracing::debug!(topic = %self.topic, partition, to, "a resumed retry partition stayed silent; rewinding further back");
+                        self.rewind(partition, to);
+                    }
                     self.flush_all().await;
                     self.committer.tick();
                     while self.tasks.try_join_next().is_some() {}
@@ -300,56 +291,47 @@ impl RetryWorker {
     /// Checks `offset` against the record a resumed partition must return next; false when
     /// the record is to be ignored (already handled, or a further rewind was started).
     fn confirm_position(&mut self, partition: i32, offset: i64, generation: Option<u64>) -> bool {
-        let Some(expected) = self.expected.get(&partition).copied() else {
-            return true;
-        };
-        if Some(expected.generation) != generation {
-            self.expected.remove(&partition);
-            return true;
+        match self
+            .continuity
+            .check(partition, generation.unwrap_or(0), offset)
+        {
+            Verdict::Take => true,
+            Verdict::Seen => false,
+            Verdict::Rewind { to } => {
+                tracing::debug!(topic = %self.topic, partition, got = offset, to,
+                    "a resumed retry partition skipped records; rewinding further back");
+                self.rewind(partition, to);
+                false
+            }
+            Verdict::Gap { from, to } => {
+                self.shared
+                    .metrics
+                    .skipped_offsets
+                    .with_label_values(&[&self.topic, "gap"])
+                    .inc_by(u64::try_from(to - from).unwrap_or(0));
+                tracing::warn!(topic = %self.topic, partition, first_offset = from, last_offset = to - 1,
+                    "the broker did not return these retry-topic offsets after rewinding; going on without them");
+                true
+            }
         }
-        if offset < expected.offset {
-            // Read again after a corrective rewind: handled before.
-            return false;
-        }
-        if offset == expected.offset {
-            self.expected.remove(&partition);
-            return true;
-        }
-        if !self.step_back(partition, expected) {
-            tracing::warn!(topic = %self.topic, partition, from = expected.offset, to = offset,
-                "the broker did not return these retry-topic offsets after a rewind; going on without them");
-            return true;
-        }
-        // The broker skipped records (or this record was fetched before the rewind took
-        // effect): the partition is rewound further back.
-        tracing::debug!(topic = %self.topic, partition, expected = expected.offset, got = offset,
-            "a resumed retry partition skipped records; rewinding further back");
-        false
     }
 
-    /// Rewinds `partition` further back than the last time and pauses it a moment (records
-    /// fetched before the rewind drain meanwhile); false, and the expectation dropped, when
-    /// it already went back as far as it may.
-    fn step_back(&mut self, partition: i32, expected: Expected) -> bool {
-        if expected.step_back > MAX_STEP_BACK || expected.rewound_to == Some(0) {
-            self.expected.remove(&partition);
-            return false;
-        }
-        let target = (expected.offset - expected.step_back).max(0);
-        self.expected.insert(
-            partition,
-            Expected {
-                step_back: expected.step_back * 2,
-                rewound_to: Some(target),
-                ..expected
-            },
-        );
-        self.pause(partition, target);
+    /// Rewinds `partition` to `to` and pauses it a moment (records fetched before the rewind
+    /// drain meanwhile); the watch keeps the record it waits for.
+    fn rewind(&mut self, partition: i32, to: i64) {
+        let Some(generation) = self.shared.acker.generation(partition) else {
+            self.continuity.forget(partition);
+            return;
+        };
+        self.shared
+            .metrics
+            .partition_rewinds
+            .with_label_values(&[&self.topic])
+            .inc();
+        self.pause(partition, to);
         let due = Utc::now().timestamp_millis() + STEP_BACK_PAUSE_MS;
-        self.paused
-            .insert(partition, (due, expected.generation, target));
+        self.paused.insert(partition, (due, generation, to));
         self.timers.push(Reverse((due, partition)));
-        true
     }
 
     fn resume_due(&mut self) {
@@ -359,39 +341,21 @@ impl RetryWorker {
                 break;
             }
             self.timers.pop();
-            if let Some(&(d, generation, resume_at)) = self.paused.get(&partition) {
-                if d != due {
-                    continue;
-                }
-                self.paused.remove(&partition);
-                // A corrective rewind keeps the record it is looking for.
-                let check_at = now_ms + SILENCE_MS;
-                let expected = self.expected.entry(partition).or_insert(Expected {
-                    generation,
-                    offset: resume_at,
-                    step_back: FIRST_STEP_BACK,
-                    rewound_to: None,
-                    check_at,
-                });
-                expected.check_at = check_at;
-                self.timers.push(Reverse((check_at, partition)));
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(&self.topic, partition);
-                if let Err(e) = self.consumer.resume(&tpl) {
-                    tracing::warn!(partition, error = %e, "cannot resume a retry partition");
-                }
-            } else if let Some(&expected) = self.expected.get(&partition) {
-                if expected.check_at != due
-                    || Some(expected.generation) != self.shared.acker.generation(partition)
-                {
-                    continue;
-                }
-                // Resumed, and the expected record did not come: the broker skipped it
-                // (nothing followed it to show the gap). Giving up here loses nothing: a
-                // record that does come is still handled.
-                tracing::debug!(topic = %self.topic, partition, expected = expected.offset,
-                    "a resumed retry partition stayed silent; rewinding further back");
-                self.step_back(partition, expected);
+            let Some(&(d, generation, resume_at)) = self.paused.get(&partition) else {
+                continue;
+            };
+            if d != due {
+                continue;
+            }
+            self.paused.remove(&partition);
+            // A corrective rewind keeps the record it is looking for.
+            if !self.continuity.watches(partition) {
+                self.continuity.expect(partition, generation, resume_at, 0);
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.topic, partition);
+            if let Err(e) = self.consumer.resume(&tpl) {
+                tracing::warn!(partition, error = %e, "cannot resume a retry partition");
             }
         }
     }

@@ -1,3 +1,7 @@
+//! Backpressure end to end (tansu, the compiled binary): a partition paused for a full
+//! destination queue goes on while other partitions stream, and resumes exactly where it
+//! stopped, even on a broker that skips records.
+//!
 //! A broker that skips records must not make courier commit them as delivered.
 //!
 //! tansu answers a fetch that starts inside a record batch with the *next* batch (TESTING.md
@@ -92,4 +96,69 @@ fn every_event_arrives_when_the_broker_skips_the_rest_of_a_batch_after_a_resume(
         0.0,
         "no offset of this topic is really missing"
     );
+}
+
+/// A partition waiting for room in a slow destination's queue must be drained while other
+/// partitions stream without a pause. The source's drain timer was created anew on every turn
+/// of its loop, so it never fired while messages kept arriving: the slow destination got
+/// nothing more until the whole backlog of the busy partition had been read.
+#[test]
+fn a_stalled_partition_is_drained_while_other_partitions_stream() {
+    const BUSY: usize = 120_000;
+    const SLOW: usize = 3_000;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, PARTITIONS);
+    create_topic(&brokers, "courier-failures", 1);
+
+    let mut gen = Generator::new(GeneratorConfig {
+        seed: 7,
+        projects: 1,
+        poison_every: None,
+        target_bytes: None,
+    });
+    // Partition 0: the slow destination's project; partition 1: a long backlog of a busy one.
+    let mut events: Vec<(i32, Vec<u8>)> = (0..SLOW)
+        .map(|_| (0, gen.event_for_project("proj_slow")))
+        .collect();
+    events.extend((0..BUSY).map(|_| (1, gen.event_for_project("proj_busy"))));
+    produce_batched(&brokers, TOPIC, events);
+
+    let slow = WebhookReceiver::start(ReceiverConfig::default());
+    slow.set_behaviour(Behaviour::Slow(Duration::from_millis(5)));
+    let busy = WebhookReceiver::start(ReceiverConfig::default());
+    let slow_table = slow.destination_toml("proj_slow", "slow-hook")
+        + "[destinations.delivery]\nbatch_max_events = 50\nqueue_max_events = 100\nmax_in_flight = 1\n";
+    let busy_table = busy.destination_toml("proj_busy", "busy-hook")
+        + "[destinations.delivery]\nbatch_max_events = 1000\nqueue_max_events = 200000\nmax_in_flight = 8\n";
+    let mut cfg = CourierConfig::new(&brokers)
+        .destination(slow_table)
+        .destination(busy_table);
+    // The global budget must not pause reading (a pause would give the drain its turn).
+    cfg.extra
+        .push_str("[limits]\nmax_in_flight_events = 1000000\nmax_in_flight_bytes = 1073741824\n");
+    let courier = Courier::start_ready(&cfg);
+
+    wait_explained(
+        "the busy destination receives its backlog",
+        Duration::from_secs(240),
+        Duration::from_millis(50),
+        || busy.event_count() >= BUSY,
+        || courier.log_tail(),
+    );
+    let slow_during = slow.event_count();
+    // Without draining, the slow destination gets what fit before the partition stalled: its
+    // queue, one open batch and one request (200 events). Twice that shows it was drained.
+    assert!(
+        slow_during > 400,
+        "the slow destination received only {slow_during} events while {BUSY} events of another partition streamed"
+    );
+    wait_explained(
+        "the slow destination receives every event",
+        Duration::from_secs(120),
+        Duration::from_millis(200),
+        || slow.event_count() >= SLOW,
+        || courier.log_tail(),
+    );
+    eprintln!("slow destination: {slow_during} of {SLOW} events delivered while the busy partition streamed");
 }
