@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier::config::{DestinationConfig, SinkConfig};
+use courier::config::{DestinationConfig, SecurityConfig, SinkConfig};
 use courier::event::Event;
 use courier::sinks::s3::{S3Config, S3Sink};
 use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
@@ -271,8 +271,13 @@ fn s3_config(d: &DestinationConfig) -> &S3Config {
     }
 }
 
+/// The `[security]` of the tests' configurations: moto listens on loopback.
+fn loopback() -> SecurityConfig {
+    SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap()
+}
+
 fn build_sink(d: &DestinationConfig) -> S3Sink {
-    S3Sink::new(d, s3_config(d), TOPIC).unwrap()
+    S3Sink::new(d, s3_config(d), TOPIC, &loopback()).unwrap()
 }
 
 fn event(partition: i32, offset: i64, timestamp: &str) -> Event {
@@ -706,7 +711,7 @@ async fn env_credentials_child() {
     );
     let config = courier::config::parse("child.toml", &text, &BTreeMap::new()).unwrap();
     let d = &config.destinations[0];
-    let sink = S3Sink::new(d, s3_config(d), TOPIC).unwrap();
+    let sink = S3Sink::new(d, s3_config(d), TOPIC, &config.security).unwrap();
     let events = vec![event(0, 1, "2026-01-01T00:00:00Z")];
     let outcome = deliver(&sink, &events).await;
     assert_eq!(outcome, Outcome::Delivered);

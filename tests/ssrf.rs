@@ -302,3 +302,78 @@ async fn configuration_to_delivery() {
         "{e:?}"
     );
 }
+
+/// An `s3` destination writing to `endpoint` (path-style, static keys), as configured.
+fn s3_destination(endpoint: &str) -> String {
+    format!(
+        "[[destinations]]\nproject = \"p\"\nid = \"archive\"\ntype = \"s3\"\nbucket = \"archive\"\n\
+         region = \"us-east-1\"\nendpoint = \"{endpoint}\"\nforce_path_style = true\n\
+         access_key_id = \"AKIAEXAMPLE\"\nsecret_access_key = \"secret-example\"\n"
+    )
+}
+
+/// The S3 sink's requests to its `endpoint` go through the guard as the other sinks' do: a
+/// name that resolves to loopback passes validation (only literal addresses are judged then)
+/// and is refused when the sink connects — before any request reaches the server.
+#[tokio::test]
+async fn s3_endpoints_are_guarded_at_request_time() {
+    let server = Server::start().await;
+    let named = s3_destination(&format!("http://localhost:{}", server.port));
+    let config = parse(&named).unwrap();
+    let sink =
+        courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
+    let message = refused(deliver(sink.as_ref()).await);
+    assert!(
+        message.starts_with("refused: localhost resolves to"),
+        "{message}"
+    );
+    let check = sink.check().await.unwrap_err();
+    assert!(check.message.starts_with("refused: localhost"), "{check}");
+    assert_eq!(
+        server.requests(),
+        0,
+        "a refused S3 endpoint must get no request"
+    );
+
+    // Allowed: the requests reach the server.
+    let config = parse(&format!(
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n{named}"
+    ))
+    .unwrap();
+    let sink =
+        courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
+    deliver(sink.as_ref()).await;
+    assert!(server.requests() >= 1);
+}
+
+/// Redirects are not followed, by the S3 sink either: an endpoint answering every request with
+/// `303 See Other` to another server (which a client following redirects turns into a GET
+/// there) leaves that server without a request, and the answer rejects the destination.
+#[tokio::test]
+async fn s3_redirects_are_not_followed() {
+    let target = Server::start().await;
+    let location = format!("http://127.0.0.1:{}/elsewhere", target.port);
+    let app = Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (StatusCode::SEE_OTHER, [("location", location)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let redirecting = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+    let config = parse(&format!(
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n{}",
+        s3_destination(&format!("http://127.0.0.1:{port}"))
+    ))
+    .unwrap();
+    let sink =
+        courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
+    let outcome = deliver(sink.as_ref()).await;
+    assert!(
+        matches!(outcome, Outcome::Rejected { ref error, .. } if error.http_status == Some(303)),
+        "{outcome:?}"
+    );
+    assert_eq!(target.requests(), 0, "the redirect was followed");
+    redirecting.abort();
+}

@@ -1,11 +1,73 @@
-//! HTTP helpers shared by the HTTP sinks: `Retry-After`, transport errors, answer trimming.
+//! HTTP helpers shared by the HTTP sinks: reading answers with a size limit, `Retry-After`,
+//! transport errors, answer trimming.
+//!
+//! A destination's answer is read only as far as courier uses it ([`read_limited`]): an
+//! endpoint that answers with an endless (or merely huge) body would otherwise grow memory for
+//! as long as `request_timeout` lets it, for each of `max_in_flight` requests of each
+//! destination, outside the in-flight budget. The rest of a longer answer is not read: the
+//! connection is closed instead of being drained back into the pool.
 
 use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
 
 use super::{trim_answer, DeliveryError, ErrorKind, Outcome};
 
 /// Longest answer text kept in errors and failure events.
 pub const MAX_ANSWER_BYTES: usize = 512;
+
+/// How much of an answer is read when only its text is kept (webhook, Datadog): more than
+/// [`MAX_ANSWER_BYTES`], so that a secret the answer echoes is masked whole before the text is
+/// trimmed, and enough for the small JSON answers courier reads (Datadog's key validation).
+pub const ANSWER_READ_BYTES: usize = 8 * 1024;
+
+/// The start of an answer, read by [`read_limited`].
+#[derive(Debug, Default)]
+pub struct Limited {
+    /// What was read: at most the limit.
+    pub body: Bytes,
+    /// False when the answer went on past the limit (the rest was not read).
+    pub complete: bool,
+    /// Reading failed after `body` (timeout, broken connection).
+    pub error: Option<reqwest::Error>,
+}
+
+/// Reads at most `max` bytes of `response`'s body, chunk by chunk, and stops there: an answer
+/// longer than that is cut (`complete` false) and the rest is never read; dropping the response
+/// closes its connection. A read error ends the body early and is returned with what was read.
+pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Limited {
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return Limited {
+                        body: body.freeze(),
+                        complete: false,
+                        error: None,
+                    };
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => {
+                return Limited {
+                    body: body.freeze(),
+                    complete: true,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                return Limited {
+                    body: body.freeze(),
+                    complete: false,
+                    error: Some(e),
+                }
+            }
+        }
+    }
+}
 
 /// Reads a `Retry-After` value: delay seconds or an HTTP date. A date in the past is 0.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -8,6 +8,7 @@ pub mod datadog;
 pub mod file;
 pub mod http;
 pub mod s3;
+pub mod scrub;
 pub mod splunk;
 pub mod ssrf;
 pub mod webhook;
@@ -179,8 +180,7 @@ pub fn build(
     Ok(match &destination.sink {
         SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, delivery, security)?),
         SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
-        // object_store's own client; its endpoint is checked at configuration time (see ssrf).
-        SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic)?),
+        SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic, security)?),
         SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, delivery, security)?),
         SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, delivery, security)?),
     })

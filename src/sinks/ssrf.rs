@@ -17,12 +17,13 @@
 //!   ([`check_config_url`], reported with the destination's key path) and again by the sink
 //!   before each request ([`Guard::check_url`]).
 //!
-//! Guarded: `webhook` URLs, `splunk_hec` endpoints and Datadog `endpoint` overrides. Datadog
-//! `site` intakes are courier's own fixed host names (left unguarded, so private links such as
-//! AWS PrivateLink, which resolve them to private addresses, keep working). The `s3` sink uses
-//! object_store's own HTTP client, which also fetches AWS credentials from the instance metadata
-//! service (169.254.169.254) and talks to AWS endpoints: its `endpoint` override is checked at
-//! configuration time only (literal IPs and `https_only`).
+//! Guarded: `webhook` URLs, `splunk_hec` endpoints, Datadog `endpoint` overrides and S3
+//! `endpoint` overrides, none of whose requests follow redirects. Datadog `site` intakes and
+//! AWS's own S3 endpoints are host names courier derives itself (left unguarded, so private
+//! links such as AWS PrivateLink, which resolve them to private addresses, keep working). The
+//! `s3` sink's requests to an `endpoint` go through the guard by way of its own connector
+//! (`sinks::s3::connector`); its credential requests (instance metadata at 169.254.169.254,
+//! container credentials, STS) are the operator's and stay unguarded.
 //!
 //! With an HTTP(S) proxy in the environment (`HTTPS_PROXY`, `HTTP_PROXY`), the proxy resolves
 //! the destinations' names: the resolver then vets the proxy's address, and egress rules

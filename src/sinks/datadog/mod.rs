@@ -21,10 +21,12 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 pub(crate) use config::check_base_url;
 pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
 pub use encode::{Encoder, Shrink, MAX_BODY_BYTES, MAX_ITEMS, MAX_ITEM_BYTES};
-pub(crate) use service::scrub;
 pub use service::{classify, Verdict};
 
-use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::http::{
+    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES, MAX_ANSWER_BYTES,
+};
+use super::scrub::Scrubber;
 use super::ssrf::Guard;
 use super::webhook::{Compression, USER_AGENT};
 use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
@@ -44,6 +46,8 @@ pub struct DatadogSink {
     guard: Option<Guard>,
     headers: HeaderMap,
     api_key: Secret,
+    /// Masks the API key in answers.
+    scrubber: Scrubber,
     encoder: Encoder,
 }
 
@@ -113,6 +117,7 @@ impl DatadogSink {
             guard,
             headers,
             api_key: config.api_key.clone(),
+            scrubber: Scrubber::new([config.api_key.expose()]),
             encoder: Encoder::new(
                 config.source.as_deref().unwrap_or(DEFAULT_SOURCE),
                 config.service.as_deref(),
@@ -149,10 +154,8 @@ impl DatadogSink {
                 _ => unreachable!("transport errors are retried or refused"),
             })?;
         let status = response.status().as_u16();
-        let answer = service::scrub(
-            &response.bytes().await.unwrap_or_default(),
-            self.api_key.expose(),
-        );
+        let answer = read_limited(response, ANSWER_READ_BYTES).await;
+        let answer = self.scrubber.clean(&answer.body, answer.complete);
         let text = trim_answer(&answer, MAX_ANSWER_BYTES);
         match status {
             200..=299 => {
@@ -201,8 +204,8 @@ impl DatadogSink {
         if after.is_none() && status == 429 {
             after = service::rate_limit_reset(&response);
         }
-        let answer = response.bytes().await.unwrap_or_default();
-        let answer = service::scrub(&answer, self.api_key.expose());
+        let answer = read_limited(response, ANSWER_READ_BYTES).await;
+        let answer = self.scrubber.clean(&answer.body, answer.complete);
         classify(status, &answer, after, logs)
     }
 

@@ -82,16 +82,6 @@ fn said(answer: &[u8]) -> String {
     }
 }
 
-/// The answer without the API key, should the destination echo it.
-pub fn scrub(answer: &[u8], secret: &str) -> Vec<u8> {
-    if secret.is_empty() || memchr::memmem::find(answer, secret.as_bytes()).is_none() {
-        return answer.to_vec();
-    }
-    String::from_utf8_lossy(answer)
-        .replace(secret, "****")
-        .into_bytes()
-}
-
 /// Datadog's rate-limit reset (`X-RateLimit-Reset`: seconds until the limit resets), used
 /// when an answer has no `Retry-After`.
 pub fn rate_limit_reset(response: &reqwest::Response) -> Option<Duration> {
@@ -172,11 +162,5 @@ mod tests {
         };
         assert_eq!(retry_after, Some(Duration::from_secs(9)));
         assert_eq!(error.http_status, Some(429));
-    }
-
-    #[test]
-    fn scrubs_echoed_secrets() {
-        assert_eq!(scrub(b"bad key abc123!", "abc123"), b"bad key ****!");
-        assert_eq!(scrub(b"fine", "abc123"), b"fine");
     }
 }

@@ -15,6 +15,7 @@
 use object_store::client::{HttpError, HttpErrorKind};
 
 use crate::sinks::http::MAX_ANSWER_BYTES;
+use crate::sinks::scrub::Scrubber;
 use crate::sinks::{trim_answer, DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// S3 error codes that are worth another attempt whatever their status.
@@ -48,8 +49,8 @@ pub struct S3Answer {
 }
 
 impl S3Answer {
-    /// Reads an `object_store` error.
-    pub fn read(error: &object_store::Error) -> Self {
+    /// Reads an `object_store` error, whose text is read with `scrubber`'s secrets masked.
+    pub fn read(error: &object_store::Error, scrubber: &Scrubber) -> Self {
         let mut answer = S3Answer {
             status: match error {
                 object_store::Error::NotFound { .. } => Some(404),
@@ -68,7 +69,7 @@ impl S3Answer {
             }
             source = e.source();
         }
-        let text = error.to_string();
+        let text = scrubber.clean_text(&error.to_string());
         if answer.status.is_none() {
             answer.status = status_in(&text);
         }
@@ -101,23 +102,44 @@ fn xml_element(text: &str, name: &str) -> Option<String> {
 }
 
 /// Classifies a failed S3 operation on `bucket`. `what` says what was attempted ("PUT
-/// logs/…"); `redact` lists strings that must not appear in the message (credentials).
-pub fn classify(error: &object_store::Error, bucket: &str, what: &str, redact: &[&str]) -> Outcome {
-    let mut outcome = classify_unredacted(error, bucket, what);
+/// logs/…"); `scrubber` masks what must not appear in the message (credentials).
+///
+/// A request the SSRF guard refused (the endpoint's name resolved only to refused addresses,
+/// or its literal address is refused) rejects the destination as configured.
+pub fn classify(
+    error: &object_store::Error,
+    bucket: &str,
+    what: &str,
+    scrubber: &Scrubber,
+) -> Outcome {
+    if let Some(refusal) = crate::sinks::ssrf::refusal_in(error) {
+        return refusal.outcome();
+    }
+    // Secrets are masked in the error's text before any of it is trimmed, so that none is
+    // cut in half (and kept) by the trimming; the message is masked again as a whole.
+    let mut outcome = classify_scrubbed(error, bucket, what, scrubber);
     if let Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } = &mut outcome {
-        for secret in redact.iter().filter(|s| s.len() >= 4) {
-            error.message = error.message.replace(secret, "****");
-        }
+        error.message = scrubber.clean_text(&error.message);
     }
     outcome
 }
 
-fn classify_unredacted(error: &object_store::Error, bucket: &str, what: &str) -> Outcome {
-    let answer = S3Answer::read(error);
-    let detail = || trim_answer(error.to_string().as_bytes(), MAX_ANSWER_BYTES);
+fn classify_scrubbed(
+    error: &object_store::Error,
+    bucket: &str,
+    what: &str,
+    scrubber: &Scrubber,
+) -> Outcome {
+    let answer = S3Answer::read(error, scrubber);
+    let text = scrubber.clean_text(&error.to_string());
+    let detail = || trim_answer(text.as_bytes(), MAX_ANSWER_BYTES);
     let reason = match (&answer.code, &answer.message) {
-        (Some(code), Some(message)) => format!("{code}: {}", trim_answer(message.as_bytes(), 300)),
-        (Some(code), None) => code.clone(),
+        (Some(code), Some(message)) => format!(
+            "{}: {}",
+            trim_answer(code.as_bytes(), 100),
+            trim_answer(message.as_bytes(), 300)
+        ),
+        (Some(code), None) => trim_answer(code.as_bytes(), 100),
         _ => detail(),
     };
 
@@ -250,7 +272,7 @@ mod tests {
     }
 
     fn class(e: &object_store::Error) -> (&'static str, Option<u16>, String) {
-        match classify(e, "archive", "PUT k", &["AKIASECRET"]) {
+        match classify(e, "archive", "PUT k", &Scrubber::new(["AKIASECRET"])) {
             Outcome::Retry { error, .. } => ("retry", error.http_status, error.message),
             Outcome::Rejected {
                 error,
@@ -279,7 +301,8 @@ mod tests {
             HttpErrorKind::Timeout,
             std::io::Error::other("deadline"),
         ));
-        let Outcome::Retry { error, .. } = classify(&timeout, "b", "PUT k", &[]) else {
+        let Outcome::Retry { error, .. } = classify(&timeout, "b", "PUT k", &Scrubber::default())
+        else {
             panic!()
         };
         assert_eq!(error.kind, ErrorKind::Timeout);
@@ -287,7 +310,8 @@ mod tests {
             HttpErrorKind::Connect,
             std::io::Error::other("connection refused"),
         ));
-        let Outcome::Retry { error, .. } = classify(&refused, "b", "PUT k", &[]) else {
+        let Outcome::Retry { error, .. } = classify(&refused, "b", "PUT k", &Scrubber::default())
+        else {
             panic!()
         };
         assert_eq!(error.kind, ErrorKind::Connection);
@@ -363,13 +387,45 @@ mod tests {
     }
 
     #[test]
+    fn echoed_credentials_are_masked_before_the_answer_is_trimmed() {
+        let token = "SESSIONTOKEN0123456789";
+        let prefix = "Error performing PUT http://h/b/k in 1ms - Server returned non-2xx status code: 400 Bad Request: ";
+        // The token starts 5 bytes before the point where the error's text is trimmed.
+        let head = generic(Text(prefix.to_owned())).to_string().len();
+        let filler = "x".repeat(MAX_ANSWER_BYTES - head - 5);
+        let e = generic(Text(format!("{prefix}{filler}{token} and more")));
+        let Outcome::Rejected { error, .. } = classify(&e, "b", "PUT k", &Scrubber::new([token]))
+        else {
+            panic!()
+        };
+        assert_eq!(error.http_status, Some(400));
+        assert!(!error.message.contains("SESSI"), "{}", error.message);
+        // An echoed S3 error document: its code and message are masked too.
+        let e = generic(s3_error(
+            "400 Bad Request",
+            "InvalidToken",
+            &format!("The token {token} is invalid"),
+        ));
+        let Outcome::Rejected { error, .. } = classify(&e, "b", "PUT k", &Scrubber::new([token]))
+        else {
+            panic!()
+        };
+        assert!(!error.message.contains(token), "{}", error.message);
+        assert!(
+            error.message.contains("The token **** is invalid"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
     fn reads_status_code_and_message() {
         let e = generic(s3_error(
             "503 Service Unavailable",
             "SlowDown",
             "Please reduce your request rate.",
         ));
-        let a = S3Answer::read(&e);
+        let a = S3Answer::read(&e, &Scrubber::default());
         assert_eq!(a.status, Some(503));
         assert_eq!(a.code.as_deref(), Some("SlowDown"));
         assert_eq!(

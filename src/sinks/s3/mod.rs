@@ -15,6 +15,7 @@
 
 pub mod classify;
 mod config;
+mod connector;
 mod encode;
 pub mod key;
 mod service;
@@ -33,13 +34,15 @@ pub use config::{
     DEFAULT_MULTIPART_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD, S3_BATCH_MAX_BYTES,
     S3_BATCH_MAX_EVENTS, S3_BATCH_TIMEOUT,
 };
+pub use connector::S3_ANSWER_BYTES;
 pub use key::{KeyContext, KeyTemplate};
 pub use service::{location, Location};
 
 use self::encode::{group_by_partition, object_body, Group};
 use self::service::Writer;
+use super::scrub::Scrubber;
 use super::{batch_id, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, Sink};
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, SecurityConfig};
 use crate::event::Event;
 
 /// Objects of one batch written at once (when a batch spans several partitions).
@@ -53,20 +56,24 @@ pub struct S3Sink {
     context: KeyContext,
     compression: Compression,
     attributes: Attributes,
-    /// Credential values that must never appear in a message.
-    redact: Vec<String>,
+    /// Masks the credentials in messages (an endpoint may echo them).
+    scrubber: Scrubber,
 }
 
 impl S3Sink {
     /// Builds the sink of `destination` (whose configuration passed [`S3Config::validate`])
     /// reading events from `topic`. Credentials come from the keys, else the process
-    /// environment's standard AWS chain.
+    /// environment's standard AWS chain. Requests to a custom `endpoint` follow the SSRF guard
+    /// of `security`.
     pub fn new(
         destination: &DestinationConfig,
         config: &S3Config,
         topic: &str,
+        security: &SecurityConfig,
     ) -> Result<Self, BuildError> {
-        Self::with_env(destination, config, topic, &|name| std::env::var(name).ok())
+        Self::with_env(destination, config, topic, security, &|name| {
+            std::env::var(name).ok()
+        })
     }
 
     /// [`S3Sink::new`] with `env` standing in for the process environment.
@@ -74,30 +81,32 @@ impl S3Sink {
         destination: &DestinationConfig,
         config: &S3Config,
         topic: &str,
+        security: &SecurityConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, BuildError> {
         let template = KeyTemplate::parse(config.key_template())
             .map_err(|e| BuildError::Http(format!("key_template: {e}")))?;
-        let store = service::build_store(config, &destination.delivery, env)?;
-        let redact = [
-            &config.access_key_id,
-            &config.secret_access_key,
-            &config.session_token,
-        ]
-        .into_iter()
-        .flatten()
-        .map(|s| s.expose().to_owned())
-        .chain(
+        let store = service::build_store(config, &destination.delivery, security, env)?;
+        let scrubber = Scrubber::new(
             [
-                "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN",
-                "AWS_ACCESS_KEY_ID",
+                &config.access_key_id,
+                &config.secret_access_key,
+                &config.session_token,
             ]
             .into_iter()
-            .filter_map(env),
-        )
-        .filter(|s| !s.is_empty())
-        .collect();
+            .flatten()
+            .map(|s| s.expose().to_owned())
+            .chain(
+                [
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_SESSION_TOKEN",
+                    "AWS_ACCESS_KEY_ID",
+                ]
+                .into_iter()
+                .filter_map(env),
+            )
+            .collect::<Vec<_>>(),
+        );
         Ok(Self {
             writer: Writer {
                 store: Arc::new(store),
@@ -115,7 +124,7 @@ impl S3Sink {
             },
             compression: config.compression,
             attributes: service::attributes(config.compression),
-            redact,
+            scrubber,
         })
     }
 
@@ -142,8 +151,7 @@ impl S3Sink {
     }
 
     fn classify(&self, error: &object_store::Error, what: &str) -> Outcome {
-        let redact: Vec<&str> = self.redact.iter().map(String::as_str).collect();
-        classify::classify(error, &self.bucket, what, &redact)
+        classify::classify(error, &self.bucket, what, &self.scrubber)
     }
 
     /// Writes the objects of a batch that spans partitions.

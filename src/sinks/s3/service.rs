@@ -1,5 +1,7 @@
 //! The S3 client: `object_store`'s `AmazonS3` built from the destination's keys and the
 //! standard AWS credential chain, and the two writes the sink makes (single PUT, multipart).
+//! Its HTTP requests go through [`GuardedConnector`] (the SSRF guard for a custom `endpoint`,
+//! answers read up to a limit).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,9 @@ use object_store::{
 };
 
 use super::config::{Compression, S3Config};
-use crate::config::DeliveryConfig;
+use super::connector::{GuardedConnector, Settings};
+use crate::config::{DeliveryConfig, SecurityConfig};
+use crate::sinks::ssrf::Guard;
 use crate::sinks::BuildError;
 
 /// Parts of one multipart upload in flight at once.
@@ -111,20 +115,27 @@ fn path_style(region: String, endpoint: &str) -> Location {
     }
 }
 
-/// Builds the client. `env` reads the process environment (tests pass their own).
+/// Builds the client; requests to a custom `endpoint` follow the SSRF guard of `security`.
+/// `env` reads the process environment (tests pass their own).
 pub fn build_store(
     config: &S3Config,
     delivery: &DeliveryConfig,
+    security: &SecurityConfig,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<AmazonS3, BuildError> {
     let location = location(config, env);
+    let settings = Settings {
+        timeout: delivery.request_timeout,
+        connect_timeout: delivery.request_timeout.min(Duration::from_secs(10)),
+        pool_max_idle_per_host: delivery.max_in_flight.max(1) * PART_CONCURRENCY,
+    };
     let mut options = ClientOptions::new()
-        .with_timeout(delivery.request_timeout)
-        .with_connect_timeout(delivery.request_timeout.min(Duration::from_secs(10)))
+        .with_timeout(settings.timeout)
+        .with_connect_timeout(settings.connect_timeout)
         .with_user_agent(reqwest::header::HeaderValue::from_static(
             crate::sinks::webhook::USER_AGENT,
         ))
-        .with_pool_max_idle_per_host(delivery.max_in_flight.max(1) * PART_CONCURRENCY);
+        .with_pool_max_idle_per_host(settings.pool_max_idle_per_host);
     if location
         .endpoint
         .as_deref()
@@ -137,6 +148,11 @@ pub fn build_store(
         .with_region(&location.region)
         .with_virtual_hosted_style_request(location.virtual_hosted)
         .with_client_options(options)
+        .with_http_connector(GuardedConnector::new(
+            Guard::new(security),
+            location.endpoint.as_deref(),
+            settings,
+        ))
         // The lane owns retries and their budget: one attempt per request here.
         .with_retry(RetryConfig {
             max_retries: 0,
@@ -344,9 +360,10 @@ mod tests {
         c.secret_access_key = Some(crate::config::Secret::new("secret"));
         c.server_side_encryption = Some(ServerSideEncryption::AwsKms);
         c.kms_key_id = Some("alias/logs".into());
-        build_store(&c, &DeliveryConfig::default(), &|_| None).unwrap();
+        let security = SecurityConfig::default();
+        build_store(&c, &DeliveryConfig::default(), &security, &|_| None).unwrap();
         c.server_side_encryption = Some(ServerSideEncryption::Aes256);
         c.kms_key_id = None;
-        build_store(&c, &DeliveryConfig::default(), &|_| None).unwrap();
+        build_store(&c, &DeliveryConfig::default(), &security, &|_| None).unwrap();
     }
 }

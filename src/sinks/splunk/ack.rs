@@ -10,14 +10,20 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::service::{scrub, HecAnswer};
-use crate::sinks::http::{status_error, transport_error};
+use super::service::HecAnswer;
+use super::HEC_ANSWER_BYTES;
+use crate::sinks::http::{read_limited, status_error, transport_error};
+use crate::sinks::scrub::Scrubber;
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// First wait before asking about an `ackId`.
 pub const FIRST_POLL: Duration = Duration::from_millis(200);
 /// Longest wait between two polls.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Most ids asked about in one query, so that the answer (about 30 bytes an id at most) stays
+/// well within [`HEC_ANSWER_BYTES`]; more pending ids are asked about in several queries.
+pub const MAX_ACKS_PER_QUERY: usize = 1000;
 
 #[derive(Deserialize)]
 struct AckAnswer {
@@ -32,8 +38,8 @@ pub struct AckQuery<'a> {
     pub url: &'a reqwest::Url,
     /// Authorization and channel.
     pub headers: &'a HeaderMap,
-    /// The token, to keep it out of messages.
-    pub token: &'a str,
+    /// Masks the token in answers.
+    pub scrubber: &'a Scrubber,
     /// How long an id may stay unconfirmed.
     pub timeout: Duration,
 }
@@ -41,7 +47,7 @@ pub struct AckQuery<'a> {
 /// Waits for the collector to confirm `ids`; returns each id's outcome: delivered, retry
 /// (not confirmed in time, or the channel is gone), or rejected (the token no longer works).
 pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
-    let deadline = Instant::now() + q.timeout;
+    let deadline = crate::clock::deadline(Instant::now(), q.timeout);
     let mut pending: BTreeSet<u64> = ids.iter().copied().collect();
     let mut done = BTreeMap::new();
     let mut delay = FIRST_POLL;
@@ -55,87 +61,100 @@ pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
         tokio::time::sleep(delay.min(deadline - now)).await;
         delay = (delay * 2).min(MAX_POLL_INTERVAL);
         polls += 1;
-        let body = serde_json::json!({ "acks": pending.iter().collect::<Vec<_>>() }).to_string();
-        let response = match q
-            .client
-            .post(q.url.clone())
-            .headers(q.headers.clone())
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                if let Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } =
-                    transport_error(&e)
-                {
-                    last_problem = Some(error.message);
-                }
-                continue;
+        let queries: Vec<Vec<u64>> = pending
+            .iter()
+            .copied()
+            .collect::<Vec<_>>()
+            .chunks(MAX_ACKS_PER_QUERY)
+            .map(<[u64]>::to_vec)
+            .collect();
+        for asked in queries {
+            if pending.is_empty() {
+                break;
             }
-        };
-        let status = response.status().as_u16();
-        let answer = scrub(&response.bytes().await.unwrap_or_default(), q.token);
-        if (200..300).contains(&status) {
-            match serde_json::from_slice::<AckAnswer>(&answer) {
-                Ok(a) => {
-                    for (id, indexed) in a.acks {
-                        if indexed {
-                            if let Ok(id) = id.parse::<u64>() {
-                                if pending.remove(&id) {
-                                    done.insert(id, Outcome::Delivered);
+            let body = serde_json::json!({ "acks": asked }).to_string();
+            let response = match q
+                .client
+                .post(q.url.clone())
+                .headers(q.headers.clone())
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Outcome::Retry { error, .. } | Outcome::Rejected { error, .. } =
+                        transport_error(&e)
+                    {
+                        last_problem = Some(error.message);
+                    }
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let answer = read_limited(response, HEC_ANSWER_BYTES).await;
+            let answer = q.scrubber.clean(&answer.body, answer.complete);
+            if (200..300).contains(&status) {
+                match serde_json::from_slice::<AckAnswer>(&answer) {
+                    Ok(a) => {
+                        for (id, indexed) in a.acks {
+                            if indexed {
+                                if let Ok(id) = id.parse::<u64>() {
+                                    if pending.remove(&id) {
+                                        done.insert(id, Outcome::Delivered);
+                                    }
                                 }
                             }
                         }
                     }
+                    Err(e) => last_problem = Some(format!("unreadable ack answer: {e}")),
                 }
-                Err(e) => last_problem = Some(format!("unreadable ack answer: {e}")),
+                continue;
             }
-            continue;
-        }
-        let hec = HecAnswer::parse(&answer);
-        let said = match (&hec.text, hec.code) {
-            (Some(t), Some(c)) => format!("{t} (code {c}, HTTP {status})"),
-            _ => status_error(status, &answer).message,
-        };
-        match (status, hec.code) {
-            // The token stopped working: later requests would be refused the same way.
-            (401 | 403, _) | (_, Some(1..=4)) => {
-                let error = DeliveryError {
-                    message: format!(
-                        "Splunk HEC refused the acknowledgement query: {said}; check the destination's token"
-                    ),
-                    ..status_error(status, &answer)
-                };
-                for id in std::mem::take(&mut pending) {
-                    done.insert(
-                        id,
-                        Outcome::Rejected {
-                            error: error.clone(),
-                            scope: RejectScope::Destination,
-                        },
-                    );
+            let hec = HecAnswer::parse(&answer);
+            let said = match (&hec.text, hec.code) {
+                (Some(t), Some(c)) => format!("{t} (code {c}, HTTP {status})"),
+                _ => status_error(status, &answer).message,
+            };
+            match (status, hec.code) {
+                // The token stopped working: later requests would be refused the same way.
+                (401 | 403, _) | (_, Some(1..=4)) => {
+                    let error = DeliveryError {
+                        message: format!(
+                            "Splunk HEC refused the acknowledgement query: {said}; check the destination's token"
+                        ),
+                        ..status_error(status, &answer)
+                    };
+                    for id in std::mem::take(&mut pending) {
+                        done.insert(
+                            id,
+                            Outcome::Rejected {
+                                error: error.clone(),
+                                scope: RejectScope::Destination,
+                            },
+                        );
+                    }
                 }
-            }
-            // The channel or acknowledgement went away: these ids can never be confirmed.
-            (_, Some(11 | 14)) | (400..=499, None) if status != 408 && status != 429 => {
-                let error = DeliveryError {
-                    message: format!(
-                        "Splunk HEC cannot confirm indexing ({said}); the events will be sent again"
-                    ),
-                    ..status_error(status, &answer)
-                };
-                for id in std::mem::take(&mut pending) {
-                    done.insert(
-                        id,
-                        Outcome::Retry {
-                            error: error.clone(),
-                            retry_after: None,
-                        },
-                    );
+                // The channel or acknowledgement went away: these ids can never be confirmed.
+                (_, Some(11 | 14)) | (400..=499, None) if status != 408 && status != 429 => {
+                    let error = DeliveryError {
+                        message: format!(
+                            "Splunk HEC cannot confirm indexing ({said}); the events will be sent again"
+                        ),
+                        ..status_error(status, &answer)
+                    };
+                    for id in std::mem::take(&mut pending) {
+                        done.insert(
+                            id,
+                            Outcome::Retry {
+                                error: error.clone(),
+                                retry_after: None,
+                            },
+                        );
+                    }
                 }
+                _ => last_problem = Some(said),
             }
-            _ => last_problem = Some(said),
         }
     }
     for id in pending {

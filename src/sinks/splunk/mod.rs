@@ -7,6 +7,9 @@
 //! by part (`Outcome::Partial`), as is a request the collector answered with code 6 (events
 //! before the invalid one were indexed). The outcome table is in [`service`] and
 //! `docs/sinks.md`.
+//!
+//! The collector's JSON answers are read up to [`HEC_ANSWER_BYTES`], and the token is masked
+//! in them before any of it is kept.
 
 mod ack;
 mod config;
@@ -20,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
-pub use ack::{FIRST_POLL, MAX_POLL_INTERVAL};
+pub use ack::{FIRST_POLL, MAX_ACKS_PER_QUERY, MAX_POLL_INTERVAL};
 pub use config::{
     SplunkConfig, TlsConfig, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SOURCETYPE,
 };
@@ -28,7 +31,8 @@ pub use encode::Encoder;
 pub use service::{classify, HecAnswer, Verdict};
 
 use super::datadog::{merge, parts, stops_the_batch};
-use super::http::{retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::http::{read_limited, retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
+use super::scrub::Scrubber;
 use super::ssrf::Guard;
 use super::webhook::{Compression, USER_AGENT};
 use super::{
@@ -39,6 +43,11 @@ use crate::event::Event;
 
 /// The header naming the data channel.
 pub const CHANNEL_HEADER: &str = "X-Splunk-Request-Channel";
+
+/// How much of a collector's answer is read. Its answers are small JSON objects (an event
+/// answer is under 100 bytes; an acknowledgement answer for [`MAX_ACKS_PER_QUERY`] ids is
+/// under 30 KB): a longer answer is not the collector's, and its rest is not read.
+pub const HEC_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Delivers batches to one Splunk HTTP Event Collector.
 pub struct SplunkSink {
@@ -53,6 +62,8 @@ pub struct SplunkSink {
     /// Authorization and channel, for acknowledgement queries and health checks.
     query_headers: HeaderMap,
     token: Secret,
+    /// Masks the token in answers.
+    scrubber: Scrubber,
     channel: String,
     ack: bool,
     ack_timeout: std::time::Duration,
@@ -180,6 +191,7 @@ impl SplunkSink {
             headers,
             query_headers,
             token: config.token.clone(),
+            scrubber: Scrubber::new([config.token.expose()]),
             channel,
             ack: config.ack,
             ack_timeout: config.ack_timeout,
@@ -223,10 +235,8 @@ impl SplunkSink {
                 _ => unreachable!("transport errors are retried or refused"),
             })?;
         let status = response.status().as_u16();
-        let answer = service::scrub(
-            &response.bytes().await.unwrap_or_default(),
-            self.token.expose(),
-        );
+        let answer = read_limited(response, HEC_ANSWER_BYTES).await;
+        let answer = self.scrubber.clean(&answer.body, answer.complete);
         let hec = HecAnswer::parse(&answer);
         let text = hec
             .text
@@ -263,17 +273,26 @@ impl SplunkSink {
         };
         let status = response.status().as_u16();
         let after = retry_after(&response);
-        let answer = match response.bytes().await {
-            Ok(b) => b,
-            // With acknowledgement the ackId is in the answer: without it the events cannot
-            // be confirmed, so they are sent again.
-            Err(e) if self.ack && (200..300).contains(&status) => {
-                return Verdict::Outcome(transport_error(&e))
+        let answer = read_limited(response, HEC_ANSWER_BYTES).await;
+        // With acknowledgement the ackId is in the answer: without all of it the events cannot
+        // be confirmed, so they are sent again. Otherwise the status says enough.
+        if self.ack && (200..300).contains(&status) {
+            if let Some(e) = &answer.error {
+                return Verdict::Outcome(transport_error(e));
             }
-            // Otherwise the status says enough.
-            Err(_) => Bytes::new(),
-        };
-        let answer = service::scrub(&answer, self.token.expose());
+            if !answer.complete {
+                return Verdict::Outcome(Outcome::Retry {
+                    error: DeliveryError {
+                        message: format!(
+                            "Splunk HEC accepted the request, but its answer is longer than {HEC_ANSWER_BYTES} bytes, so its ackId cannot be read; the events will be sent again"
+                        ),
+                        ..status_error(status, b"")
+                    },
+                    retry_after: None,
+                });
+            }
+        }
+        let answer = self.scrubber.clean(&answer.body, answer.complete);
         classify(
             status,
             &answer,
@@ -387,7 +406,7 @@ impl Sink for SplunkSink {
                 client: &self.client,
                 url: &self.ack_url,
                 headers: &self.query_headers,
-                token: self.token.expose(),
+                scrubber: &self.scrubber,
                 timeout: self.ack_timeout,
             };
             let mut confirmed = ack::confirm(&query, &ids).await;

@@ -184,11 +184,6 @@ pub fn classify(
     }
 }
 
-/// The answer without the token, should the destination echo it.
-pub fn scrub(answer: &[u8], secret: &str) -> Vec<u8> {
-    crate::sinks::datadog::scrub(answer, secret)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

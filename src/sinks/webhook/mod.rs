@@ -4,6 +4,9 @@
 //! Outcomes: 2xx delivered; 408, 429 and 5xx except 501, timeouts and connection errors are
 //! retried; 410 rejects the destination's configuration (its circuit opens); every other
 //! status (3xx — redirects are not followed — and 4xx, 501) rejects the batch.
+//!
+//! Answers are read up to [`ANSWER_READ_BYTES`] and the configured header values, the secret
+//! and the request's signature are masked in them before any of it is kept ([`Scrubber`]).
 
 mod config;
 mod encode;
@@ -17,7 +20,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 pub use config::{Compression, WebhookConfig, WebhookFormat};
 pub use signature::{InvalidSecret, SigningKey};
 
-use super::http::{retry_after, status_error, transport_error};
+use super::http::{read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES};
+use super::scrub::Scrubber;
 use super::ssrf::Guard;
 use super::{BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
 use crate::config::{DeliveryConfig, SecurityConfig};
@@ -35,6 +39,8 @@ pub struct WebhookSink {
     guard: Guard,
     headers: HeaderMap,
     key: Option<SigningKey>,
+    /// Masks the configured header values and secret in answers.
+    scrubber: Scrubber,
     format: WebhookFormat,
     compression: Compression,
 }
@@ -81,6 +87,13 @@ impl WebhookSink {
             guard,
             headers,
             key,
+            scrubber: Scrubber::new(
+                config
+                    .headers
+                    .values()
+                    .chain(config.secret.as_ref())
+                    .map(|s| s.expose()),
+            ),
             format: config.format,
             compression: config.compression,
         })
@@ -167,15 +180,15 @@ impl Sink for WebhookSink {
             .timeout(self.timeout)
             .headers(self.headers.clone())
             .body(batch.body.clone());
+        let mut signature = None;
         if let Some(key) = &self.key {
             let timestamp = chrono::Utc::now().timestamp();
+            let signed = key.sign(&batch.id, timestamp, &batch.body);
             request = request
                 .header("webhook-id", &batch.id)
                 .header("webhook-timestamp", timestamp)
-                .header(
-                    "webhook-signature",
-                    key.sign(&batch.id, timestamp, &batch.body),
-                );
+                .header("webhook-signature", &signed);
+            signature = Some(signed);
         }
         let response = match request.send().await {
             Ok(r) => r,
@@ -183,13 +196,20 @@ impl Sink for WebhookSink {
         };
         let status = response.status().as_u16();
         let after = retry_after(&response);
+        // A short answer is read to its end, so the connection goes back to the pool.
+        let answer = read_limited(response, ANSWER_READ_BYTES).await;
         if (200..300).contains(&status) {
-            // Drain the body so the connection goes back to the pool.
-            let _ = response.bytes().await;
             return Outcome::Delivered;
         }
-        let body = response.bytes().await.unwrap_or_default();
-        classify(status, &body, after)
+        let scrubber = match &signature {
+            Some(signature) => self.scrubber.with(signature),
+            None => self.scrubber.clone(),
+        };
+        classify(
+            status,
+            &scrubber.clean(&answer.body, answer.complete),
+            after,
+        )
     }
 }
 

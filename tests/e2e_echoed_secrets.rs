@@ -1,0 +1,322 @@
+//! End to end: an endpoint that echoes the request's headers in its error answers never gets
+//! courier to repeat the destination's secrets.
+//!
+//! Broker: tansu (one per test; records produced one per batch, TESTING.md quirk 2). The
+//! compiled binary delivers to an HTTP server in the test process that answers every request
+//! with the headers it received — the configured header values and the Standard Webhooks
+//! signature first — as a 400 (the batch is rejected and reported in a failure event) or a 503
+//! (the batch is retried, parked in the retry topic and finally reported). The test collects
+//! every secret the server received and looks for each in everything the answers reach: the
+//! failure events, the retry topic's records and headers, the status API's `last_error` and
+//! the log. It also checks the echo did reach them, masked.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::Router;
+use base64::Engine as _;
+use common::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+const TOPIC: &str = "event-logs";
+const FAILURES: &str = "courier-failures";
+const RETRY: &str = "courier-retry";
+const ADMIN: &str = "admin-token-0123456789";
+const KEY_ENV: &str = "COURIER_TEST_API_KEY";
+const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const AUTHORIZATION: &str = "Bearer e2e-echoed-authorization-0001";
+const API_KEY: &str = "e2e-echoed-api-key-0002";
+
+/// Headers the server echoes first (so that they fall within the part of an answer courier
+/// keeps), then the rest.
+const ECHOED: &[&str] = &["authorization", "x-api-key", "webhook-signature"];
+
+/// Every value of a secret-bearing header the server received.
+#[derive(Default)]
+struct Received {
+    values: Mutex<Vec<String>>,
+}
+
+async fn echo(
+    State(received): State<Arc<Received>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> (StatusCode, String) {
+    let value = |v: &axum::http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for name in ECHOED {
+        if let Some(v) = headers.get(*name) {
+            received.values.lock().unwrap().push(value(v));
+            pairs.push((name.to_string(), value(v)));
+        }
+    }
+    pairs.extend(
+        headers
+            .iter()
+            .filter(|(n, _)| !ECHOED.contains(&n.as_str()))
+            .map(|(n, v)| (n.to_string(), value(v))),
+    );
+    let status = if uri.path() == "/reject" {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, serde_json::to_string(&pairs).unwrap())
+}
+
+fn destination(project: &str, id: &str, url: &str) -> String {
+    format!(
+        "[[destinations]]\nproject = {}\nid = {}\ntype = \"webhook\"\nurl = {}\nsecret = {}\nheaders = {{ \"Authorization\" = {}, \"X-Api-Key\" = {} }}\n",
+        toml_str(project),
+        toml_str(id),
+        toml_str(url),
+        toml_str(SIGNING_SECRET),
+        toml_str(AUTHORIZATION),
+        toml_str(API_KEY),
+    )
+}
+
+/// Every record of `topic`: its value and its headers as `name=value` text.
+fn records_with_headers(brokers: &str, topic: &str) -> Vec<(Vec<u8>, Vec<String>)> {
+    let partitions = partition_count(brokers, topic).unwrap_or(0);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("group.id", format!("echo-reader-{}", unique_number()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .expect("create reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions as i32 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("add partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut idle = std::time::Instant::now();
+    while idle.elapsed() < Duration::from_secs(2) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            format!(
+                                "{}={}",
+                                h.key,
+                                String::from_utf8_lossy(h.value.unwrap_or_default())
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or_default().to_vec(), headers));
+            idle = std::time::Instant::now();
+        }
+    }
+    out
+}
+
+/// `method path` on the API with the admin token → JSON.
+fn api(addr: &str, method: &str, path: &str) -> Value {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    rt().block_on(async {
+        let response = client
+            .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method} {path}");
+        serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    })
+}
+
+/// Broker: tansu. Two webhook destinations with a signing secret and two secret headers, whose
+/// endpoint echoes the request headers in a 400 and in a 503: the failure events, the retry
+/// topic, the status API and the log show the echo masked, and none of the secrets (header
+/// values, signing secret, any signature sent).
+#[test]
+fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+
+    let received = Arc::new(Received::default());
+    let listener = rt()
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().fallback(echo).with_state(received.clone());
+    let server = rt().spawn(async move {
+        axum::serve(listener, app).await.expect("serve");
+    });
+
+    let mut cfg = CourierConfig::new(&brokers)
+        .delivery("retry_max_elapsed", "\"500ms\"")
+        .delivery("retry_schedule", "[\"1s\"]")
+        .delivery("circuit_failure_threshold", "100")
+        .delivery("request_timeout", "\"2s\"")
+        .destination(destination(
+            "proj_a",
+            "hook-reject",
+            &format!("http://{addr}/reject"),
+        ))
+        .destination(destination(
+            "proj_a",
+            "hook-down",
+            &format!("http://{addr}/down"),
+        ));
+    cfg.extra = format!(
+        "\n[api]\nencryption_key_env = {}\ntokens = [{{ token = {} }}]\n",
+        toml_str(KEY_ENV),
+        toml_str(ADMIN),
+    );
+    cfg.env.push((
+        KEY_ENV.into(),
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    ));
+    let courier = Courier::start_ready(&cfg);
+    produce(
+        &brokers,
+        TOPIC,
+        (0..4).map(|i| {
+            let event = serde_json::json!({
+                "id": format!("evt-{i}-{}", unique_number()),
+                "timestamp": "2026-01-01T00:00:00Z",
+                "level": "INFO", "type": "APP_EVENT", "message": "hello",
+                "projectId": "proj_a",
+            });
+            (Some(i % 2), event.to_string().into_bytes())
+        }),
+    );
+
+    // Both destinations end their events in failure events (hook-down after its retry).
+    let mut failures: Vec<Value> = Vec::new();
+    wait_explained(
+        "failure events for both destinations",
+        Duration::from_secs(120),
+        Duration::from_millis(300),
+        || {
+            failures = read_all(&brokers, FAILURES, Duration::from_millis(500))
+                .into_iter()
+                .map(|(_, _, b)| serde_json::from_slice(&b).expect("failure events are JSON"))
+                .collect();
+            ["hook-reject", "hook-down"].iter().all(|d| {
+                failures
+                    .iter()
+                    .any(|f| f["destinationId"] == *d && f["payload"]["eventIds"].is_array())
+            })
+        },
+        || courier.log_tail(),
+    );
+
+    // The API: the status's last error (kept for retried failures) and the test answers.
+    let base = "/v1/projects/proj_a/destinations";
+    let mut answers: Vec<(String, String)> = Vec::new();
+    let status = api(courier.listen(), "GET", &format!("{base}/hook-down/status"));
+    let message = status["last_error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("hook-down has no last_error: {status}"));
+    answers.push(("hook-down's status".into(), message.to_owned()));
+    for (id, outcome) in [("hook-reject", "rejected"), ("hook-down", "retry")] {
+        let test = api(courier.listen(), "POST", &format!("{base}/{id}/test"));
+        assert_eq!(test["outcome"], outcome, "{test}");
+        let message = test["message"].as_str().unwrap_or_default();
+        answers.push((format!("{id}'s test answer"), message.to_owned()));
+    }
+
+    // The secrets: configured values, and every signature the endpoint received.
+    let mut secrets: Vec<String> = received
+        .values
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v.starts_with("v1,"))
+        .cloned()
+        .collect();
+    assert!(!secrets.is_empty(), "requests were signed");
+    secrets.extend(
+        [
+            SIGNING_SECRET,
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            AUTHORIZATION,
+            "e2e-echoed-authorization",
+            API_KEY,
+        ]
+        .map(String::from),
+    );
+    let assert_clean = |what: &str, text: &str| {
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{s:?} in {what}: {text}");
+        }
+    };
+    let masked = [
+        "[\"authorization\",\"****\"]",
+        "[\"x-api-key\",\"****\"]",
+        "[\"webhook-signature\",\"****\"]",
+    ];
+    let assert_masked_echo = |what: &str, text: &str| {
+        assert_clean(what, text);
+        for m in masked {
+            assert!(text.contains(m), "{what} does not show {m}: {text}");
+        }
+    };
+
+    // Failure events: the echo is there, masked.
+    for (id, status) in [("hook-reject", 400), ("hook-down", 503)] {
+        let f = failures
+            .iter()
+            .find(|f| f["destinationId"] == id && f["payload"]["eventIds"].is_array())
+            .unwrap();
+        assert_eq!(f["error"]["httpStatus"], status, "{f}");
+        assert_masked_echo(
+            &format!("{id}'s failure event"),
+            f["error"]["message"].as_str().unwrap(),
+        );
+    }
+    let all_failures: Vec<u8> = read_all(&brokers, FAILURES, Duration::from_secs(1))
+        .into_iter()
+        .flat_map(|(_, _, b)| b)
+        .collect();
+    assert_clean(
+        "the failures topic",
+        &String::from_utf8_lossy(&all_failures),
+    );
+
+    // The retry topic: hook-down's parked batch, its last error masked.
+    let parked = records_with_headers(&brokers, RETRY);
+    let last_errors: Vec<&String> = parked
+        .iter()
+        .flat_map(|(_, headers)| headers)
+        .filter(|h| h.starts_with("courier-last-error="))
+        .collect();
+    assert!(!last_errors.is_empty(), "hook-down's batch was parked");
+    for h in &last_errors {
+        assert_masked_echo("a retry record's last-error header", h);
+    }
+    for (value, headers) in &parked {
+        assert_clean("a retry record", &String::from_utf8_lossy(value));
+        assert_clean("a retry record's headers", &headers.join("\n"));
+    }
+
+    for (what, message) in &answers {
+        assert_masked_echo(what, message);
+    }
+
+    // The log.
+    let log = std::fs::read_to_string(courier.log_path()).unwrap();
+    assert!(log.contains("****"), "the log shows the masked echo");
+    assert_clean("the log", &log);
+    server.abort();
+}
