@@ -249,3 +249,72 @@ fn a_member_stops_reporting_partitions_it_handed_over() {
         );
     }
 }
+
+/// Broker: mock cluster (it keeps only the newest few thousand messages of a partition and
+/// moves the log start past older ones — retention, on a small scale). The group committed
+/// offset 5, then the log start moved far past it. librdkafka's `auto.offset.reset = latest`
+/// used to apply to such an out-of-range offset as well, and courier jumped to the end: every
+/// event still in the log was skipped. Now it starts at the log start, delivers everything
+/// still there, and counts and logs the offsets retention deleted.
+#[test]
+fn a_committed_offset_below_the_log_start_starts_at_the_log_start_not_the_end() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    cluster.create_topic(FAILURES, 1, 1).unwrap();
+    cluster.create_topic("courier-retry", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let first = events(10, 21);
+    produce_batched(
+        &brokers,
+        TOPIC,
+        first.iter().map(|e| (0, e.clone())).collect(),
+    );
+    commit_group_offsets(&brokers, "courier-test", TOPIC, &[(0, 5)]);
+    let more = events(12_000, 22);
+    produce_batched(
+        &brokers,
+        TOPIC,
+        more.iter().map(|e| (0, e.clone())).collect(),
+    );
+    let (low, high) = watermarks(&brokers, TOPIC, 0);
+    assert!(
+        low > 5,
+        "the mock cluster kept everything (log start {low}); nothing to test"
+    );
+
+    let hook = WebhookReceiver::start(ReceiverConfig::default());
+    let cfg = CourierConfig::new(&brokers)
+        // The default: where a partition the group never committed starts.
+        .kafka_option("auto.offset.reset", "latest")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let courier = Courier::start_ready(&cfg);
+    let expected = usize::try_from(high - low).unwrap();
+    wait_for(
+        "every event still in the log is delivered",
+        &courier,
+        || hook.event_count() >= expected,
+    );
+    let kept: HashSet<String> = first
+        .iter()
+        .chain(&more)
+        .skip(usize::try_from(low).unwrap())
+        .map(|e| event_id(e))
+        .collect();
+    let delivered: HashSet<String> = hook.events().iter().map(|e| event_id(e)).collect();
+    assert_eq!(delivered, kept, "exactly the events from the log start on");
+    let metrics = courier.metrics();
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "courier_skipped_offsets_total",
+            &[("reason", "retention")]
+        ),
+        Some((low - 5) as f64),
+        "offsets deleted before courier read them are counted"
+    );
+    assert!(
+        courier.log_tail().contains("below the log start"),
+        "{}",
+        courier.log_tail()
+    );
+}

@@ -553,6 +553,38 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> Vec<(i32, i64, Ve
     out
 }
 
+/// Commits `offsets` (`(partition, offset)`) of `topic` for group `group_id`, as if a member
+/// had consumed up to there.
+pub fn commit_group_offsets(brokers: &str, group_id: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let consumer: BaseConsumer = base_config(brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("create offset client");
+    let mut tpl = TopicPartitionList::new();
+    for &(p, o) in offsets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o))
+            .expect("add partition");
+    }
+    consumer
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit group offsets");
+}
+
+/// The log start (low watermark) and end of one partition, as the broker reports them.
+pub fn watermarks(brokers: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let consumer: BaseConsumer = base_config(brokers)
+        .set(
+            "group.id",
+            format!("harness-watermarks-{}", unique_number()),
+        )
+        .create()
+        .expect("create client");
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .expect("fetch watermarks")
+}
+
 /// The offsets group `group_id` has committed for `topic` (OffsetFetch), per partition that
 /// has one.
 pub fn committed_offsets(brokers: &str, group_id: &str, topic: &str) -> HashMap<i32, i64> {
