@@ -865,3 +865,33 @@ fn masked_secrets_stay_where_they_were_sent() {
     h.assert_alive(&c);
     c.assert_no_secret(&[HOOK_SECRET, HEADER_SECRET]);
 }
+
+/// A tenant cannot make courier run destinations without end: each costs a lane, an HTTP
+/// client and a queue on every replica.
+#[test]
+fn a_project_has_at_most_100_api_destinations() {
+    let h = Hostile::start();
+    let c = Client::new(&h.courier);
+    let hook = json!({ "type": "webhook", "url": h.receiver.url() });
+    for i in 0..100 {
+        let (s, body) = h.tenant(&c, "PUT", &format!("/d-{i}"), Some(hook.clone()));
+        assert_eq!(s, 201, "{i}: {body}");
+    }
+    let (s, body) = h.tenant(&c, "PUT", "/d-100", Some(hook.clone()));
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_destinations", "{body}");
+    // Replacing one is not creating one.
+    let (s, body) = h.tenant(&c, "PUT", "/d-7", Some(hook.clone()));
+    assert_eq!(s, 200, "{body}");
+    // Other projects have their own room; a deleted destination makes room.
+    let (s, body) = c.admin(
+        "PUT",
+        "/v1/projects/proj_b/destinations/d-0",
+        Some(hook.clone()),
+    );
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(h.tenant(&c, "DELETE", "/d-0", None).0, 204);
+    let (s, body) = h.tenant(&c, "PUT", "/d-100", Some(hook));
+    assert_eq!(s, 201, "{body}");
+    h.assert_alive(&c);
+}

@@ -262,6 +262,28 @@ impl Inner {
             })
     }
 
+    /// 409 when the project already has as many destinations in the store as one may
+    /// ([`config::bounds::MAX_API_DESTINATIONS_PER_PROJECT`]): each costs a lane, a client
+    /// and a queue on every replica. Checked against this replica's view of the store.
+    fn check_room(&self, project: &str) -> Result<(), ApiError> {
+        let max = config::bounds::MAX_API_DESTINATIONS_PER_PROJECT;
+        let held = self
+            .store
+            .snapshot()
+            .entries
+            .keys()
+            .filter(|(p, _)| p == project)
+            .count();
+        if held < max {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_destinations",
+            format!("project {project:?} already has {held} destinations created through the API, the most one may have ({max}); delete one first"),
+        ))
+    }
+
     /// Checks a definition as the API accepts it, adding what is wrong to `errors` (found
     /// before: secrets that may not be kept); returns it parsed.
     fn check(
@@ -482,7 +504,7 @@ pub(crate) async fn get_one(
 
 #[utoipa::path(put, path = "/v1/projects/{project}/destinations/{id}", tag = "destinations",
     summary = "Create or replace a destination",
-    description = "Validates the definition and writes it to the destinations store; every replica applies it within a second. `project` and `id` come from the path. A secret sent back exactly as its mask keeps the stored secret. Destinations of the configuration file cannot be replaced (409). `file` destinations, Splunk `tls.ca_file` and S3 destinations without their own keys are refused.",
+    description = "Validates the definition and writes it to the destinations store; every replica applies it within a second. `project` and `id` come from the path. A secret sent back exactly as its mask keeps the stored secret, unless the definition changes where the destination sends (webhook `url`, Datadog `site`/`endpoint`, Splunk `endpoint`, S3 `endpoint`/`bucket`/`region`/`force_path_style`): then each secret must be given again (422 naming it). Destinations of the configuration file cannot be replaced (409); a project has at most 100 destinations created through the API (409). `file` destinations, Splunk `tls.ca_file` and S3 destinations without their own keys are refused. Every setting has bounds (422 naming the key).",
     params(("project" = String, Path, description = "The projectId"), ("id" = String, Path, description = "The destination id: letters, digits, '.', '_', '-'")),
     request_body(content = openapi::DestinationInput, content_type = "application/json"),
     responses(
@@ -491,7 +513,7 @@ pub(crate) async fn get_one(
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No or unknown bearer token", body = ErrorBody),
         (status = 403, description = "The token may not act on this project", body = ErrorBody),
-        (status = 409, description = "The destination is managed by the configuration file", body = ErrorBody),
+        (status = 409, description = "The destination is managed by the configuration file, or the project already has as many destinations as one may (100)", body = ErrorBody),
         (status = 422, description = "The definition is not valid; `details` lists each error with its JSON pointer", body = ErrorBody),
         (status = 503, description = "The store cannot be written now, or courier is starting", body = ErrorBody),
     ),
@@ -507,6 +529,9 @@ pub(crate) async fn put(
     let existing = api.find(&project, &id);
     if existing.as_ref().is_some_and(|f| f.managed_by == FILE) {
         return Err(read_only(&project, &id));
+    }
+    if existing.is_none() {
+        api.check_room(&project)?;
     }
     let mut definition = definition_from(body, &project, Some(&id))?;
     let refused = match &existing {

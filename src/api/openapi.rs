@@ -10,11 +10,14 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail, ErrorInfo};
 use super::{http, jobs};
+use crate::config::bounds;
 
 /// The keys a destination definition may have, by type (the `[[destinations]]` keys).
 fn definition_properties(types: &[&str]) -> Value {
     let string = json!({ "type": "string" });
     let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let int =
+        |(min, max): bounds::Range| json!({ "type": "integer", "minimum": min, "maximum": max });
     let secret = |what: &str| {
         json!({ "type": "string",
             "description": format!("{what}. Write-only: answers show it masked (\"****1234\"); sending the mask back keeps the stored value.") })
@@ -39,16 +42,17 @@ fn definition_properties(types: &[&str]) -> Value {
         },
         "delivery": {
             "type": "object", "additionalProperties": false,
-            "description": "Overrides of courier's [delivery] defaults (durations like \"1s\", \"2m\").",
+            "description": "Overrides of courier's [delivery] defaults (durations like \"1s\", \"2m\"). Every setting has bounds (courier's docs/operations.md, \"Bounds\"); a value outside them is refused with 422.",
             "properties": {
-                "batch_max_events": { "type": "integer", "minimum": 1 },
-                "batch_max_bytes": { "type": "integer", "minimum": 1 },
-                "batch_timeout": string, "max_in_flight": { "type": "integer", "minimum": 1 },
+                "batch_max_events": int(bounds::BATCH_MAX_EVENTS),
+                "batch_max_bytes": int(bounds::BATCH_MAX_BYTES),
+                "batch_timeout": string, "max_in_flight": int(bounds::MAX_IN_FLIGHT),
                 "request_timeout": string, "retry_max_elapsed": string,
                 "retry_initial_backoff": string, "retry_max_backoff": string,
-                "queue_max_events": { "type": "integer", "minimum": 1 },
-                "retry_schedule": strings,
-                "circuit_failure_threshold": { "type": "integer", "minimum": 1 },
+                "queue_max_events": int(bounds::QUEUE_MAX_EVENTS),
+                "retry_schedule": { "type": "array", "items": { "type": "string" },
+                    "maxItems": bounds::MAX_RETRY_SCHEDULE_LEN },
+                "circuit_failure_threshold": int(bounds::CIRCUIT_FAILURE_THRESHOLD),
                 "probe_interval": string, "pause_after": string,
             }
         },
@@ -64,7 +68,7 @@ fn definition_properties(types: &[&str]) -> Value {
         "token": secret("splunk_hec: the HEC token"),
         "index": string, "sourcetype": string, "host": string,
         "ack": { "type": "boolean" }, "ack_timeout": string,
-        "max_request_bytes": { "type": "integer", "minimum": 1 },
+        "max_request_bytes": int(bounds::MAX_REQUEST_BYTES),
         "tls": { "type": "object", "properties": { "insecure_skip_verify": { "type": "boolean" } } },
         "bucket": string, "region": string, "force_path_style": { "type": "boolean" },
         "prefix": string, "key_template": string,
@@ -73,8 +77,8 @@ fn definition_properties(types: &[&str]) -> Value {
         "session_token": secret("s3: a session token"),
         "server_side_encryption": { "type": "string", "enum": ["AES256", "aws:kms"] },
         "kms_key_id": string,
-        "multipart_threshold": { "type": "integer", "minimum": 1 },
-        "multipart_part_size": { "type": "integer", "minimum": 1 },
+        "multipart_threshold": int(bounds::MULTIPART_THRESHOLD),
+        "multipart_part_size": int(bounds::MULTIPART_PART_SIZE),
     })
 }
 

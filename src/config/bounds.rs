@@ -104,6 +104,10 @@ pub const MAX_NAME_CHARS: usize = 256;
 /// A host path (`file` `path`, Splunk `tls.ca_file`).
 pub const MAX_PATH_BYTES: usize = 4096;
 
+/// Destinations one project may have in the destinations store (created through the API;
+/// the file's are the operator's and do not count).
+pub const MAX_API_DESTINATIONS_PER_PROJECT: usize = 100;
+
 // ---- per sink ----
 
 /// Webhook `headers` entries.
