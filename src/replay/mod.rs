@@ -13,6 +13,7 @@
 mod plan;
 mod range;
 
+use crate::source::continuity::{Continuity, Verdict};
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -435,6 +436,13 @@ where
             .map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    // Each range's first record must be the one asked for: a broker that answers a fetch
+    // from inside a record batch with the next batch (tansu) would skip the start of the
+    // range, and a range inside one batch entirely.
+    let mut continuity = Continuity::default();
+    for r in ranges.iter().filter(|r| !r.is_empty()) {
+        continuity.expect(r.partition, READER_GENERATION, r.start, 0);
+    }
     let mut read = 0;
     let total: u64 = ranges.iter().map(PartitionRange::len).sum();
     let mut last_line = Instant::now();
@@ -449,10 +457,17 @@ where
             () = stop.cancelled() => return Err("interrupted; what was sent so far stays sent".into()),
             m = consumer.recv() => m,
             () = tokio::time::sleep(Duration::from_millis(500)) => {
+                for (partition, to) in continuity.silent(std::time::Instant::now()) {
+                    seek(consumer, topic, partition, to, &mut continuity);
+                }
                 // Offsets past the last message (transaction markers, compaction) never
-                // arrive: a partition whose position reached its end is done.
+                // arrive: a partition whose position reached its end is done (unless it is
+                // still being rewound to the record it must return first).
                 if let Ok(positions) = consumer.position() {
                     for e in positions.elements_for_topic(topic) {
+                        if continuity.watches(e.partition()) {
+                            continue;
+                        }
                         if let Offset::Offset(pos) = e.offset() {
                             if open.get(&e.partition()).is_some_and(|end| pos >= *end) {
                                 open.remove(&e.partition());
@@ -477,6 +492,18 @@ where
         let Some(&end) = open.get(&partition) else {
             continue;
         };
+        match continuity.check(partition, READER_GENERATION, offset) {
+            Verdict::Take => {}
+            Verdict::Seen => continue,
+            Verdict::Rewind { to } => {
+                seek(consumer, topic, partition, to, &mut continuity);
+                continue;
+            }
+            Verdict::Gap { from, to } => {
+                tracing::warn!(topic, partition, first_offset = from, last_offset = to - 1,
+                    "offsets of the range were not returned by the broker even after rewinding (compaction, transaction markers or deleted records); going on without them");
+            }
+        }
         if offset >= end {
             finish(consumer, topic, partition, &mut open);
             continue;
@@ -491,6 +518,24 @@ where
         }
     }
     Ok(read)
+}
+
+/// The assignment generation of a replay's reader: it is assigned once.
+const READER_GENERATION: u64 = 1;
+
+/// Rewinds a partition the broker skipped records of; a failed seek ends the watch (what
+/// comes is then read as it comes).
+fn seek(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+    to: i64,
+    continuity: &mut Continuity,
+) {
+    if let Err(e) = consumer.seek(topic, partition, Offset::Offset(to), Duration::ZERO) {
+        tracing::warn!(topic, partition, offset = to, error = %e, "cannot rewind a partition to read records the broker skipped");
+        continuity.forget(partition);
+    }
 }
 
 fn finish(consumer: &StreamConsumer, topic: &str, partition: i32, open: &mut HashMap<i32, i64>) {
