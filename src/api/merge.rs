@@ -116,6 +116,14 @@ url = "https://example.com/a"
             ("p".into(), "broken".into()),
             entry(json!({"project": "p", "id": "broken", "type": "webhook"})),
         );
+        // Stored before its value had a bound: left out, not run (it used to crash-loop the
+        // fleet, every replica replaying it at start).
+        snapshot.entries.insert(
+            ("p".into(), "huge".into()),
+            entry(json!({"project": "p", "id": "huge", "type": "webhook",
+                "url": "https://example.com/c",
+                "delivery": {"queue_max_events": 2_305_843_009_213_693_952_u64}})),
+        );
         let merged = merge(&file(), &snapshot);
         let ids: Vec<&str> = merged.destinations.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["from-file", "from-api"]);
