@@ -321,7 +321,10 @@ fn delivery(
     let is_set = |key: &str| set.iter().any(|k| k == key);
     let before = errors.list.len();
     for e in found.list {
-        let key = e.path[path.len()..]
+        let key = e
+            .path
+            .strip_prefix(path)
+            .unwrap_or(&e.path)
             .trim_start_matches('.')
             .split('[')
             .next()

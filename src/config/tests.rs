@@ -708,3 +708,158 @@ fn the_file_reads_a_ca_file_only_when_it_is_a_small_regular_file() {
         assert!(e.contains(expect), "{}: {e}", path.display());
     }
 }
+
+mod fuzz {
+    //! The API's definition parser on arbitrary definitions: never a panic, and whatever it
+    //! accepts is within the bounds.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+
+    /// Keys of every destination type, common ones and nested tables included, so that the
+    /// generated tables reach the checks rather than stopping at "unknown field".
+    const KEYS: &[&str] = &[
+        "type",
+        "url",
+        "secret",
+        "headers",
+        "format",
+        "compression",
+        "api_key",
+        "site",
+        "endpoint",
+        "service",
+        "source",
+        "hostname",
+        "tags",
+        "token",
+        "index",
+        "sourcetype",
+        "host",
+        "ack",
+        "ack_timeout",
+        "max_request_bytes",
+        "tls",
+        "ca_file",
+        "insecure_skip_verify",
+        "bucket",
+        "region",
+        "force_path_style",
+        "prefix",
+        "key_template",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "server_side_encryption",
+        "kms_key_id",
+        "multipart_threshold",
+        "multipart_part_size",
+        "filter",
+        "min_level",
+        "levels",
+        "types",
+        "search",
+        "since",
+        "until",
+        "delivery",
+        "batch_max_events",
+        "batch_max_bytes",
+        "batch_timeout",
+        "max_in_flight",
+        "request_timeout",
+        "retry_max_elapsed",
+        "retry_initial_backoff",
+        "retry_max_backoff",
+        "queue_max_events",
+        "retry_schedule",
+        "circuit_failure_threshold",
+        "probe_interval",
+        "pause_after",
+        "enabled",
+        "path",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop::sample::select(vec![
+                "webhook",
+                "datadog",
+                "splunk_hec",
+                "s3",
+                "file",
+                "https://example.com/h",
+                "http://127.0.0.1/",
+                "http://169.254.169.254/",
+                "1s",
+                "0s",
+                "7days",
+                "300000000000years",
+                "18446744073709551615s",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "gzip",
+                "ndjson",
+                "INFO",
+                "/dev/zero",
+                "aws:kms",
+                "",
+                "****abcd",
+            ])
+            .prop_map(Value::from),
+            ".{0,40}".prop_map(Value::from),
+        ]
+    }
+
+    fn definition() -> impl Strategy<Value = Value> {
+        let value = leaf().prop_recursive(3, 48, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..8).prop_map(
+                    |pairs| {
+                        Value::Object(
+                            pairs
+                                .into_iter()
+                                .map(|(k, v)| (k.to_owned(), v))
+                                .collect::<Map<_, _>>(),
+                        )
+                    }
+                ),
+            ]
+        });
+        (
+            prop::sample::select(vec!["webhook", "datadog", "splunk_hec", "s3", "file"]),
+            prop::collection::vec((prop::sample::select(KEYS), value), 0..12),
+        )
+            .prop_map(|(kind, pairs)| {
+                let mut map: Map<String, Value> =
+                    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                map.entry("type").or_insert_with(|| json!(kind));
+                map.insert("project".into(), json!("p"));
+                map.insert("id".into(), json!("d"));
+                Value::Object(map)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_definitions_never_panic(definition in definition()) {
+            let defaults = DeliveryConfig::default();
+            let security = SecurityConfig::default();
+            if let Ok(d) = parse_destination(definition, &defaults, &security) {
+                let q = &d.delivery;
+                prop_assert!(bounds::size(q.queue_max_events, bounds::QUEUE_MAX_EVENTS).is_ok());
+                prop_assert!(bounds::size(q.max_in_flight, bounds::MAX_IN_FLIGHT).is_ok());
+                prop_assert!(bounds::duration(q.retry_max_elapsed, bounds::RETRY_MAX_ELAPSED).is_ok());
+                prop_assert!(!matches!(d.sink, SinkConfig::File(_)));
+            }
+        }
+    }
+}
