@@ -261,10 +261,14 @@ fn destination_at(
             &[("endpoint", SplunkConfig::check_endpoint)],
         )
         .filter(|sink| {
-            // Only the file's definitions get here with a CA file (the API's lost the key).
+            // The file's definitions only (the API's lost the key already, and are never
+            // read from the host whatever they say).
             let SinkConfig::SplunkHec(c) = sink else {
                 return true;
             };
+            if origin == Origin::Api {
+                return true;
+            }
             match c.read_host_files() {
                 Ok(()) => true,
                 Err((key, message)) => {
