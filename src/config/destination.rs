@@ -410,6 +410,11 @@ fn filter(value: Value, path: &str, errors: &mut Errors) -> Option<FilterConfig>
             }
         }
     }
+    if let Some(levels) = &f.levels {
+        if let Err(message) = bounds::entries(levels.len(), bounds::MAX_FILTER_VALUES) {
+            errors.push(format!("{path}.levels"), message);
+        }
+    }
     if let Some(search) = &f.search {
         if let Err(message) = bounds::chars(search, bounds::MAX_FILTER_VALUE_CHARS) {
             errors.push(format!("{path}.search"), message);
