@@ -11,7 +11,8 @@ pub mod config;
 pub mod demo;
 pub mod event;
 pub mod failures;
-pub mod generator;
+/// The Event Log generator (its own crate, `lib/generator`), re-exported for the demo and tests.
+pub use courier_generator as generator;
 pub mod kafka;
 pub mod lane;
 pub mod logging;
@@ -23,6 +24,7 @@ pub mod replay;
 pub mod retry_worker;
 pub mod routing;
 pub mod server;
+pub mod settle;
 pub mod sinks;
 pub mod source;
 pub mod test_destination;
