@@ -29,10 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, DestinationConfig};
 use crate::event::Event;
-use crate::failures::{DeliveryFailure, FailureReporter};
+use crate::failures::FailureReporter;
 use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
-use crate::parking::{scheduled_delay, ParkRequest, Parked, Parker};
+use crate::parking::{Parked, Parker};
+use crate::settle::Settler;
 use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
 use crate::source::continuity::{Continuity, Verdict};
 use crate::source::{Acker, Committer, SourceConsumer};
@@ -404,13 +405,28 @@ async fn sleep_until_ms(due_ms: Option<i64>) {
     }
 }
 
-/// One scheduled attempt of a parked batch.
+/// One scheduled attempt of a parked batch, settled as the lane settles its batches
+/// ([`crate::settle`]): what fails again waits for the next scheduled attempt.
 async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, batch: Pending) {
     let (project, destination, attempt) = key;
     let first_failure = Utc
         .timestamp_millis_opt(batch.first_failure_ms)
         .single()
         .unwrap_or_else(Utc::now);
+    let settler = |destination_type, schedule, stats| Settler {
+        project: &project,
+        destination: &destination,
+        destination_type,
+        stats,
+        schedule,
+        attempt,
+        first_attempt: first_failure,
+        source_topic: &shared.source_topic,
+        acker: &shared.acker,
+        failures: &shared.failures,
+        parker: &shared.parker,
+        metrics: &shared.metrics,
+    };
     let Some(target) = target else {
         let error = DeliveryError {
             kind: ErrorKind::DestinationRemoved,
@@ -419,17 +435,9 @@ async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, ba
                 "destination {destination} of project {project} no longer exists or is disabled; its parked events cannot be delivered"
             ),
         };
-        let settle = Settle {
-            shared,
-            project: &project,
-            destination: &destination,
-            destination_type: "unknown",
-            attempt,
-            first_failure,
-            schedule: &[],
-            stats: None,
-        };
-        settle.report(&batch.events, &error).await;
+        settler("unknown", &[], None)
+            .fail(&batch.events, &error, attempt)
+            .await;
         return;
     };
     let _slot = target
@@ -446,16 +454,11 @@ async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, ba
         },
     };
     target.health.record(&outcome).await;
-    let settle = Settle {
-        shared,
-        project: &project,
-        destination: &destination,
-        destination_type: target.config.sink.type_name(),
-        attempt,
-        first_failure,
-        schedule: &target.config.delivery.retry_schedule,
-        stats: Some(&target.stats),
-    };
+    let settler = settler(
+        target.config.sink.type_name(),
+        &target.config.delivery.retry_schedule,
+        Some(&target.stats),
+    );
     let parts = match outcome {
         Outcome::Partial(parts) => parts,
         whole => vec![(0..batch.events.len(), whole)],
@@ -464,128 +467,6 @@ async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, ba
         let Some(events) = batch.events.get(range) else {
             continue;
         };
-        settle.one(events, outcome).await;
-    }
-}
-
-/// Settles the parts of one retry attempt.
-struct Settle<'a> {
-    shared: &'a Shared,
-    project: &'a str,
-    destination: &'a str,
-    destination_type: &'a str,
-    attempt: u32,
-    first_failure: chrono::DateTime<Utc>,
-    schedule: &'a [Duration],
-    stats: Option<&'a DestinationStats>,
-}
-
-impl Settle<'_> {
-    async fn one(&self, events: &[Event], outcome: Outcome) {
-        match outcome {
-            Outcome::Delivered => {
-                let n = events.len() as u64;
-                self.shared
-                    .metrics
-                    .delivered
-                    .with_label_values(&[self.destination_type])
-                    .inc_by(n);
-                if let Some(stats) = self.stats {
-                    stats.add_delivered(n);
-                }
-                tracing::info!(events = events.len(), "parked events delivered");
-                self.shared.acker.complete(events.iter().map(|e| e.ack));
-            }
-            Outcome::Rejected {
-                error,
-                scope: RejectScope::Data,
-            } => self.report(events, &error).await,
-            Outcome::Retry { error, .. }
-            | Outcome::Rejected {
-                error,
-                scope: RejectScope::Destination,
-            } => match scheduled_delay(self.schedule, self.attempt + 1) {
-                Some(delay) => self.park_again(events, &error, delay).await,
-                None => self.report(events, &error).await,
-            },
-            Outcome::Partial(_) => {
-                let error = DeliveryError {
-                    kind: ErrorKind::Encode,
-                    http_status: None,
-                    message: "the sink nested partial outcomes".into(),
-                };
-                match scheduled_delay(self.schedule, self.attempt + 1) {
-                    Some(delay) => self.park_again(events, &error, delay).await,
-                    None => self.report(events, &error).await,
-                }
-            }
-        }
-    }
-
-    async fn park_again(&self, events: &[Event], error: &DeliveryError, delay: Duration) {
-        let message = error.to_string();
-        let request = ParkRequest {
-            project: self.project,
-            destination: self.destination,
-            attempt: self.attempt + 1,
-            delay,
-            first_failure: self.first_failure,
-            last_error: &message,
-            events,
-            source_topic: &self.shared.source_topic,
-        };
-        match self.shared.parker.park(&request).await {
-            Ok(outcome) => {
-                // Events too large to park again are reported instead (and complete then).
-                let (parked, too_large) = outcome.split(events);
-                tracing::info!(events = parked.len(), next_attempt = self.attempt + 1, due_in = ?delay, error = %error, "parked again");
-                self.shared
-                    .metrics
-                    .parked
-                    .with_label_values(&[self.destination_type])
-                    .inc_by(parked.len() as u64);
-                if let Some(stats) = self.stats {
-                    stats.add_parked(parked.len() as u64);
-                }
-                self.shared.acker.complete(parked.iter().map(|e| e.ack));
-                if !too_large.is_empty() {
-                    self.report(&too_large, &outcome.error(error)).await;
-                }
-            }
-            Err(abandoned) => {
-                tracing::warn!(%abandoned, "not parked again; the records are read again later")
-            }
-        }
-    }
-
-    async fn report(&self, events: &[Event], error: &DeliveryError) {
-        let failure = DeliveryFailure {
-            project: self.project,
-            destination_id: self.destination,
-            destination_type: self.destination_type,
-            error,
-            attempts: self.attempt,
-            first_attempt: self.first_failure,
-            last_attempt: Utc::now(),
-            events,
-        };
-        match self.shared.failures.delivery_failed(failure).await {
-            Ok(_) => {
-                let n = events.len() as u64;
-                tracing::warn!(events = n, error = %error, "parked events failed for good; failure event written");
-                self.shared
-                    .metrics
-                    .failed
-                    .with_label_values(&[self.destination_type])
-                    .inc_by(n);
-                if let Some(stats) = self.stats {
-                    stats.add_failed(n);
-                }
-                self.shared.acker.complete(events.iter().map(|e| e.ack));
-            }
-            Err(abandoned) => {
-                tracing::warn!(%abandoned, "failure event not written; the records are read again later")
-            }
-        }
+        settler.settle(events, outcome, attempt).await;
     }
 }

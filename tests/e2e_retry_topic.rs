@@ -137,6 +137,32 @@ fn parked_records_after_a_rewind_into_a_batch_are_delivered() {
         "{:?}",
         receiver.violations()
     );
+    // Every event here was delivered by the retry worker: its bytes are counted in
+    // courier_delivered_bytes_total as the lane's are (they were not, before the lane and
+    // the retry worker settled through one function).
+    let webhook = [("destination_type", "webhook")];
+    wait_until(
+        "the deliveries are counted",
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || {
+            metric_sum(
+                &courier.metrics(),
+                "courier_events_delivered_total",
+                &webhook,
+            ) == Some(expected.len() as f64)
+        },
+    );
+    let bytes: usize = expected.iter().map(Vec::len).sum();
+    assert_eq!(
+        metric_sum(
+            &courier.metrics(),
+            "courier_delivered_bytes_total",
+            &webhook
+        ),
+        Some(bytes as f64),
+        "bytes of the parked events the retry worker delivered"
+    );
     wait_until(
         "the retry group commits past every parked record",
         Duration::from_secs(15),

@@ -30,10 +30,11 @@ pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
 
 use crate::config::{DeliveryConfig, DestinationConfig};
 use crate::event::Event;
-use crate::failures::{DeliveryFailure, FailureReporter};
+use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
-use crate::parking::{scheduled_delay, ParkRequest, Parker};
-use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
+use crate::parking::Parker;
+use crate::settle::{nested_parts, Settler};
+use crate::sinks::{DeliveryError, ErrorKind, Outcome, Sink};
 use crate::source::Acker;
 
 /// What every lane shares with the rest of the pipeline.
@@ -294,7 +295,7 @@ async fn contained(shared: &LaneShared, events: &[Event]) {
             http_status: None,
             message: "courier failed while delivering these events (an internal error, logged); they can be replayed".into(),
         };
-        fail(shared, events, &error, 0, started).await;
+        settler(shared, started).fail(events, &error, 0).await;
     }
 }
 
@@ -310,10 +311,11 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// Delivers one batch, as the destination's circuit allows: attempts with in-line retries
 /// until delivered, rejected, out of budget or the circuit opens. Delivered events complete;
 /// rejected data is reported in a failure event; what could not be delivered is parked in
-/// the retry topic. Only then do the events complete. When the sink reports parts of the
-/// batch separately, each part is settled on its own and only the rest is retried.
+/// the retry topic ([`crate::settle`]). Only then do the events complete. When the sink
+/// reports parts of the batch separately, each part is settled on its own and only the rest
+/// is retried.
 async fn deliver(shared: &LaneShared, events: &[Event]) {
-    let first_attempt = Utc::now();
+    let settler = settler(shared, Utc::now());
     let decision = shared.health.decide().await;
     match decision {
         Decision::Park => {
@@ -321,10 +323,10 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 .health
                 .last_error()
                 .unwrap_or_else(|| circuit_error(shared));
-            return park(shared, events, &error, first_attempt).await;
+            return settler.park(events, &error).await;
         }
         Decision::Report => {
-            return fail(shared, events, &paused_error(shared), 0, first_attempt).await;
+            return settler.fail(events, &paused_error(shared), 0).await;
         }
         Decision::Attempt | Decision::Probe => {}
     }
@@ -340,7 +342,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
     loop {
         let encoded = match shared.sink.encode(&remaining) {
             Ok(b) => b,
-            Err(error) => return fail(shared, &remaining, &error, attempts, first_attempt).await,
+            Err(error) => return settler.fail(&remaining, &error, attempts).await,
         };
         let _body = HeldBody::new(&shared.context.metrics, encoded.body.len());
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
@@ -394,7 +396,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
             Outcome::Retry { error, .. } => {
                 // Out of in-line budget, or the circuit opened: park.
-                return park(shared, &remaining, &error, first_attempt).await;
+                return settler.park(&remaining, &error).await;
             }
             whole => vec![(0..remaining.len(), whole)],
         };
@@ -404,15 +406,6 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         for (range, outcome) in parts {
             let part = &remaining[range];
             match outcome {
-                Outcome::Delivered => delivered(shared, part),
-                Outcome::Rejected {
-                    error,
-                    scope: RejectScope::Data,
-                } => fail(shared, part, &error, attempts, first_attempt).await,
-                Outcome::Rejected {
-                    error,
-                    scope: RejectScope::Destination,
-                } => park(shared, part, &error, first_attempt).await,
                 Outcome::Retry {
                     error,
                     retry_after: after,
@@ -424,12 +417,9 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 Outcome::Partial(_) => {
                     // Sinks never nest parts; retrying is the safe reading.
                     retry.extend_from_slice(part);
-                    retry_error.get_or_insert(DeliveryError {
-                        kind: ErrorKind::Encode,
-                        http_status: None,
-                        message: "the sink nested partial outcomes".into(),
-                    });
+                    retry_error.get_or_insert_with(nested_parts);
                 }
+                settled => settler.settle(part, settled, attempts).await,
             }
         }
         let Some(error) = retry_error else { return };
@@ -447,8 +437,27 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 }
                 remaining = std::borrow::Cow::Owned(retry);
             }
-            None => return park(shared, &retry, &error, first_attempt).await,
+            None => return settler.park(&retry, &error).await,
         }
+    }
+}
+
+/// How the lane settles its batches: first attempts, parked for scheduled attempt 1.
+fn settler(shared: &LaneShared, first_attempt: chrono::DateTime<Utc>) -> Settler<'_> {
+    let context = &shared.context;
+    Settler {
+        project: &shared.project,
+        destination: &shared.destination_id,
+        destination_type: shared.destination_type,
+        stats: Some(&shared.stats),
+        schedule: &shared.delivery.retry_schedule,
+        attempt: 0,
+        first_attempt,
+        source_topic: &context.source_topic,
+        acker: &context.acker,
+        failures: &context.failures,
+        parker: &context.parker,
+        metrics: &context.metrics,
     }
 }
 
@@ -475,51 +484,6 @@ fn paused_error(shared: &LaneShared) -> DeliveryError {
     }
 }
 
-/// Parks events for the first scheduled attempt; with an empty schedule they are reported.
-async fn park(
-    shared: &LaneShared,
-    events: &[Event],
-    error: &DeliveryError,
-    first_attempt: chrono::DateTime<Utc>,
-) {
-    let Some(delay) = scheduled_delay(&shared.delivery.retry_schedule, 1) else {
-        return fail(shared, events, error, 0, first_attempt).await;
-    };
-    let message = error.to_string();
-    let request = ParkRequest {
-        project: &shared.project,
-        destination: &shared.destination_id,
-        attempt: 1,
-        delay,
-        first_failure: first_attempt,
-        last_error: &message,
-        events,
-        source_topic: &shared.context.source_topic,
-    };
-    match shared.context.parker.park(&request).await {
-        Ok(outcome) => {
-            // Events too large to park are reported instead; the lane completes exactly the
-            // events parked here and, once their failure event is written, those.
-            let (parked, too_large) = outcome.split(events);
-            tracing::info!(events = parked.len(), due_in = ?delay, error = %error, "parked in the retry topic");
-            shared
-                .context
-                .metrics
-                .parked
-                .with_label_values(&[shared.destination_type])
-                .inc_by(parked.len() as u64);
-            shared.stats.add_parked(parked.len() as u64);
-            shared.context.acker.complete(parked.iter().map(|e| e.ack));
-            if !too_large.is_empty() {
-                fail(shared, &too_large, &outcome.error(error), 0, first_attempt).await;
-            }
-        }
-        Err(abandoned) => {
-            tracing::warn!(%abandoned, "events not parked; they stay uncommitted and will be read again");
-        }
-    }
-}
-
 /// Whether `parts` cover `0..len` exactly once, in any order.
 fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bool {
     let mut ranges: Vec<_> = parts.iter().map(|(r, _)| r.clone()).collect();
@@ -534,7 +498,6 @@ fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bo
     next == len
 }
 
-/// Sleeps before a retry; false when the process abandoned the work meanwhile.
 /// A request body counted in the global in-flight budget while it exists: it is a second
 /// copy of its events (a destination that hangs holds it for `request_timeout`), so reading
 /// pauses for it as for the events themselves.
@@ -556,6 +519,7 @@ impl Drop for HeldBody<'_> {
     }
 }
 
+/// Sleeps before a retry; false when the process abandoned the work meanwhile.
 async fn wait(shared: &LaneShared, delay: std::time::Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(delay) => true,
@@ -585,57 +549,6 @@ fn count_retry(shared: &LaneShared) {
         .retries
         .with_label_values(&[shared.destination_type])
         .inc();
-}
-
-fn delivered(shared: &LaneShared, events: &[Event]) {
-    let n = events.len() as u64;
-    let metrics = &shared.context.metrics;
-    metrics
-        .delivered
-        .with_label_values(&[shared.destination_type])
-        .inc_by(n);
-    metrics
-        .delivered_bytes
-        .with_label_values(&[shared.destination_type])
-        .inc_by(events.iter().map(|e| e.raw.len() as u64).sum());
-    shared.stats.add_delivered(n);
-    shared.context.acker.complete(events.iter().map(|e| e.ack));
-}
-
-async fn fail(
-    shared: &LaneShared,
-    events: &[Event],
-    error: &DeliveryError,
-    attempts: u32,
-    first_attempt: chrono::DateTime<Utc>,
-) {
-    tracing::warn!(attempts, error = %error, events = events.len(), "delivery failed for good; writing a failure event");
-    let report = DeliveryFailure {
-        project: &shared.project,
-        destination_id: &shared.destination_id,
-        destination_type: shared.destination_type,
-        error,
-        attempts,
-        first_attempt,
-        last_attempt: Utc::now(),
-        events,
-    };
-    match shared.context.failures.delivery_failed(report).await {
-        Ok(_) => {
-            let n = events.len() as u64;
-            shared
-                .context
-                .metrics
-                .failed
-                .with_label_values(&[shared.destination_type])
-                .inc_by(n);
-            shared.stats.add_failed(n);
-            shared.context.acker.complete(events.iter().map(|e| e.ack));
-        }
-        Err(abandoned) => {
-            tracing::warn!(%abandoned, "failure not recorded; its events stay uncommitted and will be read again");
-        }
-    }
 }
 
 #[cfg(test)]

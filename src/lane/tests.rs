@@ -16,7 +16,7 @@ use crate::parking::Parker;
 
 use super::*;
 use crate::config;
-use crate::sinks::{EncodedBatch, Sink};
+use crate::sinks::{EncodedBatch, RejectScope, Sink};
 
 /// Answers with the scripted outcomes in order, then `Delivered`; records what it was sent.
 #[derive(Default)]
