@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod parking;
 pub mod pipeline;
+pub mod probe;
 pub mod reload;
 pub mod replay;
 pub mod retry_worker;

@@ -1,36 +1,13 @@
 //! `courier test-destination`: checks one configured destination and sends it one synthetic
-//! Event Log, showing the destination's answer as courier classifies it.
+//! Event Log, showing the destination's answer as courier classifies it (the probe itself is
+//! [`crate::probe`], shared with the API's test endpoint).
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
-
-use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
 
 use crate::config;
-use crate::event::Event;
-use crate::sinks::{self, Outcome, RejectScope};
-use crate::source::AckId;
-
-/// The synthetic event sent: an ordinary Event Log of the destination's project, marked so a
-/// receiver can recognise and drop it.
-pub fn synthetic_event(project: &str, destination: &str) -> Vec<u8> {
-    let now = Utc::now();
-    serde_json::json!({
-        "id": format!("courier-test-{}", now.timestamp_millis()),
-        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "level": "INFO",
-        "type": "EVENT_DESTINATION",
-        "message": format!("Test event from courier for destination {destination}"),
-        "status": "EVENT_STATUS.SUCCEEDED",
-        "projectId": project,
-        "destinationId": destination,
-        "payload": { "test": true },
-    })
-    .to_string()
-    .into_bytes()
-}
+use crate::probe::{Answer, Probe};
+use crate::sinks::{Outcome, RejectScope};
 
 /// Runs the command: exit 0 when the destination accepted the event, 1 when it did not, 2
 /// for a configuration error or an unknown destination.
@@ -60,8 +37,8 @@ pub fn main(config_path: &Path, project: &str, destination: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sink = match sinks::build(d, &config.kafka.topic, &config.security) {
-        Ok(s) => s,
+    let probe = match Probe::new(d, &config.kafka.topic, &config.security) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("courier test-destination: {project}/{destination}: {e}");
             return ExitCode::from(2);
@@ -72,37 +49,26 @@ pub fn main(config_path: &Path, project: &str, destination: &str) -> ExitCode {
         d.sink.type_name()
     );
     let accepted = runtime.block_on(async {
-        match sink.check().await {
+        match probe.check().await {
             Ok(answer) => println!("check:      ok: {answer}"),
             Err(e) => println!("check:      failed: {e}"),
         }
-        let events = [Event {
-            raw: Bytes::from(synthetic_event(project, destination)),
-            partition: 0,
-            offset: 0,
-            failure_event: true,
-            ack: AckId {
-                partition: 0,
-                generation: 0,
-                offset: 0,
-            },
-        }];
-        let encoded = match sink.encode(&events) {
-            Ok(e) => e,
-            Err(e) => {
+        let sent = probe.send_test_event().await;
+        let ms = sent.latency.as_millis();
+        match sent.answer {
+            Answer::NotEncoded(e) => {
                 println!("test event: cannot be encoded: {e}");
-                return false;
+                false
             }
-        };
-        let started = Instant::now();
-        let outcome = sink.send(&events, &encoded).await;
-        let ms = started.elapsed().as_millis();
-        match outcome {
-            Outcome::Delivered => {
+            Answer::TimedOut(limit) => {
+                println!("test event: no answer within {limit:?}, would be retried");
+                false
+            }
+            Answer::Answered(Outcome::Delivered) => {
                 println!("test event: delivered in {ms} ms");
                 true
             }
-            Outcome::Retry { error, retry_after } => {
+            Answer::Answered(Outcome::Retry { error, retry_after }) => {
                 println!(
                     "test event: failed after {ms} ms, would be retried{}: {error}",
                     retry_after
@@ -111,7 +77,7 @@ pub fn main(config_path: &Path, project: &str, destination: &str) -> ExitCode {
                 );
                 false
             }
-            Outcome::Rejected { error, scope } => {
+            Answer::Answered(Outcome::Rejected { error, scope }) => {
                 let scope = match scope {
                     RejectScope::Data => "the event was rejected",
                     RejectScope::Destination => {
@@ -121,7 +87,7 @@ pub fn main(config_path: &Path, project: &str, destination: &str) -> ExitCode {
                 println!("test event: {scope} after {ms} ms: {error}");
                 false
             }
-            Outcome::Partial(parts) => {
+            Answer::Answered(Outcome::Partial(parts)) => {
                 println!("test event: partial answer after {ms} ms: {parts:?}");
                 false
             }

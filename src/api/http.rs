@@ -1,7 +1,7 @@
 //! The `/v1` routes.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -24,10 +24,9 @@ use super::openapi;
 use super::secrets;
 use super::store::Store;
 use crate::config::{self, Config, DestinationConfig};
-use crate::event::Event;
 use crate::metrics::Metrics;
+use crate::probe::{Answer, Probe};
 use crate::sinks::{self, Outcome, RejectScope};
-use crate::source::AckId;
 use crate::topology::HealthRegistry;
 
 /// What the handlers work with, once the store has been read.
@@ -718,40 +717,6 @@ pub struct TestResult {
     pub event_id: String,
 }
 
-fn synthetic_event(project: &str, id: &str) -> (Event, String) {
-    let now = Utc::now();
-    let event_id = format!(
-        "courier-test-{}",
-        now.timestamp_nanos_opt().unwrap_or_default()
-    );
-    let raw = json!({
-        "id": event_id,
-        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "level": "INFO",
-        "type": "EVENT_DESTINATION",
-        "message": format!("Test event from courier for destination {id}"),
-        "status": "EVENT_STATUS.SUCCEEDED",
-        "projectId": project,
-        "destinationId": id,
-        "payload": { "test": true },
-    });
-    let offset = now.timestamp_millis();
-    (
-        Event {
-            raw: Bytes::from(serde_json::to_vec(&raw).expect("json")),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 0,
-                offset,
-            },
-        },
-        event_id,
-    )
-}
-
 fn classify(outcome: &Outcome, result: &mut TestResult) {
     match outcome {
         Outcome::Delivered => result.outcome = "delivered".into(),
@@ -808,13 +773,13 @@ pub(crate) async fn test_destination(
     let found = api.find_or_404(&project, &id)?;
     let d = api.config_of(&found)?;
     let file = api.file();
-    let sink = sinks::build(&d, &file.kafka.topic, &file.security).map_err(|e| {
+    let probe = Probe::new(&d, &file.kafka.topic, &file.security).map_err(|e| {
         ApiError::validation(vec![(
             String::new(),
             format!("the destination cannot be started: {e}"),
         )])
     })?;
-    let (event, event_id) = synthetic_event(&project, &id);
+    let sent = probe.send_test_event().await;
     let mut result = TestResult {
         outcome: String::new(),
         scope: None,
@@ -822,35 +787,24 @@ pub(crate) async fn test_destination(
         http_status: None,
         message: None,
         retry_after_ms: None,
-        latency_ms: 0,
-        event_id,
+        latency_ms: sent.latency.as_millis() as u64,
+        event_id: sent.event_id,
     };
-    let started = Instant::now();
-    let events = [event];
-    match sink.encode(&events) {
-        Err(error) => classify(
+    match sent.answer {
+        Answer::NotEncoded(error) => classify(
             &Outcome::Rejected {
                 error,
                 scope: RejectScope::Data,
             },
             &mut result,
         ),
-        Ok(batch) => {
-            let limit = d
-                .delivery
-                .request_timeout
-                .saturating_add(Duration::from_secs(5));
-            match tokio::time::timeout(limit, sink.send(&events, &batch)).await {
-                Ok(outcome) => classify(&outcome, &mut result),
-                Err(_) => {
-                    result.outcome = "retry".into();
-                    result.error_kind = Some("timeout".into());
-                    result.message = Some(format!("no answer within {limit:?}"));
-                }
-            }
+        Answer::Answered(outcome) => classify(&outcome, &mut result),
+        Answer::TimedOut(limit) => {
+            result.outcome = "retry".into();
+            result.error_kind = Some("timeout".into());
+            result.message = Some(format!("no answer within {limit:?}"));
         }
     }
-    result.latency_ms = started.elapsed().as_millis() as u64;
     tracing::info!(%project, destination = %id, outcome = %result.outcome, latency_ms = result.latency_ms,
         "test event sent through the API");
     Ok(Json(result))
