@@ -1,5 +1,7 @@
-//! Kafka client settings shared by courier's producers and admin client, and creation of the
-//! topics courier owns.
+//! Kafka client settings — the one place courier builds a librdkafka client configuration,
+//! so `[kafka.options]` reach every client the same way (filtered by what the client is) and
+//! the settings the commit rules depend on are set last, where no option can change them —
+//! and creation of the topics courier owns.
 
 use std::time::Duration;
 
@@ -45,36 +47,95 @@ pub fn is_consumer_only(key: &str) -> bool {
     CONSUMER.contains(&key)
 }
 
-/// The brokers and every `[kafka.options]` property a non-consumer client understands.
-pub fn client_config(config: &Config) -> ClientConfig {
+/// What a client does, which decides the `[kafka.options]` it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A producer or an admin client: every option but the consumer-only ones (they would
+    /// only produce warnings).
+    Producer,
+    /// A member of a consumer group that commits (the source, the retry worker): every option
+    /// (validation refuses those courier sets itself).
+    GroupMember,
+    /// A consumer that is assigned partitions, never subscribes and never commits: every
+    /// option but those courier sets itself and `auto.offset.reset` (readers seek where they
+    /// start).
+    Reader,
+}
+
+impl Role {
+    fn takes(self, key: &str) -> bool {
+        match self {
+            Role::Producer => !is_consumer_only(key),
+            Role::GroupMember => true,
+            Role::Reader => {
+                !crate::source::PROTECTED_OPTIONS.contains(&key) && key != "auto.offset.reset"
+            }
+        }
+    }
+}
+
+/// Every client courier creates starts here: the brokers, courier's `defaults` for the
+/// client (which `[kafka.options]` may override), then the options its role takes. What a
+/// caller sets afterwards, no option can change.
+fn base(config: &Config, role: Role, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut client = ClientConfig::new();
     client
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("log_level", "4");
+    for (k, v) in defaults {
+        client.set(*k, *v);
+    }
     for (k, v) in &config.kafka.options.0 {
-        if !is_consumer_only(k) {
+        if role.takes(k) {
             client.set(k, v);
         }
     }
     client
 }
 
+/// The brokers and every `[kafka.options]` property a non-consumer client understands
+/// (producers, the admin client).
+pub fn client_config(config: &Config) -> ClientConfig {
+    base(config, Role::Producer, &[])
+}
+
 /// A consumer that is assigned partitions, never subscribes and never commits (replays, the
 /// destinations store): `group_id` only names the client. `[kafka.options]` apply except
 /// those courier sets itself and `auto.offset.reset` (readers seek where they start).
 pub fn reader_config(config: &Config, group_id: &str) -> ClientConfig {
-    let mut client = ClientConfig::new();
+    let mut client = base(
+        config,
+        Role::Reader,
+        &[("group.id", group_id), ("enable.partition.eof", "false")],
+    );
     client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", group_id)
-        .set("enable.partition.eof", "false")
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        if !crate::source::PROTECTED_OPTIONS.contains(&k.as_str()) && k != "auto.offset.reset" {
-            client.set(k, v);
-        }
-    }
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false");
     client
+}
+
+/// A member of consumer group `group_id` (not yet subscribed) that commits only what courier
+/// commits explicitly: the source and the retry worker.
+pub fn group_consumer_config(config: &Config, group_id: &str) -> ClientConfig {
+    let mut client = base(
+        config,
+        Role::GroupMember,
+        &[
+            ("group.id", group_id),
+            // Incremental rebalances: a member joining or leaving moves only the partitions
+            // that change owner, instead of stopping every member's work.
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("enable.partition.eof", "false"),
+            // librdkafka's statistics carry each partition's lag for courier_consumer_lag.
+            ("statistics.interval.ms", "10000"),
+        ],
+    );
+    // `auto.offset.reset` says only where a partition the group never committed starts, and
+    // courier applies it itself (see `source::rebalance`); librdkafka's own reset, which also
+    // fires for an out-of-range offset, always re-reads rather than skips.
+    // Offsets are committed explicitly, and only up to the contiguous completed point.
+    client
+        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false");
     client
@@ -84,11 +145,47 @@ pub fn reader_config(config: &Config, group_id: &str) -> ClientConfig {
 /// idempotent. Used for failure events and parked events, whose offsets complete only once
 /// the broker has them.
 pub fn durable_producer_config(config: &Config) -> ClientConfig {
-    let mut client = client_config(config);
+    durable(config, &[])
+}
+
+fn durable(config: &Config, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut client = base(config, Role::Producer, defaults);
     client
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5");
+    client
+}
+
+/// librdkafka's queue of parked records not yet acknowledged, at most (KiB). Its default
+/// (1 GiB) let a stalled destination's parked copies reach hundreds of MB on top of the
+/// in-flight budget; when the queue is full, parking waits (the lane's events stay counted
+/// in the budget meanwhile).
+const PARK_QUEUE_KBYTES: &str = "32768";
+
+/// The durable producer of the retry topic, its queue capped at [`PARK_QUEUE_KBYTES`] unless
+/// `[kafka.options]` say otherwise.
+pub fn parking_producer_config(config: &Config) -> ClientConfig {
+    durable(config, &[("queue.buffering.max.kbytes", PARK_QUEUE_KBYTES)])
+}
+
+/// The destinations store's producer: each definition written at once, acknowledged by
+/// every replica, or an error within 10 s (the API answers 503 then).
+pub fn store_producer_config(config: &Config) -> ClientConfig {
+    let mut client = client_config(config);
+    client
+        .set("acks", "all")
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "1")
+        .set("message.timeout.ms", "10000");
+    client
+}
+
+/// The destinations store's reader: a [`reader_config`] that starts at the beginning of the
+/// compacted topic.
+pub fn store_reader_config(config: &Config, group_id: &str) -> ClientConfig {
+    let mut client = reader_config(config, group_id);
+    client.set("auto.offset.reset", "earliest");
     client
 }
 
@@ -137,4 +234,52 @@ pub async fn ensure_topic(
         }
     }
     Ok(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(options: &str) -> Config {
+        let text = format!(
+            "[kafka]\nbrokers = \"localhost:9092\"\n{options}\n[[destinations]]\nproject = \"p\"\nid = \"d\"\ntype = \"file\"\npath = \"/tmp/courier-parking-test.ndjson\"\n"
+        );
+        crate::config::parse("parking.toml", &text, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn the_parking_queue_is_capped_unless_configured() {
+        let default = parking_producer_config(&parse(""));
+        assert_eq!(
+            default.get("queue.buffering.max.kbytes"),
+            Some(PARK_QUEUE_KBYTES)
+        );
+        assert_eq!(default.get("acks"), Some("all"));
+        let own = parking_producer_config(&parse(
+            "[kafka.options]\n\"queue.buffering.max.kbytes\" = \"1024\"",
+        ));
+        assert_eq!(own.get("queue.buffering.max.kbytes"), Some("1024"));
+    }
+
+    #[test]
+    fn each_client_takes_the_options_its_role_understands() {
+        let config = parse(
+            "[kafka.options]\n\"fetch.min.bytes\" = \"10\"\n\"linger.ms\" = \"50\"\n\"auto.offset.reset\" = \"earliest\"\n\"partition.assignment.strategy\" = \"range\"",
+        );
+        let producer = client_config(&config);
+        assert_eq!(producer.get("fetch.min.bytes"), None, "consumer-only");
+        assert_eq!(producer.get("linger.ms"), Some("50"));
+        assert_eq!(durable_producer_config(&config).get("linger.ms"), Some("5"));
+        let member = group_consumer_config(&config, "g");
+        assert_eq!(member.get("fetch.min.bytes"), Some("10"));
+        assert_eq!(member.get("partition.assignment.strategy"), Some("range"));
+        assert_eq!(member.get("enable.auto.commit"), Some("false"));
+        let reader = reader_config(&config, "r");
+        assert_eq!(reader.get("auto.offset.reset"), None);
+        assert_eq!(reader.get("group.id"), Some("r"));
+        assert_eq!(
+            store_reader_config(&config, "s").get("auto.offset.reset"),
+            Some("earliest")
+        );
+    }
 }

@@ -166,7 +166,7 @@ impl Parker {
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: parking_producer_config(config).create()?,
+            producer: crate::kafka::parking_producer_config(config).create()?,
             topic: config.failures.retry_topic.clone(),
             abandon,
         })
@@ -286,25 +286,6 @@ impl ParkOutcome {
     }
 }
 
-/// librdkafka's queue of parked records not yet acknowledged, at most (KiB). Its default
-/// (1 GiB) let a stalled destination's parked copies reach hundreds of MB on top of the
-/// in-flight budget; when the queue is full, parking waits (the lane's events stay counted
-/// in the budget meanwhile).
-const PARK_QUEUE_KBYTES: &str = "32768";
-
-fn parking_producer_config(config: &Config) -> rdkafka::ClientConfig {
-    let mut client = crate::kafka::durable_producer_config(config);
-    if !config
-        .kafka
-        .options
-        .0
-        .contains_key("queue.buffering.max.kbytes")
-    {
-        client.set("queue.buffering.max.kbytes", PARK_QUEUE_KBYTES);
-    }
-    client
-}
-
 /// The delay before scheduled attempt `attempt` (1-based), ±10% jitter; `None` after the last.
 pub fn scheduled_delay(schedule: &[Duration], attempt: u32) -> Option<Duration> {
     let base = *schedule.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
@@ -339,26 +320,6 @@ mod tests {
             Parked::from_headers(Some(&partial)).unwrap_err(),
             NotParked("header courier-destination missing".into())
         );
-    }
-
-    #[test]
-    fn the_parking_queue_is_capped_unless_configured() {
-        let parse = |options: &str| {
-            let text = format!(
-                "[kafka]\nbrokers = \"localhost:9092\"\n{options}\n[[destinations]]\nproject = \"p\"\nid = \"d\"\ntype = \"file\"\npath = \"/tmp/courier-parking-test.ndjson\"\n"
-            );
-            crate::config::parse("parking.toml", &text, &Default::default()).unwrap()
-        };
-        let default = parking_producer_config(&parse(""));
-        assert_eq!(
-            default.get("queue.buffering.max.kbytes"),
-            Some(PARK_QUEUE_KBYTES)
-        );
-        assert_eq!(default.get("acks"), Some("all"));
-        let own = parking_producer_config(&parse(
-            "[kafka.options]\n\"queue.buffering.max.kbytes\" = \"1024\"",
-        ));
-        assert_eq!(own.get("queue.buffering.max.kbytes"), Some("1024"));
     }
 
     #[test]

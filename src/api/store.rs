@@ -104,13 +104,7 @@ impl Store {
         crate::kafka::ensure_topic(config, &topic, 1, true)
             .await
             .map_err(|e| kafka(format!("cannot create the topic: {e}")))?;
-        let mut producer = crate::kafka::client_config(config);
-        producer
-            .set("acks", "all")
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .set("message.timeout.ms", "10000");
-        let producer: FutureProducer = producer
+        let producer: FutureProducer = crate::kafka::store_producer_config(config)
             .create()
             .map_err(|e| kafka(format!("cannot create a producer: {e}")))?;
 
@@ -354,7 +348,5 @@ impl Store {
 
 fn reader(config: &Config) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
     let group = format!("{}-destinations-store", config.kafka.group_id);
-    crate::kafka::reader_config(config, &group)
-        .set("auto.offset.reset", "earliest")
-        .create()
+    crate::kafka::store_reader_config(config, &group).create()
 }

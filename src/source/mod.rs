@@ -20,7 +20,6 @@ use futures::FutureExt as _;
 use prometheus::IntCounter;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -80,33 +79,14 @@ pub fn consumer(
         Input::EventLogs => config.kafka.group_id.clone(),
         Input::Retry => format!("{}-retry", config.kafka.group_id),
     };
-    let mut client = ClientConfig::new();
-    client
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &group)
-        // Incremental rebalances: a member joining or leaving moves only the partitions that
-        // change owner, instead of stopping every member's work.
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.partition.eof", "false")
-        // librdkafka's statistics carry each partition's lag for courier_consumer_lag.
-        .set("statistics.interval.ms", "10000")
-        .set("log_level", "4");
-    for (k, v) in &config.kafka.options.0 {
-        client.set(k, v);
-    }
-    // `auto.offset.reset` says only where a partition the group never committed starts, and
-    // courier applies it itself (see `rebalance`); librdkafka's own reset, which also fires
-    // for an out-of-range offset, always re-reads rather than skips.
+    // Where a partition the group never committed starts is courier's to apply (see
+    // `rebalance`), not librdkafka's.
     let start = match input {
         Input::EventLogs => new_partition_start(config),
         Input::Retry => rdkafka::Offset::Beginning,
     };
-    // Offsets are committed explicitly, and only up to the contiguous completed point.
-    client
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
-    client.create_with_context(context.with_new_partition_start(start))
+    crate::kafka::group_consumer_config(config, &group)
+        .create_with_context(context.with_new_partition_start(start))
 }
 
 /// Where a partition of the Event Logs topic that the group never committed starts:
