@@ -34,7 +34,7 @@ pub use plan::{failed_range, FailedRange, Plan, Target};
 pub use range::{check_order, parse_bound, resolve, Bound, PartitionRange};
 
 use crate::config::{self, Config, DestinationConfig};
-use crate::event::{decode, Decoded, Event};
+use crate::event::{Decoded, Event};
 use crate::failures::size::reported_id;
 use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
@@ -657,6 +657,7 @@ async fn run(
     }
     let pacer = Pacer::new(args.rate);
     let mut targets = Vec::new();
+    let mut routed = Vec::new();
     let reading = read_ranges(
         &consumer,
         &topic,
@@ -667,7 +668,10 @@ async fn run(
             summary.read += 1;
             targets.clear();
             let mut failure_event = false;
-            match decode(payload, config.limits.max_event_bytes) {
+            // Decoded and routed as the source does; only the events a plan names (with
+            // `--from-failures`) are then kept.
+            match router.decode_and_route(payload, config.limits.max_event_bytes, None, &mut routed)
+            {
                 Decoded::Unroutable { .. } => summary.unroutable += 1,
                 Decoded::Routable(fields) => {
                     failure_event = fields.is_failure_event();
@@ -677,7 +681,6 @@ async fn run(
                             // The id the failure events list (the same rule that wrote them).
                             let id = reported_id(raw, &topic, partition, offset);
                             let project = fields.project_id.get().unwrap_or_default();
-                            let mut routed: Option<Vec<usize>> = None;
                             for t in plan.targets(partition, offset, &id, project) {
                                 let Some(i) = selected
                                     .iter()
@@ -686,15 +689,7 @@ async fn run(
                                     continue;
                                 };
                                 // Named by a range only: the destination's filter decides.
-                                if !t.listed
-                                    && !routed
-                                        .get_or_insert_with(|| {
-                                            let mut lanes = Vec::new();
-                                            router.route(&fields, raw, None, |l| lanes.push(l));
-                                            lanes
-                                        })
-                                        .contains(&i)
-                                {
+                                if !t.listed && !routed.contains(&i) {
                                     continue;
                                 }
                                 targets.push(i);
@@ -702,9 +697,7 @@ async fn run(
                             targets.sort_unstable();
                             targets.dedup();
                         }
-                        None => router.route(&fields, payload.unwrap_or_default(), None, |i| {
-                            targets.push(i)
-                        }),
+                        None => targets.extend_from_slice(&routed),
                     }
                 }
             }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 pub use filter::{Filter, FilterConfig};
 
-use crate::event::RoutingFields;
+use crate::event::{decode, Decoded, RoutingFields};
 
 /// One enabled destination of a project.
 #[derive(Debug, Clone)]
@@ -40,6 +40,30 @@ impl Router {
                 destination_id: destination_id.to_owned(),
                 filter: filter.compile(),
             });
+    }
+
+    /// The step every message read goes through — the source's, and a replay's, so a replay
+    /// routes exactly as the live delivery did: decodes the message value and, when it is
+    /// routable, puts the lanes it goes to in `targets` (cleared first). What becomes of an
+    /// unroutable message, and of the targets, is the caller's.
+    pub fn decode_and_route<'a>(
+        &self,
+        payload: Option<&'a [u8]>,
+        max_event_bytes: usize,
+        kafka_timestamp_ms: Option<i64>,
+        targets: &mut Vec<usize>,
+    ) -> Decoded<'a> {
+        targets.clear();
+        let decoded = decode(payload, max_event_bytes);
+        if let Decoded::Routable(fields) = &decoded {
+            self.route(
+                fields,
+                payload.unwrap_or_default(),
+                kafka_timestamp_ms,
+                |lane| targets.push(lane),
+            );
+        }
+        decoded
     }
 
     /// Calls `deliver(lane)` for every destination the event goes to. A delivery-failure

@@ -32,7 +32,7 @@ pub use stall::{Offer, Stalls};
 use continuity::{Continuity, Verdict};
 
 use crate::config::Config;
-use crate::event::{decode, Decoded, Event};
+use crate::event::{Decoded, Event};
 use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::routing::Router;
@@ -413,13 +413,14 @@ impl Source {
         let has_payload = m.payload.is_some();
         let payload = m.payload.take().unwrap_or_default();
         self.metrics.consumed_bytes.inc_by(payload.len() as u64);
-        match decode(has_payload.then_some(&payload[..]), self.max_event_bytes) {
+        let decoded = self.topology.router.decode_and_route(
+            has_payload.then_some(&payload[..]),
+            self.max_event_bytes,
+            m.timestamp_ms,
+            &mut self.targets,
+        );
+        match decoded {
             Decoded::Routable(fields) => {
-                self.targets.clear();
-                let targets = &mut self.targets;
-                self.topology
-                    .router
-                    .route(&fields, &payload, m.timestamp_ms, |lane| targets.push(lane));
                 let failure_event = fields.is_failure_event();
                 let ack = self
                     .acker
