@@ -234,7 +234,7 @@ async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-    tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::spawn(crate::signal::stop_on_signal(stop.clone()));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
     // With the destinations API, file reloads and store changes meet in one merger that
     // feeds the pipeline; without it, file reloads go to the pipeline directly.
@@ -271,21 +271,4 @@ async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     server_stop.cancel();
     let _ = server.await;
     Ok(())
-}
-
-/// Cancels `stop` on SIGTERM or SIGINT.
-pub async fn stop_on_signal(stop: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-    stop.cancel();
 }

@@ -11,8 +11,6 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::source::AckId;
-
 mod scan;
 
 /// The `type` of delivery-failure events courier writes.
@@ -296,6 +294,20 @@ pub struct Event {
     pub failure_event: bool,
     /// What completes its offset.
     pub ack: AckId,
+}
+
+/// Identifies one tracked message for acknowledgement (the source's [`crate::source::Acker`]
+/// hands them out and counts them back in). It travels with every [`Event`], so it is
+/// defined with it. Copies are cheap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AckId {
+    /// The partition.
+    pub partition: i32,
+    /// The assignment generation the message was read in; acks from an older generation
+    /// (a revoked and re-assigned partition) are ignored. 0 means untracked.
+    pub generation: u64,
+    /// The offset.
+    pub offset: i64,
 }
 
 /// Reads an event's own `id`, if it has a string one (used on the failure path only).

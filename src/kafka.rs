@@ -11,7 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
-use crate::config::Config;
+use crate::config::{Config, KafkaOptions};
 
 /// librdkafka properties that only consumers understand (passing them to a producer only
 /// produces warnings).
@@ -67,9 +67,7 @@ impl Role {
         match self {
             Role::Producer => !is_consumer_only(key),
             Role::GroupMember => true,
-            Role::Reader => {
-                !crate::source::PROTECTED_OPTIONS.contains(&key) && key != "auto.offset.reset"
-            }
+            Role::Reader => !KafkaOptions::PROTECTED.contains(&key) && key != "auto.offset.reset",
         }
     }
 }

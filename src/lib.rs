@@ -26,6 +26,7 @@ pub mod retry_worker;
 pub mod routing;
 pub mod server;
 pub mod settle;
+pub mod signal;
 pub mod sinks;
 pub mod source;
 pub mod test_destination;

@@ -12,9 +12,8 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 
 use crate::config::{DestinationConfig, SecurityConfig};
-use crate::event::Event;
+use crate::event::{AckId, Event};
 use crate::sinks::{self, BuildError, DeliveryError, Outcome, Sink};
-use crate::source::AckId;
 
 /// How much longer than the destination's `request_timeout` a probe waits for its answer
 /// before calling it a timeout (the sink's own timeout normally answers first).

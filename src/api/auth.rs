@@ -6,8 +6,8 @@ use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::config::ApiToken;
 use super::error::ApiError;
+use crate::config::ApiToken;
 
 /// What a caller may do.
 #[derive(Debug, Clone)]

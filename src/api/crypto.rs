@@ -8,7 +8,7 @@ use aes_gcm::aead::{Aead, KeyInit, OsRng, Payload};
 use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 
-use super::config::EncryptionKey;
+use crate::config::EncryptionKey;
 
 const PREFIX: &str = "v1.";
 

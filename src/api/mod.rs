@@ -4,13 +4,12 @@
 //! are written ([`crypto`]) and never returned ([`secrets`]). The file's and the store's
 //! destinations are merged into one configuration for the pipeline ([`merge`]).
 
-pub mod config;
 pub mod crypto;
 pub mod merge;
 pub mod secrets;
 pub mod store;
 
-pub use config::{ApiConfig, ApiToken, EncryptionKey};
+pub use crate::config::{ApiConfig, ApiToken, EncryptionKey};
 
 pub mod auth;
 pub mod error;

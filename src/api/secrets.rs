@@ -182,7 +182,7 @@ pub fn keep_unchanged(new: &mut Value, old: &Value) -> Result<(), Vec<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::config::EncryptionKey;
+    use crate::config::EncryptionKey;
     use serde_json::json;
 
     fn hook() -> Value {

@@ -6,6 +6,7 @@
 //! Every numeric, duration, string and list setting has bounds ([`bounds`]), checked here for
 //! the file, its overrides and reloads, and by [`parse_destination`] for the API.
 
+pub mod api;
 pub mod bounds;
 mod delivery;
 mod destination;
@@ -22,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use api::{ApiConfig, ApiToken, EncryptionKey};
 pub use delivery::{default_retry_schedule, DeliveryConfig};
 pub use destination::parse_destination;
 pub use interpolate::{interpolate, InterpolateError};
@@ -64,7 +66,7 @@ pub struct Config {
     /// The destinations, in file order.
     pub destinations: Vec<DestinationConfig>,
     /// `[api]`: the destinations API and its store; `None` when the section is absent.
-    pub api: Option<crate::api::ApiConfig>,
+    pub api: Option<ApiConfig>,
 }
 
 /// One `[[destinations]]` table.
@@ -388,7 +390,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     }
     sections::check_bounds(shutdown_timeout, &kafka, &failures, &limits, errors);
     for key in kafka.options.0.keys() {
-        if crate::source::PROTECTED_OPTIONS.contains(&key.as_str()) {
+        if KafkaOptions::PROTECTED.contains(&key.as_str()) {
             errors.push(
                 format!("kafka.options.{key:?}"),
                 "is set by courier (use kafka.brokers / kafka.group_id; offsets are committed by courier only when delivered)",
@@ -434,7 +436,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     };
     let api = root
         .remove("api")
-        .and_then(|v| typed::<crate::api::ApiConfig>(v, "api", errors));
+        .and_then(|v| typed::<ApiConfig>(v, "api", errors));
     if let Some(api) = &api {
         for (path, message) in api.validate() {
             errors.push(path, message);

@@ -52,6 +52,15 @@ impl Default for KafkaConfig {
 pub struct KafkaOptions(pub BTreeMap<String, String>);
 
 impl KafkaOptions {
+    /// librdkafka properties courier sets itself: changing them would break the commit rules
+    /// (validation refuses them here; the Kafka clients are built in `crate::kafka`).
+    pub const PROTECTED: &'static [&'static str] = &[
+        "bootstrap.servers",
+        "group.id",
+        "enable.auto.commit",
+        "enable.auto.offset.store",
+    ];
+
     /// Whether a property name holds a credential.
     pub fn is_sensitive(key: &str) -> bool {
         let key = key.to_ascii_lowercase();

@@ -64,7 +64,7 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
         server_stop.clone(),
     )
     .await?;
-    tokio::spawn(crate::cli::stop_on_signal(stop.clone()));
+    tokio::spawn(crate::signal::stop_on_signal(stop.clone()));
 
     println!(
         "courier demo: {events} Event Logs (1 in 500 malformed) from 5 projects → {} destinations; embedded broker {brokers}, webhook receiver {}",

@@ -8,7 +8,6 @@ use serde::Serialize;
 use super::size::{self, MAX_ERROR_MESSAGE_CHARS};
 use super::DeliveryFailure;
 use crate::event::{Event, Unroutable, FAILURE_EVENT_TYPE};
-use crate::lane::Transition;
 use crate::sinks::DeliveryError;
 
 #[derive(Serialize)]
@@ -228,6 +227,19 @@ pub(super) fn delivery_reports(
         }
     }
     reports
+}
+
+/// A change of a destination's circuit ([`crate::lane::Circuit`]), announced once: logged,
+/// counted and written as a state event ([`state_event`]). Defined here, with the event that
+/// reports it, so that failure events do not depend on the lanes that use them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Closed → open.
+    Opened,
+    /// Open → closed.
+    Recovered,
+    /// Open → paused.
+    Paused,
 }
 
 /// A destination's change of state (circuit opened, recovered, paused), as an Event Log.

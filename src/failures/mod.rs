@@ -12,6 +12,8 @@
 mod event;
 pub mod size;
 
+pub use event::Transition;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::{Event, Unroutable};
-use crate::lane::Transition;
 use crate::metrics::Metrics;
 use crate::sinks::DeliveryError;
 

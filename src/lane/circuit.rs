@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::failures::Transition;
+
 /// Where the circuit stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -43,17 +45,6 @@ pub enum Decision {
     Park,
     /// Report it in a failure event (the destination is paused).
     Report,
-}
-
-/// A change of state, to be announced once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// Closed → open.
-    Opened,
-    /// Open → closed.
-    Recovered,
-    /// Open → paused.
-    Paused,
 }
 
 /// The breaker.

@@ -103,7 +103,7 @@ pub fn main(args: ReplayArgs) -> ExitCode {
     let progress = Progress::new(std::io::stderr().is_terminal());
     let result = runtime.block_on(async {
         let stop = CancellationToken::new();
-        tokio::spawn(crate::cli::stop_on_signal(stop.clone()));
+        tokio::spawn(crate::signal::stop_on_signal(stop.clone()));
         execute(&config, &args, &progress, &stop).await
     });
     match result {

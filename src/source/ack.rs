@@ -8,17 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Identifies one tracked message for acknowledgement. Copies are cheap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AckId {
-    /// The partition.
-    pub partition: i32,
-    /// The assignment generation the message was read in; acks from an older generation
-    /// (a revoked and re-assigned partition) are ignored. 0 means untracked.
-    pub generation: u64,
-    /// The offset.
-    pub offset: i64,
-}
+use crate::event::AckId;
 
 /// The pending offsets of one partition, in the order they were read (increasing).
 #[derive(Debug, Default)]

@@ -24,7 +24,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use ack::{AckId, Acker, OffsetTracker};
+pub use crate::event::AckId;
+pub use ack::{Acker, OffsetTracker};
 pub use commit::Committer;
 pub use rebalance::{commit_list, start_of, SourceContext, Start};
 pub use stall::{Offer, Stalls};
@@ -50,14 +51,6 @@ pub struct Topology {
 
 /// The consumer courier reads the Event Logs topic with.
 pub type SourceConsumer = StreamConsumer<SourceContext>;
-
-/// librdkafka properties courier sets itself: changing them would break the commit rules.
-pub const PROTECTED_OPTIONS: &[&str] = &[
-    "bootstrap.servers",
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-];
 
 /// Which topic a consumer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,6 @@
 //! `[api]`: bearer tokens, the key that seals secrets in the store, and the store's topic.
+//! A section of the configuration like the others (it lives here, not in `api`, so that the
+//! configuration does not depend on the API it configures).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -6,7 +8,7 @@ use std::fmt;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::config::Secret;
+use super::Secret;
 
 /// The default compacted topic that holds the API's destination definitions.
 pub const DEFAULT_TOPIC: &str = "courier-destinations";
