@@ -12,10 +12,14 @@ pub mod store;
 pub use crate::config::{ApiConfig, ApiToken, EncryptionKey};
 
 pub mod auth;
+mod definition;
+pub mod destinations;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod status;
+pub mod test_event;
 
 pub use http::{router, Api, Inner};
 

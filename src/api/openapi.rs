@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail, ErrorInfo};
-use super::{http, jobs};
+use super::{destinations, jobs, status, test_event};
 use crate::config::bounds;
 
 /// The keys a destination definition may have, by type (the `[[destinations]]` keys).
@@ -159,15 +159,15 @@ impl Modify for Security {
         description = "Configure, test and watch a project's event destinations. Every error answer is `{\"error\": {\"code\", \"message\", \"details\": [{\"pointer\", \"message\"}]}}`.",
     ),
     paths(
-        http::list,
-        http::get_one,
-        http::put,
-        http::delete,
-        http::validate,
-        http::test_destination,
-        http::status,
-        http::enable,
-        http::pause,
+        destinations::list,
+        destinations::get_one,
+        destinations::put,
+        destinations::delete,
+        destinations::validate,
+        test_event::test_destination,
+        status::status,
+        destinations::enable,
+        destinations::pause,
         jobs::replay_failures,
         jobs::get_job,
     ),
@@ -177,12 +177,12 @@ impl Modify for Security {
         ErrorDetail,
         Destination,
         DestinationInput,
-        http::DestinationList,
-        http::Validation,
-        http::TestResult,
-        http::Status,
-        http::LastError,
-        http::EventCounts,
+        destinations::DestinationList,
+        destinations::Validation,
+        test_event::TestResult,
+        status::Status,
+        status::LastError,
+        status::EventCounts,
         jobs::JobView,
         jobs::JobState,
         jobs::JobProgress,
