@@ -9,29 +9,32 @@
 //!
 //! The same work runs inside the daemon as a job of the destinations API
 //! (`POST …/replay-failures`): [`execute`] with a [`Progress`] the API reads.
+//!
+//! This module chooses the destinations and runs the lanes; [`read`] reads the ranges,
+//! [`plan`] turns failure events into the ranges and events to replay, [`range`] resolves
+//! `--from`/`--to`, and [`progress`] says how far it got.
 
 mod plan;
+mod progress;
 mod range;
+mod read;
 
-use crate::source::continuity::{Continuity, Verdict};
-use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
-use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 pub use plan::{failed_range, FailedRange, Plan, Target};
+pub use progress::{Phase, Progress, Summary};
 pub use range::{check_order, parse_bound, resolve, Bound, PartitionRange};
+
+use read::{partitions_of, read_ranges, reader};
 
 use crate::config::{self, Config, DestinationConfig};
 use crate::event::{Decoded, Event};
@@ -137,201 +140,10 @@ pub enum ReplayError {
     Failed(String),
 }
 
-/// Where a replay is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Phase {
-    /// Reading the failure events of the range (with `--from-failures`).
-    Planning = 0,
-    /// Reading the events and handing them to the lanes.
-    Reading = 1,
-    /// Everything is read; the last batches are being delivered.
-    Delivering = 2,
-    /// Finished (or stopped).
-    Done = 3,
-}
-
-impl Phase {
-    /// Its name in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Planning => "planning",
-            Phase::Reading => "reading",
-            Phase::Delivering => "delivering",
-            Phase::Done => "done",
-        }
-    }
-}
-
-/// A running replay's progress: a progress bar on a terminal, counters for the API.
-#[derive(Debug)]
-pub struct Progress {
-    terminal: bool,
-    bar: OnceLock<ProgressBar>,
-    phase: AtomicU8,
-    total: AtomicU64,
-    read: AtomicU64,
-}
-
-impl Progress {
-    /// Progress shown as a bar when `terminal`, otherwise only counted (and logged).
-    pub fn new(terminal: bool) -> Self {
-        Self {
-            terminal,
-            bar: OnceLock::new(),
-            phase: AtomicU8::new(Phase::Planning as u8),
-            total: AtomicU64::new(0),
-            read: AtomicU64::new(0),
-        }
-    }
-
-    /// The phase.
-    pub fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::Relaxed) {
-            0 => Phase::Planning,
-            1 => Phase::Reading,
-            2 => Phase::Delivering,
-            _ => Phase::Done,
-        }
-    }
-
-    /// Messages to read in the replayed range (known once planned).
-    pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    /// Messages read so far.
-    pub fn read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
-    }
-
-    fn start_reading(&self, total: u64) {
-        self.total.store(total, Ordering::Relaxed);
-        self.phase.store(Phase::Reading as u8, Ordering::Relaxed);
-        if self.terminal {
-            let _ = self.bar.set(progress_bar(total));
-        }
-    }
-
-    fn tick(&self) {
-        self.read.fetch_add(1, Ordering::Relaxed);
-        if let Some(bar) = self.bar.get() {
-            bar.inc(1);
-        }
-    }
-
-    fn delivering(&self) {
-        self.phase.store(Phase::Delivering as u8, Ordering::Relaxed);
-        if let Some(bar) = self.bar.get() {
-            bar.set_message("delivering the last batches");
-        }
-    }
-
-    fn done(&self) {
-        self.phase.store(Phase::Done as u8, Ordering::Relaxed);
-        if let Some(bar) = self.bar.get() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 impl From<UsageError> for ReplayError {
     fn from(e: UsageError) -> Self {
         ReplayError::Usage(e)
     }
-}
-
-/// Per-destination results.
-#[derive(Debug, Default)]
-pub struct Summary {
-    /// Messages read.
-    pub read: u64,
-    /// Messages skipped as unroutable (they were reported when first read).
-    pub unroutable: u64,
-    /// (project, id) → (routed, delivered, failed).
-    pub destinations: BTreeMap<(String, String), (u64, u64, u64)>,
-}
-
-impl Summary {
-    /// Events that finally failed (reported in failure events).
-    pub fn failed(&self) -> u64 {
-        self.destinations.values().map(|d| d.2).sum()
-    }
-
-    fn print(&self, dry_run: bool) {
-        println!(
-            "{} messages read{}",
-            self.read,
-            if self.unroutable > 0 {
-                format!(", {} unroutable (skipped)", self.unroutable)
-            } else {
-                String::new()
-            }
-        );
-        if dry_run {
-            println!("{:<40} {:>10}", "destination", "would send");
-            for ((p, d), (routed, _, _)) in &self.destinations {
-                println!("{:<40} {:>10}", format!("{p}/{d}"), routed);
-            }
-        } else {
-            println!(
-                "{:<40} {:>10} {:>10} {:>8}",
-                "destination", "routed", "delivered", "failed"
-            );
-            for ((p, d), (routed, delivered, failed)) in &self.destinations {
-                println!(
-                    "{:<40} {:>10} {:>10} {:>8}",
-                    format!("{p}/{d}"),
-                    routed,
-                    delivered,
-                    failed
-                );
-            }
-        }
-    }
-}
-
-fn reader(config: &Config) -> Result<StreamConsumer, UsageError> {
-    // Its own throwaway group id: a replay never joins the live group and never commits.
-    let group = format!(
-        "courier-replay-{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_millis()
-    );
-    crate::kafka::reader_config(config, &group)
-        .create()
-        .map_err(|e| usage(format!("cannot create a Kafka client: {e}")))
-}
-
-fn partitions_of(
-    consumer: &StreamConsumer,
-    topic: &str,
-    wanted: &[i32],
-) -> Result<Vec<i32>, UsageError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| usage(format!("cannot read topic {topic}: {e}")))?;
-    let all: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if all.is_empty() {
-        return Err(usage(format!("topic {topic} does not exist")));
-    }
-    if wanted.is_empty() {
-        return Ok(all);
-    }
-    for p in wanted {
-        if !all.contains(p) {
-            return Err(usage(format!(
-                "topic {topic} has no partition {p} (it has 0..{})",
-                all.len()
-            )));
-        }
-    }
-    Ok(wanted.to_vec())
 }
 
 /// The destinations the replay may deliver to.
@@ -406,143 +218,6 @@ async fn plan_from_failures(
         source_topic.unwrap_or_else(|| config.kafka.topic.clone()),
         plan,
     ))
-}
-
-/// Reads `ranges` of `topic`, calling `each(partition, offset, payload)` for every message in
-/// them, in order per partition.
-async fn read_ranges<F, Fut>(
-    consumer: &StreamConsumer,
-    topic: &str,
-    ranges: &[PartitionRange],
-    progress: Option<&Progress>,
-    stop: &CancellationToken,
-    mut each: F,
-) -> Result<u64, String>
-where
-    F: FnMut(i32, i64, Option<&[u8]>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut open: HashMap<i32, i64> = ranges
-        .iter()
-        .filter(|r| !r.is_empty())
-        .map(|r| (r.partition, r.end))
-        .collect();
-    if open.is_empty() {
-        return Ok(0);
-    }
-    let mut tpl = TopicPartitionList::new();
-    for r in ranges.iter().filter(|r| !r.is_empty()) {
-        tpl.add_partition_offset(topic, r.partition, Offset::Offset(r.start))
-            .map_err(|e| e.to_string())?;
-    }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    // Each range's first record must be the one asked for: a broker that answers a fetch
-    // from inside a record batch with the next batch (tansu) would skip the start of the
-    // range, and a range inside one batch entirely.
-    let mut continuity = Continuity::default();
-    for r in ranges.iter().filter(|r| !r.is_empty()) {
-        continuity.expect(r.partition, READER_GENERATION, r.start, 0);
-    }
-    let mut read = 0;
-    let total: u64 = ranges.iter().map(PartitionRange::len).sum();
-    let mut last_line = Instant::now();
-    let bar = progress.and_then(|p| p.bar.get());
-    while !open.is_empty() {
-        if bar.is_none() && last_line.elapsed() >= Duration::from_secs(5) {
-            // Not a terminal: plain periodic lines instead of a progress bar.
-            tracing::info!(topic, read, of = total, "replay progress");
-            last_line = Instant::now();
-        }
-        let message = tokio::select! {
-            () = stop.cancelled() => return Err("interrupted; what was sent so far stays sent".into()),
-            m = consumer.recv() => m,
-            () = tokio::time::sleep(Duration::from_millis(500)) => {
-                for (partition, to) in continuity.silent(std::time::Instant::now()) {
-                    seek(consumer, topic, partition, to, &mut continuity);
-                }
-                // Offsets past the last message (transaction markers, compaction) never
-                // arrive: a partition whose position reached its end is done (unless it is
-                // still being rewound to the record it must return first).
-                if let Ok(positions) = consumer.position() {
-                    for e in positions.elements_for_topic(topic) {
-                        if continuity.watches(e.partition()) {
-                            continue;
-                        }
-                        if let Offset::Offset(pos) = e.offset() {
-                            if open.get(&e.partition()).is_some_and(|end| pos >= *end) {
-                                open.remove(&e.partition());
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-        };
-        let (partition, offset, payload) = match message {
-            Ok(m) => (
-                m.partition(),
-                m.offset(),
-                m.payload().map(Bytes::copy_from_slice),
-            ),
-            Err(e) => {
-                tracing::warn!(topic, error = %e, "read error; retrying");
-                continue;
-            }
-        };
-        let Some(&end) = open.get(&partition) else {
-            continue;
-        };
-        match continuity.check(partition, READER_GENERATION, offset) {
-            Verdict::Take => {}
-            Verdict::Seen => continue,
-            Verdict::Rewind { to } => {
-                seek(consumer, topic, partition, to, &mut continuity);
-                continue;
-            }
-            Verdict::Gap { from, to } => {
-                tracing::warn!(topic, partition, first_offset = from, last_offset = to - 1,
-                    "offsets of the range were not returned by the broker even after rewinding (compaction, transaction markers or deleted records); going on without them");
-            }
-        }
-        if offset >= end {
-            finish(consumer, topic, partition, &mut open);
-            continue;
-        }
-        read += 1;
-        if let Some(progress) = progress {
-            progress.tick();
-        }
-        each(partition, offset, payload.as_deref()).await;
-        if offset + 1 >= end {
-            finish(consumer, topic, partition, &mut open);
-        }
-    }
-    Ok(read)
-}
-
-/// The assignment generation of a replay's reader: it is assigned once.
-const READER_GENERATION: u64 = 1;
-
-/// Rewinds a partition the broker skipped records of; a failed seek ends the watch (what
-/// comes is then read as it comes).
-fn seek(
-    consumer: &StreamConsumer,
-    topic: &str,
-    partition: i32,
-    to: i64,
-    continuity: &mut Continuity,
-) {
-    if let Err(e) = consumer.seek(topic, partition, Offset::Offset(to), Duration::ZERO) {
-        tracing::warn!(topic, partition, offset = to, error = %e, "cannot rewind a partition to read records the broker skipped");
-        continuity.forget(partition);
-    }
-}
-
-fn finish(consumer: &StreamConsumer, topic: &str, partition: i32, open: &mut HashMap<i32, i64>) {
-    open.remove(&partition);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, partition);
-    let _ = consumer.pause(&tpl);
 }
 
 /// Runs a replay until it is done or `stop` is cancelled, reporting to `progress`.
@@ -803,18 +478,6 @@ fn deliveries(
             ))
         })
         .collect()
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} read  {per_sec}  ETA {eta}  {msg}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> "),
-    );
-    bar
 }
 
 /// Spaces events to at most `rate` per second.
