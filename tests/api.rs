@@ -141,15 +141,11 @@ fn hook_definition(receiver: &WebhookReceiver) -> Value {
     })
 }
 
+/// Event number `n` of `project`, with an id no other test event has.
 fn event(project: &str, n: usize) -> Vec<u8> {
-    json!({
-        "id": format!("evt-{project}-{n}-{}", unique_number()),
-        "timestamp": "2026-01-01T00:00:00Z",
-        "level": "INFO", "type": "APP_EVENT", "message": "hello",
-        "projectId": project,
-    })
-    .to_string()
-    .into_bytes()
+    event_log(project, &format!("evt-{project}-{n}-{}", unique_number()))
+        .to_string()
+        .into_bytes()
 }
 
 fn wait(what: &str, timeout: Duration, courier: &Courier, cond: impl FnMut() -> bool) {

@@ -18,7 +18,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
 
 const TOPIC: &str = "event-logs";
 const PARTITIONS: i32 = 2;
@@ -31,21 +30,16 @@ fn every_event_arrives_when_the_broker_skips_the_rest_of_a_batch_after_a_resume(
     create_topic(&brokers, TOPIC, PARTITIONS);
     create_topic(&brokers, "courier-failures", 1);
 
-    let mut gen = Generator::new(GeneratorConfig {
-        seed: 12,
-        projects: 1,
-        poison_every: None,
-        target_bytes: None,
-    });
-    let mut events = Vec::with_capacity(EVENTS);
+    // Every id once, so that each event can be told apart.
     let mut ids = HashSet::new();
-    while events.len() < EVENTS {
-        let bytes = gen.event_for_project("proj_a");
-        if !ids.insert(event_id(&bytes)) {
-            continue;
-        }
-        events.push(((events.len() % PARTITIONS as usize) as i32, bytes));
-    }
+    let events: Vec<(i32, Vec<u8>)> =
+        events_in_turn(&mut generator(12, 1), EVENTS, &["proj_a"], |e| {
+            ids.insert(event_id(e))
+        })
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, bytes))| ((i % PARTITIONS as usize) as i32, bytes))
+        .collect();
     let produced = produce_batched(&brokers, TOPIC, events);
     let ends = end_offsets(&produced);
 
@@ -111,17 +105,17 @@ fn a_stalled_partition_is_drained_while_other_partitions_stream() {
     create_topic(&brokers, TOPIC, PARTITIONS);
     create_topic(&brokers, "courier-failures", 1);
 
-    let mut gen = Generator::new(GeneratorConfig {
-        seed: 7,
-        projects: 1,
-        poison_every: None,
-        target_bytes: None,
-    });
+    let mut gen = generator(7, 1);
     // Partition 0: the slow destination's project; partition 1: a long backlog of a busy one.
-    let mut events: Vec<(i32, Vec<u8>)> = (0..SLOW)
-        .map(|_| (0, gen.event_for_project("proj_slow")))
+    let mut events: Vec<(i32, Vec<u8>)> = events_in_turn(&mut gen, SLOW, &["proj_slow"], |_| true)
+        .into_iter()
+        .map(|(_, bytes)| (0, bytes))
         .collect();
-    events.extend((0..BUSY).map(|_| (1, gen.event_for_project("proj_busy"))));
+    events.extend(
+        events_in_turn(&mut gen, BUSY, &["proj_busy"], |_| true)
+            .into_iter()
+            .map(|(_, bytes)| (1, bytes)),
+    );
     produce_batched(&brokers, TOPIC, events);
 
     let slow = WebhookReceiver::start(ReceiverConfig::default());

@@ -2,23 +2,20 @@
 //! courier to repeat the destination's secrets.
 //!
 //! Broker: tansu (one per test; records produced one per batch, TESTING.md quirk 2). The
-//! compiled binary delivers to an HTTP server in the test process that answers every request
-//! with the headers it received — the configured header values and the Standard Webhooks
-//! signature first — as a 400 (the batch is rejected and reported in a failure event) or a 503
-//! (the batch is retried, parked in the retry topic and finally reported). The test collects
-//! every secret the server received and looks for each in everything the answers reach: the
-//! failure events, the retry topic's records and headers, the status API's `last_error` and
-//! the log. It also checks the echo did reach them, masked.
+//! compiled binary delivers to an HTTP server in the test process (`fakes::scripted`) that
+//! answers every request with the headers it received — the configured header values and the
+//! Standard Webhooks signature first — as a 400 (the batch is rejected and reported in a
+//! failure event) or a 503 (the batch is retried, parked in the retry topic and finally
+//! reported). The test collects every secret the server received and looks for each in
+//! everything the answers reach: the failure events, the retry topic's records and headers,
+//! the status API's `last_error` and the log. It also checks the echo did reach them, masked.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::Router;
 use base64::Engine as _;
+use common::fakes::scripted::{echo, Server};
 use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -34,43 +31,6 @@ const KEY_ENV: &str = "COURIER_TEST_API_KEY";
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const AUTHORIZATION: &str = "Bearer e2e-echoed-authorization-0001";
 const API_KEY: &str = "e2e-echoed-api-key-0002";
-
-/// Headers the server echoes first (so that they fall within the part of an answer courier
-/// keeps), then the rest.
-const ECHOED: &[&str] = &["authorization", "x-api-key", "webhook-signature"];
-
-/// Every value of a secret-bearing header the server received.
-#[derive(Default)]
-struct Received {
-    values: Mutex<Vec<String>>,
-}
-
-async fn echo(
-    State(received): State<Arc<Received>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> (StatusCode, String) {
-    let value = |v: &axum::http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for name in ECHOED {
-        if let Some(v) = headers.get(*name) {
-            received.values.lock().unwrap().push(value(v));
-            pairs.push((name.to_string(), value(v)));
-        }
-    }
-    pairs.extend(
-        headers
-            .iter()
-            .filter(|(n, _)| !ECHOED.contains(&n.as_str()))
-            .map(|(n, v)| (n.to_string(), value(v))),
-    );
-    let status = if uri.path() == "/reject" {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, serde_json::to_string(&pairs).unwrap())
-}
 
 fn destination(project: &str, id: &str, url: &str) -> String {
     format!(
@@ -152,15 +112,11 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
     create_topic(&brokers, TOPIC, 2);
     create_topic(&brokers, FAILURES, 1);
 
-    let received = Arc::new(Received::default());
-    let listener = rt()
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = Router::new().fallback(echo).with_state(received.clone());
-    let server = rt().spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
+    // Echoes the request's headers, credentials first: a 400 on /reject, else a 503.
+    let server = rt().block_on(Server::start(|uri| {
+        echo(if uri.path() == "/reject" { 400 } else { 503 })
+    }));
+    let addr = server.base();
 
     let mut cfg = CourierConfig::new(&brokers)
         .delivery("retry_max_elapsed", "\"500ms\"")
@@ -170,13 +126,9 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
         .destination(destination(
             "proj_a",
             "hook-reject",
-            &format!("http://{addr}/reject"),
+            &format!("{addr}/reject"),
         ))
-        .destination(destination(
-            "proj_a",
-            "hook-down",
-            &format!("http://{addr}/down"),
-        ));
+        .destination(destination("proj_a", "hook-down", &format!("{addr}/down")));
     cfg.extra = format!(
         "\n[api]\nencryption_key_env = {}\ntokens = [{{ token = {} }}]\n",
         toml_str(KEY_ENV),
@@ -191,12 +143,7 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
         &brokers,
         TOPIC,
         (0..4).map(|i| {
-            let event = serde_json::json!({
-                "id": format!("evt-{i}-{}", unique_number()),
-                "timestamp": "2026-01-01T00:00:00Z",
-                "level": "INFO", "type": "APP_EVENT", "message": "hello",
-                "projectId": "proj_a",
-            });
+            let event = event_log("proj_a", &format!("evt-{i}-{}", unique_number()));
             (Some(i % 2), event.to_string().into_bytes())
         }),
     );
@@ -237,13 +184,10 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
     }
 
     // The secrets: configured values, and every signature the endpoint received.
-    let mut secrets: Vec<String> = received
-        .values
-        .lock()
-        .unwrap()
-        .iter()
+    let mut secrets: Vec<String> = server
+        .received("webhook-signature")
+        .into_iter()
         .filter(|v| v.starts_with("v1,"))
-        .cloned()
         .collect();
     assert!(!secrets.is_empty(), "requests were signed");
     secrets.extend(
@@ -318,5 +262,4 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
     let log = std::fs::read_to_string(courier.log_path()).unwrap();
     assert!(log.contains("****"), "the log shows the masked echo");
     assert_clean("the log", &log);
-    server.abort();
 }

@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -53,22 +52,15 @@ impl Produced {
 /// `per_project` events for each project, round-robin over the partitions. Generated
 /// delivery-failure events are left out: this test counts ordinary events only.
 fn produce_for(brokers: &str, projects: &[String], per_project: usize, seed: u64) -> Produced {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed,
-        projects: projects.len(),
-        poison_every: None,
-        target_bytes: None,
-    });
-    let mut events = Vec::new();
-    while events.len() < per_project * projects.len() {
-        let project = &projects[events.len() % projects.len()];
-        let bytes = gen.event_for_project(project);
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        if v["type"] == "EVENT_DESTINATION" {
-            continue;
-        }
-        events.push((bytes.clone(), event_id(&bytes), project.clone()));
-    }
+    let mut gen = generator(seed, projects.len());
+    let events: Vec<(Vec<u8>, String, String)> =
+        ordinary_events(&mut gen, per_project * projects.len(), projects)
+            .into_iter()
+            .map(|(project, bytes)| {
+                let id = event_id(&bytes);
+                (bytes, id, project)
+            })
+            .collect();
     let positions = produce(
         brokers,
         TOPIC,

@@ -2,18 +2,18 @@
 //! records produced one per batch, TESTING.md quirk 2), delivering one project's events to a
 //! Datadog intake, two Splunk HTTP Event Collectors (one with indexer acknowledgement) and a
 //! webhook, each with its own filter. The Datadog and Splunk services are the contract-enforcing
-//! fakes of `tests/fakes/` running in the test process; the webhook is the harness's receiver.
+//! fakes of `tests/common/fakes/` running in the test process, the webhook the harness's
+//! receiver.
 
 mod common;
-mod fakes;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use common::fakes::datadog::FakeDatadog;
+use common::fakes::splunk::{AckPolicy, FakeSplunk, HecSetup};
 use common::*;
-use courier::generator::{event_types, Generator, GeneratorConfig};
-use fakes::datadog::FakeDatadog;
-use fakes::splunk::{AckPolicy, FakeSplunk, HecSetup};
+use courier::generator::event_types;
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -45,15 +45,13 @@ impl Produced {
 }
 
 fn produce_events(brokers: &str, n: usize, seed: u64) -> Produced {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed,
-        projects: 2,
-        poison_every: None,
-        target_bytes: None,
-    });
-    let bytes: Vec<Vec<u8>> = (0..n)
-        .map(|i| gen.event_for_project(if i % 4 == 3 { OTHER } else { PROJECT }))
-        .collect();
+    // Three events of PROJECT, then one of OTHER; delivery-failure events included.
+    let mut gen = generator(seed, 2);
+    let bytes: Vec<Vec<u8>> =
+        events_in_turn(&mut gen, n, &[PROJECT, PROJECT, PROJECT, OTHER], |_| true)
+            .into_iter()
+            .map(|(_, bytes)| bytes)
+            .collect();
     let positions = produce(
         brokers,
         TOPIC,

@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -30,22 +29,12 @@ fn cluster() -> Cluster {
     cluster
 }
 
+/// `n` ordinary events of `proj_0001` generated from `seed`.
 fn events(n: usize, seed: u64) -> Vec<Vec<u8>> {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed,
-        projects: 1,
-        poison_every: None,
-        target_bytes: None,
-    });
-    let mut out = Vec::new();
-    while out.len() < n {
-        let e = gen.event_for_project("proj_0001");
-        let v: Value = serde_json::from_slice(&e).unwrap();
-        if v["type"] != "EVENT_DESTINATION" {
-            out.push(e);
-        }
-    }
-    out
+    ordinary_events(&mut generator(seed, 1), n, &["proj_0001"])
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
 }
 
 fn produce_all(brokers: &str, events: &[Vec<u8>]) -> HashMap<i32, i64> {

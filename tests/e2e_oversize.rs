@@ -30,16 +30,11 @@ fn broker(partitions: i32) -> Tansu {
 
 /// An Event Log of `project` with id `id` and `pad` bytes of payload.
 fn event(project: &str, id: &str, pad: usize) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": id,
-        "projectId": project,
-        "type": "APP_EVENT",
-        "level": "INFO",
-        "message": "order synced",
-        "timestamp": "2026-12-06T05:00:00.000Z",
-        "payload": {"pad": "p".repeat(pad)},
-    }))
-    .unwrap()
+    let mut event = event_log(project, id);
+    event["message"] = json!("order synced");
+    event["timestamp"] = json!("2026-12-06T05:00:00.000Z");
+    event["payload"] = json!({"pad": "p".repeat(pad)});
+    serde_json::to_vec(&event).unwrap()
 }
 
 /// Every message of the failures topic: (value size, JSON).

@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -41,21 +40,10 @@ const FIRST_DELAY: Duration = Duration::from_secs(16);
 /// `N` realistic events of one project (generated delivery-failure events left out), produced
 /// round-robin over the partitions, one record per batch. Returns (bytes, id, position).
 fn produce_events(brokers: &str) -> Vec<(Vec<u8>, String, (i32, i64))> {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed: 23,
-        projects: 1,
-        poison_every: None,
-        target_bytes: None,
-    });
-    let mut events = Vec::new();
-    while events.len() < N {
-        let bytes = gen.event_for_project(PROJECT);
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        if v["type"] == "EVENT_DESTINATION" {
-            continue;
-        }
-        events.push(bytes);
-    }
+    let events: Vec<Vec<u8>> = ordinary_events(&mut generator(23, 1), N, &[PROJECT])
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect();
     let positions = produce(
         brokers,
         TOPIC,

@@ -70,13 +70,6 @@ impl Produced {
     }
 }
 
-/// Whether an Event Log is a delivery-failure event (`type: EVENT_DESTINATION`).
-fn is_failure_event(event: &[u8]) -> bool {
-    serde_json::from_slice::<Value>(event)
-        .ok()
-        .is_some_and(|v| v["type"] == "EVENT_DESTINATION")
-}
-
 /// The `destinationId` a delivery-failure event (`type: EVENT_DESTINATION`) reports on.
 fn reports_on(event: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(event).ok()?;
@@ -102,27 +95,16 @@ fn produce_messages(brokers: &str, messages: Vec<GeneratedMessage>) -> Produced 
     }
 }
 
-/// `n` routable events, spread over `projects` as `proj_0001`, `proj_0002`, … in turn.
+/// `n` routable events (delivery-failure events included), spread over `projects` in turn.
 fn events_for(gen: &mut Generator, n: usize, projects: &[&str]) -> Vec<GeneratedMessage> {
-    (0..n)
-        .map(|i| {
-            let project = projects[i % projects.len()];
-            GeneratedMessage {
-                bytes: gen.event_for_project(project),
-                project: Some(project.to_string()),
-                poison: None,
-            }
+    events_in_turn(gen, n, projects, |_| true)
+        .into_iter()
+        .map(|(project, bytes)| GeneratedMessage {
+            bytes,
+            project: Some(project),
+            poison: None,
         })
         .collect()
-}
-
-fn generator(seed: u64) -> Generator {
-    Generator::new(GeneratorConfig {
-        seed,
-        projects: 3,
-        poison_every: None,
-        target_bytes: None,
-    })
 }
 
 /// Waits until the group has committed `ends` on every partition.
@@ -502,7 +484,7 @@ fn sigterm_drains_and_commits() {
         .destination(hook.destination_toml("proj_0001", "hook-1"));
     // Produced before the daemon starts, so the slow receiver alone sets the pace (at most
     // 4 requests × 20 events per 200 ms) however long producing takes on a loaded machine.
-    let mut gen = generator(21);
+    let mut gen = generator(21, 3);
     let produced = produce_messages(
         &brokers,
         events_for(&mut gen, 1600, &["proj_0001", "proj_0001", "proj_0002"]),
@@ -578,7 +560,7 @@ fn kill9_then_restart_delivers_everything() {
         .destination(hook.destination_toml("proj_0001", "hook-1"));
     // Produced before the daemon starts, so the slow receiver alone sets the pace (at most
     // 4 requests × 20 events per 200 ms) however long producing takes on a loaded machine.
-    let mut gen = generator(31);
+    let mut gen = generator(31, 3);
     let produced = produce_messages(
         &brokers,
         events_for(&mut gen, 2000, &["proj_0001", "proj_0001", "proj_0003"]),
@@ -654,7 +636,7 @@ fn retries_503_then_succeeds() {
         CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));
     let courier = Courier::start_ready(&cfg);
 
-    let mut gen = generator(41);
+    let mut gen = generator(41, 3);
     let produced = produce_messages(&brokers, events_for(&mut gen, 400, &["proj_0001"]));
     let expected = produced.expected_for("proj_0001", "hook-1");
 
@@ -712,7 +694,7 @@ fn rejected_400_produces_failure_events_with_source_range() {
         CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));
     let courier = Courier::start_ready(&cfg);
 
-    let mut gen = generator(51);
+    let mut gen = generator(51, 3);
     let produced = produce_messages(
         &brokers,
         events_for(&mut gen, 400, &["proj_0001", "proj_0001", "proj_0002"]),
@@ -833,7 +815,7 @@ fn retry_after_is_honoured() {
         CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));
     let courier = Courier::start_ready(&cfg);
 
-    let mut gen = generator(61);
+    let mut gen = generator(61, 3);
     let produced = produce_messages(&brokers, events_for(&mut gen, 1, &["proj_0001"]));
     let expected = produced.expected_for("proj_0001", "hook-1");
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
+use courier::generator::Generator;
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -29,19 +29,7 @@ impl Batch {
 }
 
 fn produce_batch(brokers: &str, gen: &mut Generator, n: usize) -> Batch {
-    let mut events = Vec::new();
-    while events.len() < n {
-        let project = if events.len() % 2 == 0 {
-            "proj_0001"
-        } else {
-            "proj_0002"
-        };
-        let e = gen.event_for_project(project);
-        let v: Value = serde_json::from_slice(&e).unwrap();
-        if v["type"] != "EVENT_DESTINATION" {
-            events.push((project.to_owned(), e));
-        }
-    }
+    let events = ordinary_events(gen, n, &["proj_0001", "proj_0002"]);
     let positions = produce(
         brokers,
         TOPIC,
@@ -104,12 +92,7 @@ fn destinations_are_added_changed_and_removed_without_a_restart() {
         let c = committed_offsets(&brokers, "courier-test", TOPIC);
         ends.iter().all(|(p, e)| c.get(p) == Some(e))
     };
-    let mut gen = Generator::new(GeneratorConfig {
-        seed: 21,
-        projects: 2,
-        poison_every: None,
-        target_bytes: None,
-    });
+    let mut gen = generator(21, 2);
 
     // 1. hook-a receives proj_0001.
     let one = produce_batch(&brokers, &mut gen, 100);

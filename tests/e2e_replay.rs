@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use courier::generator::{Generator, GeneratorConfig};
+use courier::generator::Generator;
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -31,19 +31,7 @@ impl Produced {
 }
 
 fn produce_events(brokers: &str, gen: &mut Generator, n: usize) -> Produced {
-    let mut batch = Vec::new();
-    while batch.len() < n {
-        let project = if batch.len() % 2 == 0 {
-            "proj_0001"
-        } else {
-            "proj_0002"
-        };
-        let e = gen.event_for_project(project);
-        let v: Value = serde_json::from_slice(&e).unwrap();
-        if v["type"] != "EVENT_DESTINATION" {
-            batch.push((project.to_owned(), e));
-        }
-    }
+    let batch = ordinary_events(gen, n, &["proj_0001", "proj_0002"]);
     let positions = produce(
         brokers,
         TOPIC,
@@ -59,15 +47,6 @@ fn produce_events(brokers: &str, gen: &mut Generator, n: usize) -> Produced {
             .map(|((p, e), (part, off))| (p, e, part, off))
             .collect(),
     }
-}
-
-fn generator(seed: u64) -> Generator {
-    Generator::new(GeneratorConfig {
-        seed,
-        projects: 2,
-        poison_every: None,
-        target_bytes: None,
-    })
 }
 
 fn broker() -> Tansu {
@@ -114,7 +93,7 @@ fn an_offset_range_delivers_exactly_its_routed_events() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let produced = produce_events(&brokers, &mut generator(1), 200);
+    let produced = produce_events(&brokers, &mut generator(1, 2), 200);
     let dir = tempfile::tempdir().unwrap();
     let cfg =
         CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));
@@ -147,7 +126,7 @@ fn a_range_starting_inside_a_record_batch_is_replayed_whole() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default());
-    let mut gen = generator(9);
+    let mut gen = generator(9, 2);
     let events: Vec<(i32, Vec<u8>)> = (0..400)
         .map(|_| (0, gen.event_for_project("proj_0001")))
         .collect();
@@ -182,7 +161,7 @@ fn a_time_range_delivers_exactly_the_events_produced_within_it() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default());
-    let mut gen = generator(2);
+    let mut gen = generator(2, 2);
     let _before = produce_events(&brokers, &mut gen, 40);
     std::thread::sleep(Duration::from_millis(1500));
     let from = chrono::Utc::now();
@@ -216,7 +195,7 @@ fn destination_narrows_and_dry_run_sends_nothing() {
     let brokers = tansu.brokers();
     let one = WebhookReceiver::start(ReceiverConfig::default());
     let two = WebhookReceiver::start(ReceiverConfig::default());
-    let produced = produce_events(&brokers, &mut generator(3), 100);
+    let produced = produce_events(&brokers, &mut generator(3, 2), 100);
     let dir = tempfile::tempdir().unwrap();
     let cfg = CourierConfig::new(&brokers)
         .destination(one.destination_toml("proj_0001", "hook-1"))
@@ -283,7 +262,7 @@ fn from_failures_redelivers_exactly_the_failed_events() {
         .destination(hook.destination_toml("proj_0001", "hook-1"))
         .destination(ok.destination_toml("proj_0002", "hook-ok"));
     let courier = Courier::start_ready(&cfg);
-    let produced = produce_events(&brokers, &mut generator(4), 120);
+    let produced = produce_events(&brokers, &mut generator(4, 2), 120);
     let failed_expected = produced.select(|p, _, _| p == "proj_0001");
     let start = Instant::now();
     let failures_end = loop {
@@ -344,7 +323,7 @@ fn bad_ranges_are_refused_before_anything_is_sent() {
     let tansu = broker();
     let brokers = tansu.brokers();
     let hook = WebhookReceiver::start(ReceiverConfig::default());
-    produce_events(&brokers, &mut generator(5), 20);
+    produce_events(&brokers, &mut generator(5, 2), 20);
     let dir = tempfile::tempdir().unwrap();
     let cfg =
         CourierConfig::new(&brokers).destination(hook.destination_toml("proj_0001", "hook-1"));

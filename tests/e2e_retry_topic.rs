@@ -45,15 +45,15 @@ fn parked_headers(next_attempt_at_ms: i64, source_offset: i64) -> OwnedHeaders {
     })
 }
 
+/// Event number `n` of `proj_0001` (a failed webhook trigger), with an id no other test event
+/// has.
 fn event(n: i64) -> Vec<u8> {
-    json!({
-        "id": format!("evt-parked-{n}-{}", unique_number()),
-        "timestamp": "2026-11-22T08:00:00.000Z",
-        "level": "WARN", "type": "WEBHOOK_TRIGGER", "message": "Webhook delivery failed",
-        "projectId": "proj_0001",
-    })
-    .to_string()
-    .into_bytes()
+    let mut event = event_log("proj_0001", &format!("evt-parked-{n}-{}", unique_number()));
+    event["timestamp"] = json!("2026-11-22T08:00:00.000Z");
+    event["level"] = json!("WARN");
+    event["type"] = json!("WEBHOOK_TRIGGER");
+    event["message"] = json!("Webhook delivery failed");
+    event.to_string().into_bytes()
 }
 
 /// Writes `records` (`(partition, due ms, value)`) to the retry topic: those of one call

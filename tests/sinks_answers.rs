@@ -3,228 +3,41 @@
 //!
 //! - An endless body (256 MiB, then an answer that never ends) is cut after the part courier
 //!   keeps (`sinks::http::read_limited`, the S3 sink's connector) and the connection closed:
-//!   the attempt is classified by its status, and the server could hand at most a few socket
-//!   buffers of the body to the connection ([`assert_bounded`]). Without the limit, the client
-//!   reads all 256 MiB into memory and waits for `request_timeout` (60 s here); the S3 sink and
-//!   Splunk with acknowledgement then even end as timeouts instead of the status.
+//!   the attempt is classified by its status, and the server (`tests/common/fakes/scripted.rs`)
+//!   could hand at most a few socket buffers of the body to the connection ([`assert_bounded`]).
+//!   Without the limit, the client reads all 256 MiB into memory and waits for
+//!   `request_timeout` (60 s here); the S3 sink and Splunk with acknowledgement then even end as
+//!   timeouts instead of the status.
 //! - An echoed secret (header values, the webhook signature, the Datadog API key, the Splunk
 //!   token, S3 credentials) is masked before the answer is kept in the error, which goes on to
 //!   logs, the retry topic, failure events and the API (`sinks::scrub`).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
-use axum::Router;
-use bytes::Bytes;
+use common::fakes::scripted::{echo, endless, text, Server};
+use common::small_batch;
 use courier::config::{DeliveryConfig, SecurityConfig, SinkConfig};
-use courier::event::Event;
 use courier::sinks::datadog::{DatadogConfig, DatadogSink};
 use courier::sinks::http::MAX_ANSWER_BYTES;
 use courier::sinks::s3::S3Sink;
 use courier::sinks::splunk::{SplunkConfig, SplunkSink};
 use courier::sinks::webhook::{WebhookConfig, WebhookSink};
 use courier::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
-use courier::source::AckId;
-use futures::StreamExt;
 use serde_json::json;
 
 /// Long enough that an answer read to its end would end as a timeout, not a status.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// An endless answer's body: this much, then it never ends. Far more than any limit.
-const FLOOD_BYTES: usize = 256 * 1024 * 1024;
-
 /// Most body bytes an endless answer may hand to its connection before courier closes it:
-/// what courier reads plus socket buffers, far below [`FLOOD_BYTES`].
+/// what courier reads plus socket buffers, far below the endless body's 256 MiB
+/// (`scripted::FLOOD_BYTES`).
 const BOUND_BYTES: usize = 64 * 1024 * 1024;
 
-/// What the server answers.
-#[derive(Clone, Debug)]
-enum Content {
-    /// [`FLOOD_BYTES`] of `x` in 16 KiB chunks (chunked transfer encoding), then never ends.
-    Endless,
-    /// A JSON array of `[name, value]` pairs: the request's headers named in `ECHOED` first,
-    /// in that order, then the others.
-    Echo,
-    /// This text.
-    Text(String),
-}
-
-/// Headers an echoing server puts first, so they fall within the part of an answer courier
-/// keeps: the ones that carry credentials.
-const ECHOED: &[&str] = &[
-    "x-amz-security-token",
-    "authorization",
-    "x-api-key",
-    "webhook-signature",
-    "dd-api-key",
-];
-
-#[derive(Clone, Debug)]
-struct Reply {
-    status: u16,
-    body: Content,
-    headers: Vec<(&'static str, String)>,
-}
-
-impl Reply {
-    fn new(status: u16, body: Content) -> Reply {
-        Reply {
-            status,
-            body,
-            headers: Vec::new(),
-        }
-    }
-
-    fn header(mut self, name: &'static str, value: &str) -> Reply {
-        self.headers.push((name, value.to_owned()));
-        self
-    }
-}
-
-type Script = Arc<dyn Fn(&Uri) -> Reply + Send + Sync>;
-
-struct Inner {
-    script: Mutex<Script>,
-    /// Body bytes handed to the connection by endless answers.
-    streamed: Arc<AtomicUsize>,
-    /// Headers of every request.
-    requests: Mutex<Vec<HeaderMap>>,
-}
-
-/// An HTTP server on 127.0.0.1 answering by a script.
-struct Server {
-    port: u16,
-    inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(script: impl Fn(&Uri) -> Reply + Send + Sync + 'static) -> Server {
-        let inner = Arc::new(Inner {
-            script: Mutex::new(Arc::new(script)),
-            streamed: Arc::new(AtomicUsize::new(0)),
-            requests: Mutex::new(Vec::new()),
-        });
-        let app = Router::new().fallback(answer).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        Server { port, inner, task }
-    }
-
-    fn set(&self, script: impl Fn(&Uri) -> Reply + Send + Sync + 'static) {
-        *self.inner.script.lock().unwrap() = Arc::new(script);
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every value the server received in header `name`.
-    fn received(&self, name: &str) -> Vec<String> {
-        self.inner
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|h| h.get(name).and_then(|v| v.to_str().ok()).map(String::from))
-            .collect()
-    }
-
-    /// Body bytes endless answers handed to their connections since the last call.
-    fn take_streamed(&self) -> usize {
-        self.inner.streamed.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn answer(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap) -> Response {
-    let script = inner.script.lock().unwrap().clone();
-    let reply = script(&uri);
-    inner.requests.lock().unwrap().push(headers.clone());
-    let body = match reply.body {
-        Content::Endless => {
-            let streamed = inner.streamed.clone();
-            let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
-            let chunks = futures::stream::iter(0..FLOOD_BYTES / chunk.len()).map(move |_| {
-                streamed.fetch_add(chunk.len(), Ordering::SeqCst);
-                Ok::<_, Infallible>(chunk.clone())
-            });
-            Body::from_stream(chunks.chain(futures::stream::pending()))
-        }
-        Content::Echo => {
-            let value =
-                |v: &axum::http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
-            let mut pairs: Vec<(String, String)> = ECHOED
-                .iter()
-                .filter_map(|n| headers.get(*n).map(|v| (n.to_string(), value(v))))
-                .collect();
-            pairs.extend(
-                headers
-                    .iter()
-                    .filter(|(n, _)| !ECHOED.contains(&n.as_str()))
-                    .map(|(n, v)| (n.to_string(), value(v))),
-            );
-            Body::from(serde_json::to_string(&pairs).unwrap())
-        }
-        Content::Text(text) => Body::from(text),
-    };
-    let mut response = Response::builder().status(reply.status);
-    for (name, value) in reply.headers {
-        response = response.header(name, value);
-    }
-    response.body(body).unwrap()
-}
-
-fn endless(status: u16) -> Reply {
-    Reply::new(status, Content::Endless)
-}
-
-fn echo(status: u16) -> Reply {
-    Reply::new(status, Content::Echo)
-}
-
-fn text(status: u16, body: &str) -> Reply {
-    Reply::new(status, Content::Text(body.to_owned()))
-}
-
-fn events() -> Vec<Event> {
-    (0..3)
-        .map(|i| Event {
-            raw: Bytes::from(format!(
-                "{{\"id\":\"e{i}\",\"projectId\":\"p\",\"type\":\"APP_EVENT\",\"level\":\"INFO\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"message\":\"m\"}}"
-            )),
-            partition: 0,
-            offset: i,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 1,
-                offset: i,
-            },
-        })
-        .collect()
-}
-
 async fn deliver(sink: &dyn Sink) -> Outcome {
-    let events = events();
+    let events = small_batch();
     let batch = sink.encode(&events).expect("encode");
     sink.send(&events, &batch).await
 }

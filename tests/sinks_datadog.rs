@@ -1,49 +1,23 @@
 //! The Datadog sink driven through the `Sink` trait against a fake logs intake in the test
-//! process that enforces Datadog's Logs API v2 contract (`tests/fakes/datadog.rs`) and
+//! process that enforces Datadog's Logs API v2 contract (`tests/common/fakes/datadog.rs`) and
 //! misbehaves on purpose (413 once, 429 with Retry-After, 503 storms, slow answers).
 
-mod fakes;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::fakes::datadog::FakeDatadog;
+use common::fakes::Reply;
+use common::{generated_sink_events, sink_event};
 use courier::config::{DeliveryConfig, SecurityConfig};
 use courier::event::Event;
-use courier::generator::{Generator, GeneratorConfig};
 use courier::sinks::datadog::{DatadogConfig, DatadogSink, MAX_ITEM_BYTES};
 use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
-use courier::source::AckId;
-use fakes::datadog::FakeDatadog;
-use fakes::Reply;
 use serde_json::{json, Value};
 
 const KEY: &str = "dd-test-key-0123456789abcdef";
-
-fn event(raw: Vec<u8>, offset: i64) -> Event {
-    Event {
-        raw: Bytes::from(raw),
-        partition: 0,
-        offset,
-        failure_event: false,
-        ack: AckId {
-            partition: 0,
-            generation: 1,
-            offset,
-        },
-    }
-}
-
-fn generated(n: usize, seed: u64) -> Vec<Event> {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed,
-        projects: 2,
-        poison_every: None,
-        target_bytes: None,
-    });
-    (0..n).map(|i| event(gen.next_event(), i as i64)).collect()
-}
 
 fn sink_with(
     fake: &FakeDatadog,
@@ -106,7 +80,7 @@ async fn logs_arrive_complete_in_the_documented_shape() {
         &fake,
         json!({ "service": "paragon", "source": "courier-test", "hostname": "h1", "tags": ["env:test"] }),
     );
-    let events = generated(50, 1);
+    let events = generated_sink_events(50, 1);
     assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
     let records = fake.records();
@@ -181,10 +155,11 @@ async fn log_times_are_epoch_milliseconds_unless_datadog_would_drop_them() {
     let old = now - chrono::Duration::hours(19);
     let at = |t: chrono::DateTime<chrono::Utc>, i: i64| {
         let text = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        event(
+        sink_event(
             json!({"projectId": "p", "message": "m", "timestamp": text})
                 .to_string()
                 .into_bytes(),
+            0,
             i,
         )
     };
@@ -209,7 +184,7 @@ async fn log_times_are_epoch_milliseconds_unless_datadog_would_drop_them() {
 async fn uncompressed_bodies_are_plain_json() {
     let fake = FakeDatadog::start(KEY).await;
     let sink = new_sink(&fake, json!({ "compression": "none" }));
-    let events = generated(3, 2);
+    let events = generated_sink_events(3, 2);
     assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
     let body = &fake.records()[0].body;
     assert_eq!(body[0], b'[');
@@ -220,7 +195,7 @@ async fn uncompressed_bodies_are_plain_json() {
 async fn batches_over_1000_logs_or_5_mb_are_split_and_reported_per_request() {
     let fake = FakeDatadog::start(KEY).await;
     let sink = new_sink(&fake, json!({}));
-    let events = generated(2500, 3);
+    let events = generated_sink_events(2500, 3);
     let outcome = deliver(&sink, &events).await;
     assert_eq!(
         parts(&outcome),
@@ -242,10 +217,11 @@ async fn batches_over_1000_logs_or_5_mb_are_split_and_reported_per_request() {
     let blob = "z".repeat(400_000);
     let events: Vec<Event> = (0..30)
         .map(|i| {
-            event(
+            sink_event(
                 json!({"projectId": "p", "message": format!("m{i}"), "payload": {"blob": blob}})
                     .to_string()
                     .into_bytes(),
+                0,
                 i,
             )
         })
@@ -274,8 +250,8 @@ async fn an_oversize_log_is_shrunk_counted_and_delivered() {
         .into_bytes();
     let size = big.len();
     let events = vec![
-        event(br#"{"projectId":"p","message":"small"}"#.to_vec(), 0),
-        event(big, 1),
+        sink_event(br#"{"projectId":"p","message":"small"}"#.to_vec(), 0, 0),
+        sink_event(big, 0, 1),
     ];
     assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
     assert!(fake.violations().is_empty(), "{:?}", fake.violations());
@@ -302,7 +278,7 @@ async fn a_413_splits_the_request_in_halves() {
         (r.logs.len() > 4).then(|| Reply::new(413, r#"{"errors":["Payload too large"]}"#))
     });
     let sink = new_sink(&fake, json!({}));
-    let events = generated(10, 4);
+    let events = generated_sink_events(10, 4);
     let outcome = deliver(&sink, &events).await;
     assert_eq!(
         parts(&outcome),
@@ -331,7 +307,7 @@ async fn a_413_splits_the_request_in_halves() {
     let fake = FakeDatadog::start(KEY).await;
     fake.set_hook(|r| (r.index == 0).then(|| Reply::new(413, "")));
     let sink = new_sink(&fake, json!({}));
-    let outcome = deliver(&sink, &generated(6, 5)).await;
+    let outcome = deliver(&sink, &generated_sink_events(6, 5)).await;
     assert_eq!(
         parts(&outcome),
         vec![(0..3, "delivered"), (3..6, "delivered")]
@@ -343,7 +319,7 @@ async fn a_single_log_refused_with_413_is_rejected() {
     let fake = FakeDatadog::start(KEY).await;
     fake.set_hook(|_| Some(Reply::new(413, "")));
     let sink = new_sink(&fake, json!({}));
-    match deliver(&sink, &generated(1, 6)).await {
+    match deliver(&sink, &generated_sink_events(1, 6)).await {
         Outcome::Rejected { error, scope } => {
             assert_eq!(scope, RejectScope::Data);
             assert_eq!(error.http_status, Some(413));
@@ -359,7 +335,7 @@ async fn a_wrong_api_key_rejects_the_destination_without_showing_the_key() {
     let wrong = "wrong-key-do-not-print";
     let sink = sink_with(&fake, wrong, json!({}), &DeliveryConfig::default());
     // Several requests' worth: the first refusal stops the batch.
-    let events = generated(2500, 7);
+    let events = generated_sink_events(2500, 7);
     let outcome = deliver(&sink, &events).await;
     let p = parts(&outcome);
     assert!(p.iter().all(|(_, c)| *c == "configuration"), "{p:?}");
@@ -424,7 +400,7 @@ async fn status_400_rejects_only_that_request() {
     let fake = FakeDatadog::start(KEY).await;
     fake.set_hook(|r| (r.index == 1).then(|| Reply::new(400, r#"{"errors":["Bad Request"]}"#)));
     let sink = new_sink(&fake, json!({}));
-    let outcome = deliver(&sink, &generated(2100, 8)).await;
+    let outcome = deliver(&sink, &generated_sink_events(2100, 8)).await;
     assert_eq!(
         parts(&outcome),
         vec![
@@ -443,7 +419,7 @@ async fn status_429_is_retried_after_the_time_datadog_asks() {
             .then(|| Reply::new(429, r#"{"errors":["Too many requests"]}"#).retry_after("7"))
     });
     let sink = new_sink(&fake, json!({}));
-    let events = generated(5, 9);
+    let events = generated_sink_events(5, 9);
     let batch = sink.encode(&events).unwrap();
     match sink.send(&events, &batch).await {
         Outcome::Retry { error, retry_after } => {
@@ -467,7 +443,7 @@ async fn a_503_storm_is_retried_until_it_passes_and_nothing_is_lost() {
         (s.fetch_add(1, Ordering::SeqCst) < 6).then(|| Reply::new(503, "<html>unavailable</html>"))
     });
     let sink = new_sink(&fake, json!({}));
-    let events = generated(1500, 10);
+    let events = generated_sink_events(1500, 10);
     let mut remaining: Vec<Event> = events.clone();
     let mut rounds = 0;
     // Act like the lane: resend whatever is to be retried.
@@ -510,7 +486,7 @@ async fn transport_errors_and_timeouts_are_retried() {
     };
     let sink = sink_with(&fake, KEY, json!({}), &delivery);
     let started = Instant::now();
-    match deliver(&sink, &generated(2, 11)).await {
+    match deliver(&sink, &generated_sink_events(2, 11)).await {
         Outcome::Retry { error, .. } => assert_eq!(error.kind, ErrorKind::Timeout, "{error:?}"),
         other => panic!("{other:?}"),
     }
@@ -529,7 +505,7 @@ async fn transport_errors_and_timeouts_are_retried() {
         &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
     )
     .unwrap();
-    match deliver(&sink, &generated(2, 12)).await {
+    match deliver(&sink, &generated_sink_events(2, 12)).await {
         Outcome::Retry { error, .. } => {
             assert_eq!(error.kind, ErrorKind::Connection);
             assert!(!error.message.contains(KEY));
@@ -551,7 +527,7 @@ async fn slow_answer_bodies_are_judged_by_their_status() {
         ..DeliveryConfig::default()
     };
     let sink = sink_with(&fake, KEY, json!({}), &delivery);
-    let events = generated(3, 13);
+    let events = generated_sink_events(3, 13);
     let started = Instant::now();
     match deliver(&sink, &events).await {
         Outcome::Retry { error, .. } => assert_eq!(error.http_status, Some(503)),

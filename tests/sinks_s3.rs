@@ -1,243 +1,29 @@
 //! The `s3` sink against a real S3-compatible server in its own process: `moto_server`
 //! (`pip install 'moto[server]'`, installed by `scripts/install-deps`), one per test, on a free
-//! loopback port. Buckets are created and objects read back with an independent client (plain
-//! HTTP: moto checks no signature unless started in its IAM mode, where only the setup's
-//! first requests go unauthenticated). The sink is driven through the `Sink` trait, and once
-//! end to end: the compiled binary reading a tansu broker and writing to moto.
+//! loopback port (`tests/common/moto.rs`). Buckets are created and objects read back with an
+//! independent client (plain HTTP: moto checks no signature unless started in its IAM mode,
+//! where only the setup's first requests go unauthenticated). The sink is driven through the
+//! `Sink` trait, and once end to end: the compiled binary reading a tansu broker and writing
+//! to moto.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use courier::config::{DestinationConfig, SecurityConfig, SinkConfig};
 use courier::event::Event;
 use courier::sinks::s3::{S3Config, S3Sink};
 use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
-use courier::source::AckId;
+
+use common::moto::{between, client, create_bucket, get, gunzip, list, placeholder_auth, Moto};
+use common::{free_port, sink_event};
 
 const TOPIC: &str = "event-logs";
 const MIB: usize = 1024 * 1024;
-
-// ---------------------------------------------------------------------------------------------
-// moto server
-// ---------------------------------------------------------------------------------------------
-
-const MOTO_HINT: &str = "moto (the S3-compatible test server) is not installed: run \
-    `pip install 'moto[server]'` or `scripts/install-deps`";
-
-/// A `moto_server` process on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Moto {
-    /// Starts a server that checks no credentials.
-    fn start() -> Moto {
-        Self::spawn(&[])
-    }
-
-    /// Starts a server that authenticates requests against its IAM users, except for the
-    /// first `free_actions` requests (the test's setup).
-    fn start_with_auth(free_actions: u32) -> Moto {
-        Self::spawn(&[(
-            "INITIAL_NO_AUTH_ACTION_COUNT",
-            free_actions.to_string().as_str(),
-        )])
-    }
-
-    fn spawn(env: &[(&str, &str)]) -> Moto {
-        let mut last = String::new();
-        for _ in 0..3 {
-            let dir = tempfile::Builder::new().prefix("moto-").tempdir().unwrap();
-            let log = dir.path().join("moto.log");
-            let file = std::fs::File::create(&log).unwrap();
-            let port = free_port();
-            let child = Command::new(python())
-                .args([
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ])
-                .envs(env.iter().copied())
-                .env("PYTHONUNBUFFERED", "1")
-                .stdin(Stdio::null())
-                .stdout(file.try_clone().unwrap())
-                .stderr(file)
-                .spawn()
-                .unwrap_or_else(|e| panic!("{MOTO_HINT}: cannot start python3: {e}"));
-            let mut moto = Moto {
-                child,
-                port,
-                log,
-                _dir: dir,
-            };
-            match moto.wait_ready(Duration::from_secs(30)) {
-                Ok(()) => return moto,
-                Err(e) => last = format!("{e}\n--- moto log ---\n{}", moto.log_text()),
-            }
-        }
-        panic!("moto did not start: {last}");
-    }
-
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
-        let start = Instant::now();
-        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                if self.log_text().contains("No module named") {
-                    panic!("{MOTO_HINT}\n{}", self.log_text());
-                }
-                return Err(format!("moto exited during start-up with {status}"));
-            }
-            // A TCP connection only: an HTTP request would count as one of the
-            // unauthenticated setup actions of an IAM-mode server.
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                return Err(format!("port {} never accepted connections", self.port));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!(
-                "--- tail of moto log ---\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-use common::free_port;
-
-// ---------------------------------------------------------------------------------------------
-// The independent client: plain HTTP with a placeholder Authorization header (moto accepts
-// it outside IAM mode; without one it treats the request as anonymous).
-// ---------------------------------------------------------------------------------------------
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-fn placeholder_auth(service: &str) -> String {
-    format!(
-        "AWS4-HMAC-SHA256 Credential=AKIATESTCLIENT/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=00"
-    )
-}
-
-async fn create_bucket(moto: &Moto, bucket: &str) {
-    let r = client()
-        .put(format!("{}/{bucket}", moto.endpoint()))
-        .header("Authorization", placeholder_auth("s3"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        r.status().is_success(),
-        "create bucket {bucket}: {}",
-        r.status()
-    );
-}
-
-/// Keys and sizes of the bucket's objects.
-async fn list(moto: &Moto, bucket: &str) -> Vec<(String, usize)> {
-    let text = client()
-        .get(format!("{}/{bucket}?list-type=2", moto.endpoint()))
-        .header("Authorization", placeholder_auth("s3"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for item in text.split("<Contents>").skip(1) {
-        let key = between(item, "<Key>", "</Key>").unwrap();
-        let size = between(item, "<Size>", "</Size>").unwrap().parse().unwrap();
-        out.push((xml_unescape(key), size));
-    }
-    out
-}
-
-struct Object {
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-async fn get(moto: &Moto, bucket: &str, key: &str) -> Object {
-    let r = client()
-        .get(format!("{}/{bucket}/{key}", moto.endpoint()))
-        .header("Authorization", placeholder_auth("s3"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "GET {key}: {}", r.status());
-    let headers = r.headers().clone();
-    Object {
-        headers,
-        body: r.bytes().await.unwrap().to_vec(),
-    }
-}
-
-fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
-    let start = text.find(open)? + open.len();
-    let end = text[start..].find(close)? + start;
-    Some(&text[start..end])
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-fn gunzip(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .read_to_end(&mut out)
-        .expect("the object is valid gzip");
-    out
-}
 
 // ---------------------------------------------------------------------------------------------
 // Destinations and events
@@ -280,25 +66,13 @@ fn build_sink(d: &DestinationConfig) -> S3Sink {
     S3Sink::new(d, s3_config(d), TOPIC, &loopback()).unwrap()
 }
 
+/// An event of `proj_a` at `timestamp` (the time that decides an object's key), read at
+/// `offset` of `partition`.
 fn event(partition: i32, offset: i64, timestamp: &str) -> Event {
     let raw = format!(
         r#"{{"id":"ev-{partition}-{offset}","timestamp":"{timestamp}","level":"INFO","type":"APP_EVENT","message":"event {offset}","projectId":"proj_a","payload":{{"n":{offset}}}}}"#
     );
-    raw_event(partition, offset, raw)
-}
-
-fn raw_event(partition: i32, offset: i64, raw: String) -> Event {
-    Event {
-        raw: Bytes::from(raw),
-        partition,
-        offset,
-        failure_event: false,
-        ack: AckId {
-            partition,
-            generation: 1,
-            offset,
-        },
-    }
+    sink_event(raw, partition, offset)
 }
 
 async fn deliver(sink: &dyn Sink, events: &[Event]) -> Outcome {
@@ -329,11 +103,10 @@ async fn objects_hold_exactly_the_events_gzipped_under_documented_keys() {
         .collect();
     // A pretty-printed event travels compacted (one NDJSON line), and the first event's time
     // decides the date even when later events are in another hour.
-    events.push(raw_event(
+    events.push(sink_event(
+        "{\n  \"id\": \"ev-3-150\",\n  \"projectId\": \"proj_a\",\n  \"message\": \"two  spaces\"\n}",
         3,
         150,
-        "{\n  \"id\": \"ev-3-150\",\n  \"projectId\": \"proj_a\",\n  \"message\": \"two  spaces\"\n}"
-            .into(),
     ));
     events.push(event(3, 152, "2026-06-01T23:59:00Z"));
 
@@ -477,10 +250,10 @@ async fn multipart_uploads_above_the_threshold() {
     let filler = "x".repeat(1000);
     let events: Vec<Event> = (0..12_000)
         .map(|o| {
-            raw_event(
+            sink_event(
+                format!(r#"{{"id":"big-{o}","timestamp":"2026-07-01T00:00:00Z","projectId":"proj_a","payload":"{filler}"}}"#),
                 4,
                 o,
-                format!(r#"{{"id":"big-{o}","timestamp":"2026-07-01T00:00:00Z","projectId":"proj_a","payload":"{filler}"}}"#),
             )
         })
         .collect();
@@ -1128,7 +901,7 @@ async fn measure_a_full_object() {
         let raw = generator.event_for_project("proj_a");
         bytes += raw.len();
         let offset = events.len() as i64;
-        events.push(raw_event(0, offset, String::from_utf8(raw).unwrap()));
+        events.push(sink_event(raw, 0, offset));
     }
     for (name, keys) in [
         ("gzip, single PUT", "multipart_threshold = 1073741824"),

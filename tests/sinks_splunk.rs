@@ -1,48 +1,22 @@
 //! The Splunk HEC sink driven through the `Sink` trait against a fake HTTP Event Collector in
-//! the test process that enforces HEC's contract (`tests/fakes/splunk.rs`) and misbehaves on
+//! the test process that enforces HEC's contract (`tests/common/fakes/splunk.rs`) and misbehaves on
 //! purpose (code 6 with an invalid-event-number, busy collectors, 429 with Retry-After,
 //! acknowledgements that confirm late or never, slow answers, 413).
 
-mod fakes;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use common::fakes::splunk::{AckPolicy, FakeSplunk, HecSetup, HookAnswer};
+use common::fakes::Reply;
+use common::generated_sink_events;
 use courier::config::{DeliveryConfig, SecurityConfig};
 use courier::event::Event;
-use courier::generator::{Generator, GeneratorConfig};
 use courier::sinks::splunk::{SplunkConfig, SplunkSink};
 use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
-use courier::source::AckId;
-use fakes::splunk::{AckPolicy, FakeSplunk, HecSetup, HookAnswer};
-use fakes::Reply;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "11111111-2222-3333-4444-555555555555";
-
-fn event(raw: Vec<u8>, offset: i64) -> Event {
-    Event {
-        raw: Bytes::from(raw),
-        partition: 0,
-        offset,
-        failure_event: false,
-        ack: AckId {
-            partition: 0,
-            generation: 1,
-            offset,
-        },
-    }
-}
-
-fn generated(n: usize, seed: u64) -> Vec<Event> {
-    let mut gen = Generator::new(GeneratorConfig {
-        seed,
-        projects: 2,
-        poison_every: None,
-        target_bytes: None,
-    });
-    (0..n).map(|i| event(gen.next_event(), i as i64)).collect()
-}
 
 fn sink_with(
     fake: &FakeSplunk,
@@ -112,7 +86,7 @@ async fn events_arrive_byte_identical_in_hec_envelopes() {
         &fake,
         json!({ "index": "courier", "host": "courier-1", "source": "event-logs", "sourcetype": "paragon:event" }),
     );
-    let events = generated(40, 1);
+    let events = generated_sink_events(40, 1);
     assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
     let records = fake.records();
     assert_eq!(records.len(), 1);
@@ -150,7 +124,7 @@ async fn events_arrive_byte_identical_in_hec_envelopes() {
 async fn gzip_and_the_default_sourcetype() {
     let fake = FakeSplunk::start(HecSetup::new(TOKEN)).await;
     let sink = new_sink(&fake, json!({ "compression": "gzip" }));
-    let events = generated(10, 2);
+    let events = generated_sink_events(10, 2);
     assert_eq!(deliver(&sink, &events).await, Outcome::Delivered);
     assert_eq!(&fake.records()[0].body[..2], &[0x1f, 0x8b]);
     assert_eq!(fake.indexed_raw(), raw_of(&events));
@@ -168,7 +142,7 @@ async fn batches_over_max_request_bytes_are_split() {
     })
     .await;
     let sink = new_sink(&fake, json!({ "max_request_bytes": 20_000 }));
-    let events = generated(200, 3);
+    let events = generated_sink_events(200, 3);
     let outcome = deliver(&sink, &events).await;
     let p = parts(&outcome);
     assert!(
@@ -191,7 +165,7 @@ async fn a_413_splits_the_request_in_halves() {
     .await;
     // courier believes it may send 1 MiB; the collector says otherwise.
     let sink = new_sink(&fake, json!({}));
-    let events = generated(16, 4);
+    let events = generated_sink_events(16, 4);
     let outcome = deliver(&sink, &events).await;
     let p = match &outcome {
         Outcome::Partial(_) => parts(&outcome),
@@ -210,7 +184,7 @@ async fn a_token_with_acknowledgement_and_no_channel_is_a_configuration_error() 
     })
     .await;
     let sink = new_sink(&fake, json!({ "ack": false }));
-    match deliver(&sink, &generated(3, 5)).await {
+    match deliver(&sink, &generated_sink_events(3, 5)).await {
         Outcome::Rejected { error, scope } => {
             assert_eq!(scope, RejectScope::Destination);
             assert_eq!(error.http_status, Some(400));
@@ -241,7 +215,7 @@ async fn indexer_acknowledgement_completes_a_batch_only_once_confirmed() {
     .await;
     fake.set_ack_policy(AckPolicy::AfterPolls(2));
     let sink = new_sink(&fake, json!({ "ack": true, "max_request_bytes": 30_000 }));
-    let events = generated(100, 6);
+    let events = generated_sink_events(100, 6);
     let started = Instant::now();
     let outcome = deliver(&sink, &events).await;
     let p = parts(&outcome);
@@ -280,7 +254,7 @@ async fn an_acknowledgement_that_never_comes_means_sending_again() {
     .await;
     fake.set_ack_policy(AckPolicy::Never);
     let sink = new_sink(&fake, json!({ "ack": true, "ack_timeout": "1s" }));
-    let events = generated(5, 7);
+    let events = generated_sink_events(5, 7);
     let started = Instant::now();
     match deliver(&sink, &events).await {
         Outcome::Retry { error, .. } => {
@@ -309,7 +283,7 @@ async fn code_6_delivers_the_events_before_rejects_the_bad_one_and_retries_the_r
     let fake = FakeSplunk::start(HecSetup::new(TOKEN)).await;
     fake.set_hook(|r| (r.index == 0).then_some(HookAnswer::InvalidEvent(2)));
     let sink = new_sink(&fake, json!({}));
-    let events = generated(5, 8);
+    let events = generated_sink_events(5, 8);
     let outcome = deliver(&sink, &events).await;
     assert_eq!(
         parts(&outcome),
@@ -356,7 +330,7 @@ async fn a_busy_collector_and_429_are_retried_with_retry_after() {
         _ => None,
     });
     let sink = new_sink(&fake, json!({}));
-    let events = generated(3, 9);
+    let events = generated_sink_events(3, 9);
     let batch = sink.encode(&events).unwrap();
     for (status, after) in [(503, Some(4)), (429, Some(2)), (500, None), (502, None)] {
         match sink.send(&events, &batch).await {
@@ -384,7 +358,7 @@ async fn configuration_problems_name_splunk_and_never_the_token() {
     .await;
     let wrong = "99999999-dead-beef-0000-000000000000";
     let bad = sink_with(&fake, wrong, json!({}), &DeliveryConfig::default());
-    match deliver(&bad, &generated(2, 10)).await {
+    match deliver(&bad, &generated_sink_events(2, 10)).await {
         Outcome::Rejected { error, scope } => {
             assert_eq!(scope, RejectScope::Destination);
             assert_eq!(
@@ -403,7 +377,7 @@ async fn configuration_problems_name_splunk_and_never_the_token() {
     );
 
     let wrong_index = new_sink(&fake, json!({ "index": "secret-index" }));
-    match deliver(&wrong_index, &generated(2, 11)).await {
+    match deliver(&wrong_index, &generated_sink_events(2, 11)).await {
         Outcome::Rejected { error, scope } => {
             assert_eq!(scope, RejectScope::Destination);
             assert!(
@@ -444,7 +418,7 @@ async fn slow_answers_time_out_and_are_retried() {
         ..DeliveryConfig::default()
     };
     let sink = sink_with(&fake, TOKEN, json!({}), &delivery);
-    match deliver(&sink, &generated(2, 12)).await {
+    match deliver(&sink, &generated_sink_events(2, 12)).await {
         Outcome::Retry { error, .. } => assert_eq!(error.kind, ErrorKind::Timeout),
         other => panic!("{other:?}"),
     }
@@ -473,7 +447,7 @@ async fn a_success_whose_answer_never_arrives_is_sent_again_when_acknowledging()
         ..DeliveryConfig::default()
     };
     let sink = sink_with(&fake, TOKEN, json!({ "ack": true }), &delivery);
-    let events = generated(2, 14);
+    let events = generated_sink_events(2, 14);
     match deliver(&sink, &events).await {
         Outcome::Retry { error, .. } => assert_eq!(error.kind, ErrorKind::Timeout, "{error:?}"),
         other => panic!("{other:?}"),

@@ -3,85 +3,29 @@
 //! against a real HTTP server on 127.0.0.1 that counts the requests it receives: a refused
 //! destination gets none.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
 
-use axum::http::StatusCode;
-use axum::Router;
-use bytes::Bytes;
+use std::collections::BTreeMap;
+
+use common::fakes::scripted::{text, Server};
+use common::small_batch;
 use courier::config::{DeliveryConfig, SecurityConfig};
-use courier::event::Event;
 use courier::sinks::datadog::{DatadogConfig, DatadogSink};
 use courier::sinks::splunk::{SplunkConfig, SplunkSink};
 use courier::sinks::webhook::{WebhookConfig, WebhookSink};
 use courier::sinks::{ErrorKind, Outcome, RejectScope, Sink};
-use courier::source::AckId;
 use serde_json::json;
 
-/// An HTTP server on 127.0.0.1 that answers 200 to everything and counts requests.
-struct Server {
-    port: u16,
-    requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// What the servers answer every request: 200 with a body Splunk's sink reads as success.
+const SUCCESS: &str = "{\"text\":\"Success\",\"code\":0}";
 
-impl Server {
-    async fn start() -> Server {
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
-        let app = Router::new().fallback(move || {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(1, Ordering::SeqCst);
-                (StatusCode::OK, "{\"text\":\"Success\",\"code\":0}")
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        Server {
-            port,
-            requests,
-            task,
-        }
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn events() -> Vec<Event> {
-    (0..3)
-        .map(|i| Event {
-            raw: Bytes::from(format!(
-                "{{\"id\":\"e{i}\",\"projectId\":\"p\",\"type\":\"APP_EVENT\",\"level\":\"INFO\",\"timestamp\":\"2026-01-01T00:00:00Z\",\"message\":\"m\"}}"
-            )),
-            partition: 0,
-            offset: i,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 1,
-                offset: i,
-            },
-        })
-        .collect()
+/// A server on 127.0.0.1 that answers [`SUCCESS`] and counts requests.
+async fn counting_server() -> Server {
+    Server::start(|_| text(200, SUCCESS)).await
 }
 
 async fn deliver(sink: &dyn Sink) -> Outcome {
-    let events = events();
+    let events = small_batch();
     let batch = sink.encode(&events).expect("encode");
     sink.send(&events, &batch).await
 }
@@ -113,8 +57,8 @@ fn webhook(url: &str, security: &SecurityConfig) -> WebhookSink {
 
 #[tokio::test]
 async fn a_name_resolving_to_loopback_is_refused_without_the_allow_list() {
-    let server = Server::start().await;
-    let url = format!("http://localhost:{}/hook", server.port);
+    let server = counting_server().await;
+    let url = format!("http://localhost:{}/hook", server.port());
 
     let message = refused(deliver(&webhook(&url, &SecurityConfig::default())).await);
     assert!(
@@ -150,11 +94,11 @@ async fn a_name_resolving_to_loopback_is_refused_without_the_allow_list() {
 async fn literal_addresses_are_checked_before_each_request() {
     // Built directly, without configuration validation: the sink checks literal hosts itself
     // (they never reach the resolver).
-    let server = Server::start().await;
+    let server = counting_server().await;
     for url in [
-        format!("http://127.0.0.1:{}/hook", server.port),
-        format!("http://2130706433:{}/hook", server.port),
-        format!("http://[::ffff:127.0.0.1]:{}/hook", server.port),
+        format!("http://127.0.0.1:{}/hook", server.port()),
+        format!("http://2130706433:{}/hook", server.port()),
+        format!("http://[::ffff:127.0.0.1]:{}/hook", server.port()),
     ] {
         let message = refused(deliver(&webhook(&url, &SecurityConfig::default())).await);
         assert!(
@@ -163,7 +107,7 @@ async fn literal_addresses_are_checked_before_each_request() {
         );
     }
     assert_eq!(server.requests(), 0);
-    let url = format!("http://127.0.0.1:{}/hook", server.port);
+    let url = format!("http://127.0.0.1:{}/hook", server.port());
     assert_eq!(
         deliver(&webhook(&url, &loopback())).await,
         Outcome::Delivered
@@ -173,8 +117,8 @@ async fn literal_addresses_are_checked_before_each_request() {
 
 #[tokio::test]
 async fn splunk_and_datadog_endpoints_are_guarded() {
-    let server = Server::start().await;
-    let endpoint = format!("http://localhost:{}", server.port);
+    let server = counting_server().await;
+    let endpoint = format!("http://localhost:{}", server.port());
 
     let config: SplunkConfig =
         serde_json::from_value(json!({ "endpoint": endpoint, "token": "t" })).unwrap();
@@ -214,7 +158,7 @@ async fn splunk_and_datadog_endpoints_are_guarded() {
     let check = sink.check().await.unwrap_err();
     assert!(check.message.starts_with("refused: localhost"), "{check}");
     let config: DatadogConfig = serde_json::from_value(
-        json!({ "endpoint": format!("http://127.0.0.1:{}", server.port), "api_key": "k" }),
+        json!({ "endpoint": format!("http://127.0.0.1:{}", server.port()), "api_key": "k" }),
     )
     .unwrap();
     let sink = DatadogSink::new(
@@ -244,8 +188,8 @@ fn destination(url: &str) -> String {
 
 #[tokio::test]
 async fn configuration_to_delivery() {
-    let server = Server::start().await;
-    let named = destination(&format!("http://localhost:{}/hook", server.port));
+    let server = counting_server().await;
+    let named = destination(&format!("http://localhost:{}/hook", server.port()));
 
     // Names pass validation (they are judged when resolved) and are refused at delivery.
     let config = parse(&named).unwrap();
@@ -317,8 +261,8 @@ fn s3_destination(endpoint: &str) -> String {
 /// and is refused when the sink connects — before any request reaches the server.
 #[tokio::test]
 async fn s3_endpoints_are_guarded_at_request_time() {
-    let server = Server::start().await;
-    let named = s3_destination(&format!("http://localhost:{}", server.port));
+    let server = counting_server().await;
+    let named = s3_destination(&format!("http://localhost:{}", server.port()));
     let config = parse(&named).unwrap();
     let sink =
         courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap();
@@ -351,20 +295,12 @@ async fn s3_endpoints_are_guarded_at_request_time() {
 /// there) leaves that server without a request, and the answer rejects the destination.
 #[tokio::test]
 async fn s3_redirects_are_not_followed() {
-    let target = Server::start().await;
-    let location = format!("http://127.0.0.1:{}/elsewhere", target.port);
-    let app = Router::new().fallback(move || {
-        let location = location.clone();
-        async move { (StatusCode::SEE_OTHER, [("location", location)]) }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let redirecting = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
-    });
+    let target = counting_server().await;
+    let location = format!("http://127.0.0.1:{}/elsewhere", target.port());
+    let redirecting = Server::start(move |_| text(303, "").header("location", &location)).await;
     let config = parse(&format!(
         "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n{}",
-        s3_destination(&format!("http://127.0.0.1:{port}"))
+        s3_destination(&redirecting.base())
     ))
     .unwrap();
     let sink =
@@ -375,5 +311,4 @@ async fn s3_redirects_are_not_followed() {
         "{outcome:?}"
     );
     assert_eq!(target.requests(), 0, "the redirect was followed");
-    redirecting.abort();
 }

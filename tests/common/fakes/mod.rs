@@ -1,15 +1,22 @@
-//! In-process fakes of Datadog's logs intake and of a Splunk HTTP Event Collector, for the sink
-//! tests (`tests/sinks_datadog.rs`, `tests/sinks_splunk.rs`) and the fan-out end-to-end test.
+//! Fakes of the services courier delivers to, each an HTTP server in the test process on a
+//! free loopback port: a customer's webhook endpoint ([`webhook`]), Datadog's logs intake
+//! ([`datadog`]), a Splunk HTTP Event Collector ([`splunk`]), and a server that answers by a
+//! script with hostile answers — endless bodies, echoed credentials ([`scripted`]).
 //!
-//! Each fake ENFORCES the service's documented contract — a request that breaks it gets the
-//! answer the real service documents (Datadog: 401/403 for the key, 400 for the body, 413 over
-//! 5 MB; Splunk: the HEC status codes) and is recorded — and can be told to misbehave through
-//! a hook that sees each valid request and may answer in its place (413 once, 429 with
-//! Retry-After, 503 storms, slow answers, code 6, late or missing acknowledgements).
-#![allow(dead_code)]
+//! Each service fake ENFORCES the service's documented contract — a request that breaks it gets
+//! the answer the real service documents (webhook: 400 and a recorded violation; Datadog:
+//! 401/403 for the key, 400 for the body, 413 over 5 MB; Splunk: the HEC status codes) and is
+//! recorded — and can be told to misbehave: the webhook receiver through its [`Behaviour`],
+//! Datadog and Splunk through a hook that sees each valid request and may answer in its place
+//! (413 once, 429 with Retry-After, 503 storms, slow answers, code 6, late or missing
+//! acknowledgements).
+//!
+//! [`Behaviour`]: webhook::Behaviour
 
 pub mod datadog;
+pub mod scripted;
 pub mod splunk;
+pub mod webhook;
 
 use std::time::Duration;
 
