@@ -223,9 +223,12 @@ pub fn decode(payload: Option<&[u8]>, max_bytes: usize) -> Decoded<'_> {
         return unroutable(Unroutable::InvalidJson, "empty message (no value)".into());
     };
     if bytes.len() > max_bytes {
-        // Read the projectId if the oversize message is otherwise valid, so the customer
-        // gets told; the cost is paid only on this rare path.
-        let fields = parse_fields(bytes).ok();
+        // Read the projectId if the oversize message is otherwise a valid object, so the
+        // customer gets told; the cost is paid only on this rare path. Only an object: serde
+        // reads the fields of a struct from an array too, by position, which would make the
+        // first string of `["…","…"]` the project told.
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let fields = object.then(|| parse_fields(bytes).ok()).flatten();
         return Decoded::Unroutable {
             reason: Unroutable::TooLarge,
             detail: format!(
@@ -358,6 +361,14 @@ mod tests {
             Some(Unroutable::InvalidJson)
         );
         assert!(matches!(decode(None, 10), Decoded::Unroutable { .. }));
+        // An oversize array tells no project (serde reads a struct from an array by position).
+        let array = format!("[\"p\",\"{}\"]", "a".repeat(2000));
+        match decode(Some(array.as_bytes()), 1024) {
+            Decoded::Unroutable {
+                reason, project, ..
+            } => assert_eq!((reason, project), (Unroutable::TooLarge, None)),
+            other => panic!("{other:?}"),
+        }
         let big = format!("{{\"projectId\":\"p\",\"x\":\"{}\"}}", "a".repeat(2000));
         match decode(Some(big.as_bytes()), 1024) {
             Decoded::Unroutable {

@@ -96,39 +96,63 @@ fn shortened(message: String) -> String {
 }
 
 /// A key path of [`destination_at`] under the empty prefix (`.filter.min_level`,
-/// `tags[2]`) as a JSON pointer (`/filter/min_level`, `/tags/2`). An unknown field's error
-/// points at the field itself.
+/// `tags[2]`, `.headers."X.Y"`) as a JSON pointer (`/filter/min_level`, `/tags/2`,
+/// `/headers/X.Y`). An unknown field's error points at the field itself.
 fn json_pointer(path: &str, message: &str) -> String {
+    let mut segments = key_path_segments(path);
+    if let Some(field) = unknown_field(message) {
+        if segments.last().map(String::as_str) != Some(field) {
+            segments.push(field.to_owned());
+        }
+    }
     let mut pointer = String::new();
-    let mut push = |segment: &str| {
+    for segment in segments {
         pointer.push('/');
         pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
-    };
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let mut rest = part;
-        if let Some(i) = rest.find('[') {
-            if i > 0 {
-                push(&rest[..i]);
-            }
-            rest = &rest[i..];
-            while let Some(tail) = rest.strip_prefix('[') {
-                let end = tail.find(']').unwrap_or(tail.len());
-                push(&tail[..end]);
-                rest = tail.get(end + 1..).unwrap_or("");
-            }
-        } else {
-            push(rest);
-        }
-    }
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|m| m.split('`').next())
-    {
-        if !path.ends_with(field) {
-            push(field);
-        }
     }
     pointer
+}
+
+/// The field serde's "unknown field `…`, expected …" error names (which may hold a backtick).
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let end = rest
+        .find("`, expected ")
+        .or_else(|| rest.find("`, there are no fields"))?;
+    Some(&rest[..end])
+}
+
+/// The segments of a key path: names, `[index]`es and quoted keys
+/// ([`key_segment`](super::key_segment)).
+fn key_path_segments(path: &str) -> Vec<String> {
+    let mut segments = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix('.') {
+            rest = tail;
+        } else if let Some(tail) = rest.strip_prefix('[') {
+            let end = tail.find(']').unwrap_or(tail.len());
+            segments.push(tail[..end].to_owned());
+            rest = tail.get(end + 1..).unwrap_or("");
+        } else if rest.starts_with('"') {
+            let mut quoted = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+            match quoted.next() {
+                Some(Ok(key)) => {
+                    rest = &rest[quoted.byte_offset()..];
+                    segments.push(key);
+                }
+                _ => {
+                    segments.push(rest.to_owned());
+                    rest = "";
+                }
+            }
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            segments.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    segments
 }
 
 /// The `[[destinations]]` table at `index` of the configuration file.
@@ -267,6 +291,12 @@ fn destination_at(
                 return true;
             };
             if origin == Origin::Api {
+                // Written as `"tls": ["/etc/passwd"]`, the key is still there: serde reads a
+                // struct from an array by position. The sink would read it when built.
+                if c.tls.ca_file.is_some() {
+                    errors.push(format!("{prefix}.tls"), API_HOST_FILE);
+                    return false;
+                }
                 return true;
             }
             match c.read_host_files() {
@@ -491,7 +521,7 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
 ) -> (Option<T>, Vec<String>) {
     let mut table = match table {
         Ok(t) => t,
-        Err(other) => return (super::typed::<T>(other, prefix, errors), Vec::new()),
+        Err(other) => return (super::typed_table::<T>(other, prefix, errors), Vec::new()),
     };
     let mut removed: Vec<String> = Vec::new();
     loop {
@@ -499,7 +529,12 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
             Ok(v) => return (Some(v), removed),
             Err(e) => e,
         };
-        let inner = error.path().to_string();
+        let inner = super::path_text(error.path());
+        // The table's key the error is under (unquoted, as in the table).
+        let top = match error.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
         let message = error.into_inner().to_string();
         let missing = message
             .strip_prefix("missing field `")
@@ -509,14 +544,9 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
             return (None, removed);
         }
         let key = if inner == "." {
-            message
-                .strip_prefix("unknown field `")
-                .and_then(|m| m.split('`').next())
-                .map(str::to_owned)
-        } else if table.contains_key(&inner) {
-            Some(inner.clone())
+            unknown_field(&message).map(str::to_owned)
         } else {
-            inner.split(['.', '[']).next().map(str::to_owned)
+            top
         };
         super::push_typed_error(errors, prefix, &inner, message);
         match key {

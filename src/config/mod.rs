@@ -294,10 +294,53 @@ fn interpolate_tree(
 }
 
 fn join(path: &str, key: &str) -> String {
+    let key = key_segment(key);
     if path.is_empty() {
-        key.to_owned()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
+    }
+}
+
+/// `key` as one segment of a key path: as it is when it is a plain name, else quoted as a JSON
+/// string (`headers."X.Api-Key"`), so that a key holding `.`, `[` or `"` reads as one segment
+/// (and the API's JSON pointer made from the path names it, not a key that does not exist).
+pub(crate) fn key_segment(key: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        std::borrow::Cow::Borrowed(key)
+    } else {
+        std::borrow::Cow::Owned(serde_json::to_string(key).expect("a string serializes to JSON"))
+    }
+}
+
+/// serde's path to an error as a key path, keys written by [`key_segment`]; `.` for the
+/// value itself.
+fn path_text(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut text = String::new();
+    for segment in path.iter() {
+        let name = match segment {
+            Segment::Seq { index } => {
+                text.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } => key_segment(key),
+            Segment::Enum { variant } => key_segment(variant),
+            Segment::Unknown => "?".into(),
+        };
+        if !text.is_empty() {
+            text.push('.');
+        }
+        text.push_str(&name);
+    }
+    if text.is_empty() {
+        ".".to_owned()
+    } else {
+        text
     }
 }
 
@@ -306,11 +349,23 @@ fn typed<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Errors) -
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Some(v),
         Err(e) => {
-            let inner = e.path().to_string();
+            let inner = path_text(e.path());
             push_typed_error(errors, prefix, &inner, e.into_inner().to_string());
             None
         }
     }
+}
+
+/// [`typed`] for a value that must be a table. serde reads a struct from an array as well,
+/// field by field in declaration order: `delivery = [1, 1, "1s", 4, …]` would set settings by
+/// position, past the checks that look at which keys a table sets (a destination's overrides
+/// are checked where they are set), so an array is refused.
+fn typed_table<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Errors) -> Option<T> {
+    if value.is_array() {
+        errors.push(prefix, "invalid type: sequence, expected a table");
+        return None;
+    }
+    typed(value, prefix, errors)
 }
 
 /// Records a deserialization error at `inner` (serde's path, `.` for the value itself) under
@@ -335,7 +390,7 @@ fn section<T: DeserializeOwned + Default>(
 ) -> T {
     match root.remove(key) {
         None => T::default(),
-        Some(v) => typed(v, key, errors).unwrap_or_default(),
+        Some(v) => typed_table(v, key, errors).unwrap_or_default(),
     }
 }
 
@@ -364,7 +419,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     };
     for key in root.keys() {
         if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-            let key = key.clone();
+            let key = key_segment(key).into_owned();
             errors.push(
                 key,
                 format!("unknown key; expected one of {}", TOP_LEVEL_KEYS.join(", ")),
@@ -436,7 +491,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     };
     let api = root
         .remove("api")
-        .and_then(|v| typed::<ApiConfig>(v, "api", errors));
+        .and_then(|v| typed_table::<ApiConfig>(v, "api", errors));
     if let Some(api) = &api {
         for (path, message) in api.validate() {
             errors.push(path, message);

@@ -462,6 +462,22 @@ mod tests {
         );
     }
 
+    const HOSTILE: &[&str] = &[
+        "1e999999",
+        "-1e-999999",
+        "-0",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "123456789012345678901234567890.5e-3",
+        "\"\\ud800\"",
+        "\"\\udc00\\ud800\"",
+        "\"\\uD83D\\uDE00\"",
+        "\"\\u0000\"",
+        "\"\\u0070roj\"",
+        "\"\u{feff}\u{10ffff}\u{2028}\"",
+        "\"\u{7f}\"",
+    ];
+
     fn json() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
             Just("null".to_owned()),
@@ -470,13 +486,21 @@ mod tests {
             any::<f64>().prop_map(|n| n.to_string()),
             "[a-z\\\\\"é\u{1}-\u{3} ]{0,6}".prop_map(|s| format!("\"{s}\"")),
             "(projectId|level|type|traceId|x)".prop_map(|s| format!("\"{s}\"")),
+            // Hostile: numbers past every range, escapes the scanner leaves to serde_json
+            // (lone and paired surrogates, NUL, escaped routing values), odd unicode, nesting
+            // around the scanner's depth limit and past serde_json's.
+            proptest::sample::select(HOSTILE).prop_map(str::to_owned),
+            (90usize..140).prop_map(|d| format!("{}1{}", "[".repeat(d), "]".repeat(d))),
         ];
         leaf.prop_recursive(4, 24, 5, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4)
                     .prop_map(|v| format!("[{}]", v.join(","))),
                 proptest::collection::vec(
-                    ("(projectId|level|type|eventName|timestamp|a|b)", inner),
+                    (
+                        "(projectId|proj\\\\u0065ctId|level|type|eventName|timestamp|a|b)",
+                        inner
+                    ),
                     0..5
                 )
                 .prop_map(|v| format!(

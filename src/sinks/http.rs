@@ -69,14 +69,20 @@ pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Limite
     }
 }
 
-/// Reads a `Retry-After` value: delay seconds or an HTTP date. A date in the past is 0.
+/// Reads a `Retry-After` value: delay seconds or an HTTP date. A date in the past is 0; a
+/// delay past [`MAX_RETRY_AFTER`](crate::lane::MAX_RETRY_AFTER), the longest courier waits,
+/// reads as that, so that outcomes (and the test answers and logs that show them) carry the
+/// delay courier keeps, never an endpoint's `18446744073709551615`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    let delay = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(crate::lane::MAX_RETRY_AFTER))
 }
 
 /// The `Retry-After` of a response, if it has a readable one.
@@ -155,6 +161,14 @@ mod tests {
         assert_eq!(
             parse_retry_after("Sun, 22 Nov 2026 07:00:00 GMT", now),
             Some(Duration::ZERO)
+        );
+        // Longer than courier waits: the longest it waits.
+        let max = crate::lane::MAX_RETRY_AFTER;
+        assert_eq!(parse_retry_after("301", now), Some(max));
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(max));
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(max)
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);

@@ -21,7 +21,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 pub(crate) use config::check_base_url;
 pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
 pub use encode::{Encoder, Shrink, MAX_BODY_BYTES, MAX_ITEMS, MAX_ITEM_BYTES};
-pub use service::{classify, Verdict};
+pub use service::{classify, rate_limit_reset, Verdict};
 
 use super::http::{
     read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES, MAX_ANSWER_BYTES,

@@ -83,7 +83,8 @@ fn said(answer: &[u8]) -> String {
 }
 
 /// Datadog's rate-limit reset (`X-RateLimit-Reset`: seconds until the limit resets), used
-/// when an answer has no `Retry-After`.
+/// when an answer has no `Retry-After`; like it, at most
+/// [`MAX_RETRY_AFTER`](crate::lane::MAX_RETRY_AFTER).
 pub fn rate_limit_reset(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
@@ -93,7 +94,7 @@ pub fn rate_limit_reset(response: &reqwest::Response) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        .map(|secs| Duration::from_secs(secs).min(crate::lane::MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::service::HecAnswer;
 use super::HEC_ANSWER_BYTES;
-use crate::sinks::http::{read_limited, status_error, transport_error};
+use crate::sinks::http::{read_limited, status_error, transport_error, MAX_ANSWER_BYTES};
 use crate::sinks::scrub::Scrubber;
-use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope};
+use crate::sinks::{trim_answer, DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// First wait before asking about an `ackId`.
 pub const FIRST_POLL: Duration = Duration::from_millis(200);
@@ -94,66 +94,20 @@ pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
             let status = response.status().as_u16();
             let answer = read_limited(response, HEC_ANSWER_BYTES).await;
             let answer = q.scrubber.clean(&answer.body, answer.complete);
-            if (200..300).contains(&status) {
-                match serde_json::from_slice::<AckAnswer>(&answer) {
-                    Ok(a) => {
-                        for (id, indexed) in a.acks {
-                            if indexed {
-                                if let Ok(id) = id.parse::<u64>() {
-                                    if pending.remove(&id) {
-                                        done.insert(id, Outcome::Delivered);
-                                    }
-                                }
-                            }
+            match classify_ack(status, &answer) {
+                AckVerdict::Indexed(ids) => {
+                    for id in ids {
+                        if pending.remove(&id) {
+                            done.insert(id, Outcome::Delivered);
                         }
                     }
-                    Err(e) => last_problem = Some(format!("unreadable ack answer: {e}")),
                 }
-                continue;
-            }
-            let hec = HecAnswer::parse(&answer);
-            let said = match (&hec.text, hec.code) {
-                (Some(t), Some(c)) => format!("{t} (code {c}, HTTP {status})"),
-                _ => status_error(status, &answer).message,
-            };
-            match (status, hec.code) {
-                // The token stopped working: later requests would be refused the same way.
-                (401 | 403, _) | (_, Some(1..=4)) => {
-                    let error = DeliveryError {
-                        message: format!(
-                            "Splunk HEC refused the acknowledgement query: {said}; check the destination's token"
-                        ),
-                        ..status_error(status, &answer)
-                    };
+                AckVerdict::All(outcome) => {
                     for id in std::mem::take(&mut pending) {
-                        done.insert(
-                            id,
-                            Outcome::Rejected {
-                                error: error.clone(),
-                                scope: RejectScope::Destination,
-                            },
-                        );
+                        done.insert(id, outcome.clone());
                     }
                 }
-                // The channel or acknowledgement went away: these ids can never be confirmed.
-                (_, Some(11 | 14)) | (400..=499, None) if status != 408 && status != 429 => {
-                    let error = DeliveryError {
-                        message: format!(
-                            "Splunk HEC cannot confirm indexing ({said}); the events will be sent again"
-                        ),
-                        ..status_error(status, &answer)
-                    };
-                    for id in std::mem::take(&mut pending) {
-                        done.insert(
-                            id,
-                            Outcome::Retry {
-                                error: error.clone(),
-                                retry_after: None,
-                            },
-                        );
-                    }
-                }
-                _ => last_problem = Some(said),
+                AckVerdict::Problem(problem) => last_problem = Some(problem),
             }
         }
     }
@@ -178,4 +132,67 @@ pub async fn confirm(q: &AckQuery<'_>, ids: &[u64]) -> BTreeMap<u64, Outcome> {
         );
     }
     done
+}
+
+/// What the answer to one acknowledgement query says about the ids it asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckVerdict {
+    /// A 2xx answer: these ids are indexed (the others not yet).
+    Indexed(Vec<u64>),
+    /// Every pending id ends with this outcome: the token stopped working (rejected), or the
+    /// channel or acknowledgement went away so they can never be confirmed (retried).
+    All(Outcome),
+    /// Nothing decided; what went wrong, for the message if the ids are never confirmed.
+    Problem(String),
+}
+
+/// Classifies the collector's answer to an acknowledgement query (`status` and the start of
+/// its body, already free of secrets). Pure, so that hostile answers can be tested alone.
+pub fn classify_ack(status: u16, answer: &[u8]) -> AckVerdict {
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<AckAnswer>(answer) {
+            Ok(a) => AckVerdict::Indexed(
+                a.acks
+                    .into_iter()
+                    .filter(|(_, indexed)| *indexed)
+                    .filter_map(|(id, _)| id.parse::<u64>().ok())
+                    .collect(),
+            ),
+            // serde quotes the offending value, which the endpoint chose: trimmed.
+            Err(e) => AckVerdict::Problem(format!(
+                "unreadable ack answer: {}",
+                trim_answer(e.to_string().as_bytes(), MAX_ANSWER_BYTES)
+            )),
+        };
+    }
+    let hec = HecAnswer::parse(answer);
+    let said = match (&hec.text, hec.code) {
+        (Some(t), Some(c)) => format!("{t} (code {c}, HTTP {status})"),
+        _ => status_error(status, answer).message,
+    };
+    match (status, hec.code) {
+        // The token stopped working: later requests would be refused the same way.
+        (401 | 403, _) | (_, Some(1..=4)) => AckVerdict::All(Outcome::Rejected {
+            error: DeliveryError {
+                message: format!(
+                    "Splunk HEC refused the acknowledgement query: {said}; check the destination's token"
+                ),
+                ..status_error(status, answer)
+            },
+            scope: RejectScope::Destination,
+        }),
+        // The channel or acknowledgement went away: these ids can never be confirmed.
+        (_, Some(11 | 14)) | (400..=499, None) if status != 408 && status != 429 => {
+            AckVerdict::All(Outcome::Retry {
+                error: DeliveryError {
+                    message: format!(
+                        "Splunk HEC cannot confirm indexing ({said}); the events will be sent again"
+                    ),
+                    ..status_error(status, answer)
+                },
+                retry_after: None,
+            })
+        }
+        _ => AckVerdict::Problem(said),
+    }
 }

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 
-pub use ack::{FIRST_POLL, MAX_ACKS_PER_QUERY, MAX_POLL_INTERVAL};
+pub use ack::{classify_ack, AckVerdict, FIRST_POLL, MAX_ACKS_PER_QUERY, MAX_POLL_INTERVAL};
 pub use config::{
     SplunkConfig, TlsConfig, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SOURCETYPE,
 };

@@ -50,9 +50,15 @@ pub struct HecAnswer {
 }
 
 impl HecAnswer {
-    /// Reads an answer; anything that is not a HEC answer reads as empty.
+    /// Reads an answer; anything that is not a HEC answer reads as empty. Its `text` is
+    /// trimmed to [`MAX_ANSWER_BYTES`] like any answer courier keeps: an endpoint can put all
+    /// of the 64 KiB an answer is read to in it.
     pub fn parse(body: &[u8]) -> HecAnswer {
-        serde_json::from_slice(body).unwrap_or_default()
+        let mut answer: HecAnswer = serde_json::from_slice(body).unwrap_or_default();
+        answer.text = answer
+            .text
+            .map(|text| trim_answer(text.as_bytes(), MAX_ANSWER_BYTES));
+        answer
     }
 }
 

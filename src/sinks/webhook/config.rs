@@ -104,7 +104,7 @@ impl WebhookConfig {
         );
         for (name, value) in &self.headers {
             check(
-                format!("headers.{name}"),
+                format!("headers.{}", crate::config::key_segment(name)),
                 check_header(name, value.expose()),
             );
         }
