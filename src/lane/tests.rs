@@ -14,9 +14,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use crate::parking::Parker;
 
+use super::deliver::HeldBody;
 use super::*;
 use crate::config;
-use crate::sinks::{EncodedBatch, RejectScope, Sink};
+use crate::sinks::{DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink};
 
 /// Answers with the scripted outcomes in order, then `Delivered`; records what it was sent.
 #[derive(Default)]

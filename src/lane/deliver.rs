@@ -1,0 +1,277 @@
+//! Delivering one batch: attempts with in-line retries, as the destination's circuit allows,
+//! until the batch is delivered, rejected, out of its in-line budget or the circuit opens —
+//! then settled ([`crate::settle`]). A panic while delivering is contained to its batch.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::{panic_text, Decision, LaneShared, RetryPolicy};
+use crate::event::Event;
+use crate::metrics::Metrics;
+use crate::settle::{nested_parts, Settler};
+use crate::sinks::{DeliveryError, ErrorKind, Outcome};
+
+/// Delivers one batch, containing a panic to it: a bug that a batch's data or a sink's answer
+/// triggers must not take the other lanes, or the process, with it. The batch's events are
+/// then reported in a failure event (kind `internal`, replayable), so their offsets complete.
+pub(super) async fn contained(shared: &LaneShared, events: &[Event]) {
+    use futures::FutureExt as _;
+    let started = Utc::now();
+    let attempt = std::panic::AssertUnwindSafe(deliver(shared, events)).catch_unwind();
+    if let Err(panic) = attempt.await {
+        let what = panic_text(panic.as_ref());
+        shared.context.metrics.lane_panics.inc();
+        tracing::error!(events = events.len(), panic = %what, "delivering a batch failed inside courier; reporting its events");
+        let error = DeliveryError {
+            kind: ErrorKind::Internal,
+            http_status: None,
+            message: "courier failed while delivering these events (an internal error, logged); they can be replayed".into(),
+        };
+        settler(shared, started).fail(events, &error, 0).await;
+    }
+}
+
+/// Delivers one batch, as the destination's circuit allows: attempts with in-line retries
+/// until delivered, rejected, out of budget or the circuit opens. Delivered events complete;
+/// rejected data is reported in a failure event; what could not be delivered is parked in
+/// the retry topic ([`crate::settle`]). Only then do the events complete. When the sink
+/// reports parts of the batch separately, each part is settled on its own and only the rest
+/// is retried.
+async fn deliver(shared: &LaneShared, events: &[Event]) {
+    let settler = settler(shared, Utc::now());
+    let decision = shared.health.decide().await;
+    match decision {
+        Decision::Park => {
+            let error = shared
+                .health
+                .last_error()
+                .unwrap_or_else(|| circuit_error(shared));
+            return settler.park(events, &error).await;
+        }
+        Decision::Report => {
+            return settler.fail(events, &paused_error(shared), 0).await;
+        }
+        Decision::Attempt | Decision::Probe => {}
+    }
+    let probe = decision == Decision::Probe;
+    let policy = RetryPolicy {
+        initial: shared.delivery.retry_initial_backoff,
+        max: shared.delivery.retry_max_backoff,
+        budget: shared.delivery.retry_max_elapsed,
+    };
+    let mut schedule = policy.start(Instant::now());
+    let mut attempts = 0;
+    let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
+    loop {
+        let encoded = match shared.sink.encode(&remaining) {
+            Ok(b) => b,
+            Err(error) => return settler.fail(&remaining, &error, attempts).await,
+        };
+        let _body = HeldBody::new(&shared.context.metrics, encoded.body.len());
+        // Attempts of this encoded batch until it is settled, out of budget, or the circuit
+        // says to stop trying in line.
+        let outcome = loop {
+            attempts += 1;
+            shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let outcome = shared.sink.send(&remaining, &encoded).await;
+            shared
+                .context
+                .metrics
+                .request_duration
+                .with_label_values(&[shared.destination_type])
+                .observe(started.elapsed().as_secs_f64());
+            count_request(shared, &outcome);
+            shared.health.record(&outcome).await;
+            let Outcome::Retry { error, retry_after } = outcome else {
+                break outcome;
+            };
+            if probe || shared.health.is_open() {
+                break Outcome::Retry { error, retry_after };
+            }
+            match schedule.next_delay(retry_after, Instant::now()) {
+                Some(delay) => {
+                    count_retry(shared);
+                    tracing::info!(attempt = attempts, retry_in = ?delay, error = %error, "delivery failed; will retry");
+                    if !wait(shared, delay).await {
+                        return;
+                    }
+                }
+                None => break Outcome::Retry { error, retry_after },
+            }
+        };
+        let parts = match outcome {
+            Outcome::Partial(parts) if covers_exactly(&parts, remaining.len()) => parts,
+            Outcome::Partial(parts) => {
+                tracing::error!(?parts, events = remaining.len(), "sink reported parts that do not cover the batch exactly; retrying the whole batch");
+                let error = DeliveryError {
+                    kind: ErrorKind::Encode,
+                    http_status: None,
+                    message: "the sink reported an invalid split of the batch".into(),
+                };
+                vec![(
+                    0..remaining.len(),
+                    Outcome::Retry {
+                        error,
+                        retry_after: None,
+                    },
+                )]
+            }
+            Outcome::Retry { error, .. } => {
+                // Out of in-line budget, or the circuit opened: park.
+                return settler.park(&remaining, &error).await;
+            }
+            whole => vec![(0..remaining.len(), whole)],
+        };
+        let mut retry = Vec::new();
+        let mut retry_after = None;
+        let mut retry_error = None;
+        for (range, outcome) in parts {
+            let part = &remaining[range];
+            match outcome {
+                Outcome::Retry {
+                    error,
+                    retry_after: after,
+                } => {
+                    retry.extend_from_slice(part);
+                    retry_after = retry_after.max(after);
+                    retry_error = Some(error);
+                }
+                Outcome::Partial(_) => {
+                    // Sinks never nest parts; retrying is the safe reading.
+                    retry.extend_from_slice(part);
+                    retry_error.get_or_insert_with(nested_parts);
+                }
+                settled => settler.settle(part, settled, attempts).await,
+            }
+        }
+        let Some(error) = retry_error else { return };
+        let delay = if probe || shared.health.is_open() {
+            None
+        } else {
+            schedule.next_delay(retry_after, Instant::now())
+        };
+        match delay {
+            Some(delay) => {
+                count_retry(shared);
+                tracing::info!(attempt = attempts, events = retry.len(), retry_in = ?delay, error = %error, "part of the batch failed; will retry it");
+                if !wait(shared, delay).await {
+                    return;
+                }
+                remaining = std::borrow::Cow::Owned(retry);
+            }
+            None => return settler.park(&retry, &error).await,
+        }
+    }
+}
+
+/// How the lane settles its batches: first attempts, parked for scheduled attempt 1.
+fn settler(shared: &LaneShared, first_attempt: chrono::DateTime<Utc>) -> Settler<'_> {
+    let context = &shared.context;
+    Settler {
+        project: &shared.project,
+        destination: &shared.destination_id,
+        destination_type: shared.destination_type,
+        stats: Some(&shared.stats),
+        schedule: &shared.delivery.retry_schedule,
+        attempt: 0,
+        first_attempt,
+        source_topic: &context.source_topic,
+        acker: &context.acker,
+        failures: &context.failures,
+        parker: &context.parker,
+        metrics: &context.metrics,
+    }
+}
+
+fn circuit_error(shared: &LaneShared) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::CircuitOpen,
+        http_status: None,
+        message: format!(
+            "destination {} is failing (circuit open); the batch was parked without an attempt",
+            shared.destination_id
+        ),
+    }
+}
+
+fn paused_error(shared: &LaneShared) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Paused,
+        http_status: None,
+        message: format!(
+            "destination {} was paused after failing for {}; fix it and replay these events",
+            shared.destination_id,
+            humantime::format_duration(shared.delivery.pause_after)
+        ),
+    }
+}
+
+/// Whether `parts` cover `0..len` exactly once, in any order.
+fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bool {
+    let mut ranges: Vec<_> = parts.iter().map(|(r, _)| r.clone()).collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut next = 0;
+    for r in ranges {
+        if r.start != next || r.end <= r.start {
+            return false;
+        }
+        next = r.end;
+    }
+    next == len
+}
+
+/// A request body counted in the global in-flight budget while it exists: it is a second
+/// copy of its events (a destination that hangs holds it for `request_timeout`), so reading
+/// pauses for it as for the events themselves.
+pub(super) struct HeldBody<'a> {
+    metrics: &'a Metrics,
+    bytes: usize,
+}
+
+impl<'a> HeldBody<'a> {
+    pub(super) fn new(metrics: &'a Metrics, bytes: usize) -> Self {
+        metrics.hold_bytes(bytes);
+        Self { metrics, bytes }
+    }
+}
+
+impl Drop for HeldBody<'_> {
+    fn drop(&mut self) {
+        self.metrics.release_bytes(self.bytes);
+    }
+}
+
+/// Sleeps before a retry; false when the process abandoned the work meanwhile.
+async fn wait(shared: &LaneShared, delay: std::time::Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = shared.context.abandon.cancelled() => false,
+    }
+}
+
+fn count_request(shared: &LaneShared, outcome: &Outcome) {
+    let label = match outcome {
+        Outcome::Delivered => "delivered",
+        Outcome::Retry { .. } => "retry",
+        Outcome::Rejected { .. } => "rejected",
+        Outcome::Partial(_) => "partial",
+    };
+    shared
+        .context
+        .metrics
+        .requests
+        .with_label_values(&[shared.destination_type, label])
+        .inc();
+}
+
+fn count_retry(shared: &LaneShared) {
+    shared
+        .context
+        .metrics
+        .retries
+        .with_label_values(&[shared.destination_type])
+        .inc();
+}
