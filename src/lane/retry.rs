@@ -6,8 +6,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
-/// The longest `Retry-After` courier honours; a longer one is clamped to this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+pub use crate::sinks::http::MAX_RETRY_AFTER;
 
 /// Retry settings of a destination.
 #[derive(Debug, Clone, Copy)]

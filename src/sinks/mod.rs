@@ -6,12 +6,13 @@
 
 pub mod datadog;
 pub mod file;
-pub mod http;
 pub mod s3;
-pub mod scrub;
 pub mod splunk;
 pub mod ssrf;
+pub mod util;
 pub mod webhook;
+
+pub use util::{gzip, http, scrub};
 
 use std::fmt;
 use std::sync::Arc;
@@ -253,22 +254,6 @@ fn compact_json(json: &[u8], out: &mut Vec<u8>) {
             out.push(b);
         }
     }
-}
-
-/// Gzips a body.
-pub fn gzip(body: &[u8]) -> Result<Vec<u8>, DeliveryError> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::default(),
-    );
-    enc.write_all(body)
-        .and_then(|()| enc.finish())
-        .map_err(|e| DeliveryError {
-            kind: ErrorKind::Encode,
-            http_status: None,
-            message: format!("gzip failed: {e}"),
-        })
 }
 
 #[cfg(test)]

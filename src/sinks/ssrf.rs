@@ -11,7 +11,7 @@
 //!   It drops the refused addresses and hands the client only the vetted ones, so the client
 //!   connects to exactly what was checked: there is no second lookup an attacker's DNS could
 //!   answer differently (DNS rebinding). A name with no allowed address fails with a
-//!   [`Refusal`], which [`super::http::transport_error`] turns into
+//!   [`Refusal`], which [`super::util::http::transport_error`] turns into
 //!   `Outcome::Rejected { scope: RejectScope::Destination }` (see [`refusal_in`]).
 //! - **Literal IP hosts** never reach a resolver, so they are checked at configuration time
 //!   ([`check_config_url`], reported with the destination's key path) and again by the sink

@@ -3,7 +3,8 @@
 use serde::Deserialize;
 
 use crate::config::{bounds, Secret};
-use crate::sinks::webhook::Compression;
+pub use crate::sinks::util::http::check_base_url;
+use crate::sinks::util::Compression;
 
 /// The Datadog sites courier knows (Datadog's "Send logs" API reference lists one log intake
 /// per site: `https://http-intake.logs.<site>`).
@@ -146,27 +147,6 @@ fn check_site(site: &str) -> Result<(), String> {
         "unknown Datadog site {site:?}{hint}; expected one of {}",
         SITES.join(", ")
     ))
-}
-
-/// Checks a base URL (`endpoint`): http or https, a host, no query or fragment.
-pub fn check_base_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "scheme must be http or https, not {:?}",
-            parsed.scheme()
-        ));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("has no host".into());
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err("must be a base URL without a query or fragment".into());
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err("must not carry credentials (give api_key instead)".into());
-    }
-    Ok(())
 }
 
 fn check_tag(tag: &str) -> Result<(), String> {

@@ -27,10 +27,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use super::members::{self, string_value, Member, Object};
-use super::parts;
 use crate::event::{Event, Level};
-use crate::sinks::webhook::Compression;
+use crate::sinks::util::members::{self, string_value, Member, Object};
+use crate::sinks::util::{parts, Compression};
 use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
 
 /// Most logs in one request.

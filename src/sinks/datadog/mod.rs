@@ -8,28 +8,25 @@
 
 mod config;
 mod encode;
-pub(crate) mod members;
-pub(crate) mod parts;
 mod service;
-
-use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-pub(crate) use config::check_base_url;
 pub use config::{DatadogConfig, DEFAULT_SITE, DEFAULT_SOURCE, SITES};
 pub use encode::{Encoder, Shrink, MAX_BODY_BYTES, MAX_ITEMS, MAX_ITEM_BYTES};
 pub use service::{classify, rate_limit_reset, Verdict};
 
-use super::http::{
-    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES, MAX_ANSWER_BYTES,
-};
-use super::scrub::Scrubber;
 use super::ssrf::Guard;
-use super::webhook::{Compression, USER_AGENT};
-use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
+use super::util::halving::{self, Answer};
+use super::util::http::{
+    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES, MAX_ANSWER_BYTES,
+    USER_AGENT,
+};
+use super::util::scrub::Scrubber;
+use super::util::Compression;
+use super::{trim_answer, BuildError, DeliveryError, EncodedBatch, Outcome, Sink};
 use crate::config::{DeliveryConfig, Secret, SecurityConfig};
 use crate::event::Event;
 
@@ -247,46 +244,6 @@ pub fn describe(config: &DatadogConfig) -> String {
     text
 }
 
-/// Merges the outcomes of a batch's requests: one request's outcome as is; all retried as one
-/// retry (nothing was accepted, the same encoded batch is sent again); else one part per
-/// request.
-pub(crate) fn merge(mut results: Vec<(Range<usize>, Outcome)>) -> Outcome {
-    if results.len() == 1 {
-        return results.pop().map(|(_, o)| o).unwrap_or(Outcome::Delivered);
-    }
-    if results
-        .iter()
-        .all(|(_, o)| matches!(o, Outcome::Retry { .. }))
-    {
-        let retry_after = results
-            .iter()
-            .filter_map(|(_, o)| match o {
-                Outcome::Retry { retry_after, .. } => *retry_after,
-                _ => None,
-            })
-            .max();
-        if let Some((_, Outcome::Retry { error, .. })) = results.into_iter().next() {
-            return Outcome::Retry { error, retry_after };
-        }
-        unreachable!("checked above");
-    }
-    results.sort_by_key(|(r, _)| r.start);
-    Outcome::Partial(results)
-}
-
-/// Whether the requests after this outcome would fail the same way (the destination is
-/// throttling, down or refusing the credentials): they are then not sent and share it.
-pub(crate) fn stops_the_batch(outcome: &Outcome) -> bool {
-    matches!(
-        outcome,
-        Outcome::Retry { .. }
-            | Outcome::Rejected {
-                scope: RejectScope::Destination,
-                ..
-            }
-    )
-}
-
 #[async_trait]
 impl Sink for DatadogSink {
     async fn check(&self) -> Result<String, DeliveryError> {
@@ -298,86 +255,37 @@ impl Sink for DatadogSink {
     }
 
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
-        // Requests still to send, last first; `None` bodies are halves of a refused request.
-        let mut work = match parts::work(&batch.body, events.len(), || {
-            self.encode(events).ok().map(|b| b.body)
-        }) {
-            Ok(work) => work,
-            Err(outcome) => return outcome,
-        };
-        let mut results: Vec<(Range<usize>, Outcome)> = Vec::new();
-        let mut stopped: Option<Outcome> = None;
-        while let Some((range, body)) = work.pop() {
-            if let Some(outcome) = &stopped {
-                results.push((range, outcome.clone()));
-                continue;
-            }
-            let body = match body {
-                Some(b) => b,
-                None => match self.encoder.request(&events[range.clone()]) {
-                    Ok(b) => b,
-                    Err(error) => {
-                        results.push((
-                            range,
-                            Outcome::Rejected {
-                                error,
-                                scope: RejectScope::Data,
-                            },
-                        ));
-                        continue;
+        let results = halving::send(
+            &batch.body,
+            events.len(),
+            || self.encode(events).ok().map(|b| b.body),
+            |range| self.encoder.request(&events[range]),
+            |body, range| async move {
+                match self.post(body, range.len()).await {
+                    Verdict::Split => Answer::Split,
+                    Verdict::Outcome(outcome) => {
+                        if outcome == Outcome::Delivered {
+                            self.count_shrunk(&events[range]);
+                        }
+                        Answer::Outcome(outcome)
                     }
-                },
-            };
-            match self.post(body, range.len()).await {
-                Verdict::Split => {
-                    let mid = range.start + range.len() / 2;
-                    tracing::info!(
-                        logs = range.len(),
-                        "Datadog refused a request as too large (413); sending it in two halves"
-                    );
-                    work.push((mid..range.end, None));
-                    work.push((range.start..mid, None));
                 }
-                Verdict::Outcome(outcome) => {
-                    if stops_the_batch(&outcome) {
-                        stopped = Some(outcome.clone());
-                    }
-                    if outcome == Outcome::Delivered {
-                        self.count_shrunk(&events[range.clone()]);
-                    }
-                    results.push((range, outcome));
-                }
-            }
+            },
+            |_, never: std::convert::Infallible, _| match never {},
+            "Datadog",
+            "logs",
+        )
+        .await;
+        match results {
+            Ok(results) => halving::merge(results),
+            Err(outcome) => outcome,
         }
-        merge(results)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    fn retry(secs: u64) -> Outcome {
-        Outcome::Retry {
-            error: status_error(503, b""),
-            retry_after: Some(Duration::from_secs(secs)),
-        }
-    }
-
-    #[test]
-    fn merges_request_outcomes() {
-        assert_eq!(merge(vec![(0..5, Outcome::Delivered)]), Outcome::Delivered);
-        assert_eq!(merge(vec![(0..2, retry(1)), (2..5, retry(3))]), retry(3));
-        let rejected = Outcome::Rejected {
-            error: status_error(400, b""),
-            scope: RejectScope::Data,
-        };
-        assert_eq!(
-            merge(vec![(2..5, rejected.clone()), (0..2, Outcome::Delivered)]),
-            Outcome::Partial(vec![(0..2, Outcome::Delivered), (2..5, rejected)])
-        );
-    }
 
     #[test]
     fn urls_follow_the_site() {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::sinks::http::{status_error, MAX_ANSWER_BYTES};
+use crate::sinks::util::http::{status_error, MAX_ANSWER_BYTES, MAX_RETRY_AFTER};
 use crate::sinks::{trim_answer, DeliveryError, Outcome, RejectScope};
 
 /// What to do with one request's answer.
@@ -84,7 +84,7 @@ fn said(answer: &[u8]) -> String {
 
 /// Datadog's rate-limit reset (`X-RateLimit-Reset`: seconds until the limit resets), used
 /// when an answer has no `Retry-After`; like it, at most
-/// [`MAX_RETRY_AFTER`](crate::lane::MAX_RETRY_AFTER).
+/// [`MAX_RETRY_AFTER`].
 pub fn rate_limit_reset(response: &reqwest::Response) -> Option<Duration> {
     response
         .headers()
@@ -94,7 +94,7 @@ pub fn rate_limit_reset(response: &reqwest::Response) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(|secs| Duration::from_secs(secs).min(crate::lane::MAX_RETRY_AFTER))
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]

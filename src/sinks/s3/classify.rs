@@ -14,8 +14,8 @@
 
 use object_store::client::{HttpError, HttpErrorKind};
 
-use crate::sinks::http::MAX_ANSWER_BYTES;
-use crate::sinks::scrub::Scrubber;
+use crate::sinks::util::http::MAX_ANSWER_BYTES;
+use crate::sinks::util::scrub::Scrubber;
 use crate::sinks::{trim_answer, DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// S3 error codes that are worth another attempt whatever their status.

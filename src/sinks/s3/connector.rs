@@ -95,7 +95,7 @@ impl HttpConnector for GuardedConnector {
             .timeout(self.settings.timeout)
             .connect_timeout(self.settings.connect_timeout)
             .pool_max_idle_per_host(self.settings.pool_max_idle_per_host)
-            .user_agent(crate::sinks::webhook::USER_AGENT)
+            .user_agent(crate::sinks::util::http::USER_AGENT)
             // As object_store's own client: compression would break Content-Length.
             .no_gzip()
             .no_brotli()

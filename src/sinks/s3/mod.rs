@@ -40,7 +40,7 @@ pub use service::{location, Location};
 
 use self::encode::{group_by_partition, object_body, Group};
 use self::service::Writer;
-use super::scrub::Scrubber;
+use super::util::scrub::Scrubber;
 use super::{batch_id, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, Sink};
 use crate::config::{DestinationConfig, SecurityConfig};
 use crate::event::Event;

@@ -133,7 +133,7 @@ pub fn build_store(
         .with_timeout(settings.timeout)
         .with_connect_timeout(settings.connect_timeout)
         .with_user_agent(reqwest::header::HeaderValue::from_static(
-            crate::sinks::webhook::USER_AGENT,
+            crate::sinks::util::http::USER_AGENT,
         ))
         .with_pool_max_idle_per_host(settings.pool_max_idle_per_host);
     if location

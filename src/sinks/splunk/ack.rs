@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::service::HecAnswer;
 use super::HEC_ANSWER_BYTES;
-use crate::sinks::http::{read_limited, status_error, transport_error, MAX_ANSWER_BYTES};
-use crate::sinks::scrub::Scrubber;
+use crate::sinks::util::http::{read_limited, status_error, transport_error, MAX_ANSWER_BYTES};
+use crate::sinks::util::scrub::Scrubber;
 use crate::sinks::{trim_answer, DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// First wait before asking about an `ackId`.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{bounds, Secret};
-use crate::sinks::datadog::check_base_url;
-use crate::sinks::webhook::Compression;
+use crate::sinks::util::http::check_base_url;
+use crate::sinks::util::Compression;
 
 /// Default `sourcetype`: Splunk extracts the fields of JSON events at search time.
 pub const DEFAULT_SOURCETYPE: &str = "_json";

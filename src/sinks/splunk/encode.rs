@@ -7,9 +7,9 @@
 //! ```
 //!
 //! Only the fields the envelope needs are read, from the top level of the event (values are
-//! located, not parsed: [`crate::sinks::datadog::members`]); the event itself is embedded byte
+//! located, not parsed: [`crate::sinks::util::members`]); the event itself is embedded byte
 //! for byte. A batch larger than `max_request_bytes` is split into
-//! several requests ([`crate::sinks::datadog::parts`]); an event larger than that travels
+//! several requests ([`crate::sinks::util::parts`]); an event larger than that travels
 //! alone.
 
 use std::borrow::Cow;
@@ -18,9 +18,8 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::event::Event;
-use crate::sinks::datadog::members::{self, string_value};
-use crate::sinks::datadog::parts;
-use crate::sinks::webhook::Compression;
+use crate::sinks::util::members::{self, string_value};
+use crate::sinks::util::{parts, Compression};
 use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
 
 /// Builds HEC event objects and request bodies.

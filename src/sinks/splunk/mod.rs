@@ -30,11 +30,13 @@ pub use config::{
 pub use encode::Encoder;
 pub use service::{classify, HecAnswer, Verdict};
 
-use super::datadog::{merge, parts, stops_the_batch};
-use super::http::{read_limited, retry_after, status_error, transport_error, MAX_ANSWER_BYTES};
-use super::scrub::Scrubber;
 use super::ssrf::Guard;
-use super::webhook::{Compression, USER_AGENT};
+use super::util::halving::{self, Answer, Results};
+use super::util::http::{
+    read_limited, retry_after, status_error, transport_error, MAX_ANSWER_BYTES, USER_AGENT,
+};
+use super::util::scrub::Scrubber;
+use super::util::Compression;
 use super::{
     trim_answer, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink,
 };
@@ -48,6 +50,17 @@ pub const CHANNEL_HEADER: &str = "X-Splunk-Request-Channel";
 /// answer is under 100 bytes; an acknowledgement answer for [`MAX_ACKS_PER_QUERY`] ids is
 /// under 30 KB): a longer answer is not the collector's, and its rest is not read.
 pub const HEC_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The answers to a request that only the Splunk sink has (the [`Verdict`]s beyond an outcome
+/// and a split), settled by [`SplunkSink::settle`] inside the shared send loop.
+enum Accepted {
+    /// Accepted; complete once the collector confirms this `ackId`.
+    AwaitAck(u64),
+    /// Accepted without an `ackId` while `ack = true`.
+    WithoutAck,
+    /// Events before `index` were indexed, that one is invalid, the rest were not processed.
+    UpTo { index: usize, error: DeliveryError },
+}
 
 /// Delivers batches to one Splunk HTTP Event Collector.
 pub struct SplunkSink {
@@ -302,6 +315,55 @@ impl SplunkSink {
             self.index.as_deref(),
         )
     }
+    /// Records what a Splunk-specific answer means for the events of its request: an ackId to
+    /// confirm later, delivery without acknowledgement, or an invalid event at an index.
+    fn settle(
+        &self,
+        range: Range<usize>,
+        verdict: Accepted,
+        results: &mut Results,
+        awaiting: &mut Vec<(Range<usize>, u64)>,
+    ) {
+        match verdict {
+            Accepted::AwaitAck(id) => awaiting.push((range, id)),
+            Accepted::WithoutAck => {
+                if !self.warned_no_ack_id.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "ack = true, but Splunk HEC accepted events without an ackId: the token does not use indexer acknowledgement, so events count as delivered once accepted"
+                    );
+                }
+                results.push((range, Outcome::Delivered));
+            }
+            Accepted::UpTo { index, error } => {
+                let bad = range.start + index;
+                if bad > range.start {
+                    results.push((range.start..bad, Outcome::Delivered));
+                }
+                if bad + 1 < range.end {
+                    results.push((
+                        bad + 1..range.end,
+                        Outcome::Retry {
+                            error: DeliveryError {
+                                message: format!(
+                                    "not indexed: Splunk HEC stopped at the invalid event before these ({})",
+                                    error.message
+                                ),
+                                ..error.clone()
+                            },
+                            retry_after: None,
+                        },
+                    ));
+                }
+                results.push((
+                    bad..bad + 1,
+                    Outcome::Rejected {
+                        error,
+                        scope: RejectScope::Data,
+                    },
+                ));
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -315,91 +377,33 @@ impl Sink for SplunkSink {
     }
 
     async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
-        let mut work = match parts::work(&batch.body, events.len(), || {
-            self.encode(events).ok().map(|b| b.body)
-        }) {
-            Ok(work) => work,
+        // Requests accepted with an ackId, confirmed once every request was sent.
+        let mut awaiting: Vec<(Range<usize>, u64)> = Vec::new();
+        let sent = halving::send(
+            &batch.body,
+            events.len(),
+            || self.encode(events).ok().map(|b| b.body),
+            |range| self.encoder.request(&events[range]),
+            |body, range| async move {
+                match self.post(body, range.len()).await {
+                    Verdict::Split => Answer::Split,
+                    Verdict::Outcome(outcome) => Answer::Outcome(outcome),
+                    Verdict::AwaitAck(id) => Answer::Other(Accepted::AwaitAck(id)),
+                    Verdict::DeliveredWithoutAck => Answer::Other(Accepted::WithoutAck),
+                    Verdict::InvalidEvent { index, error } => {
+                        Answer::Other(Accepted::UpTo { index, error })
+                    }
+                }
+            },
+            |range, verdict, results| self.settle(range, verdict, results, &mut awaiting),
+            "Splunk HEC",
+            "events",
+        )
+        .await;
+        let mut results = match sent {
+            Ok(results) => results,
             Err(outcome) => return outcome,
         };
-        let mut results: Vec<(Range<usize>, Outcome)> = Vec::new();
-        let mut awaiting: Vec<(Range<usize>, u64)> = Vec::new();
-        let mut stopped: Option<Outcome> = None;
-        while let Some((range, body)) = work.pop() {
-            if let Some(outcome) = &stopped {
-                results.push((range, outcome.clone()));
-                continue;
-            }
-            let body = match body {
-                Some(b) => b,
-                None => match self.encoder.request(&events[range.clone()]) {
-                    Ok(b) => b,
-                    Err(error) => {
-                        results.push((
-                            range,
-                            Outcome::Rejected {
-                                error,
-                                scope: RejectScope::Data,
-                            },
-                        ));
-                        continue;
-                    }
-                },
-            };
-            match self.post(body, range.len()).await {
-                Verdict::Split => {
-                    tracing::info!(
-                        events = range.len(),
-                        "Splunk HEC refused a request as too large (413); sending it in two halves"
-                    );
-                    let mid = range.start + range.len() / 2;
-                    work.push((mid..range.end, None));
-                    work.push((range.start..mid, None));
-                }
-                Verdict::AwaitAck(id) => awaiting.push((range, id)),
-                Verdict::DeliveredWithoutAck => {
-                    if !self.warned_no_ack_id.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            "ack = true, but Splunk HEC accepted events without an ackId: the token does not use indexer acknowledgement, so events count as delivered once accepted"
-                        );
-                    }
-                    results.push((range, Outcome::Delivered));
-                }
-                Verdict::InvalidEvent { index, error } => {
-                    let bad = range.start + index;
-                    if bad > range.start {
-                        results.push((range.start..bad, Outcome::Delivered));
-                    }
-                    if bad + 1 < range.end {
-                        results.push((
-                            bad + 1..range.end,
-                            Outcome::Retry {
-                                error: DeliveryError {
-                                    message: format!(
-                                        "not indexed: Splunk HEC stopped at the invalid event before these ({})",
-                                        error.message
-                                    ),
-                                    ..error.clone()
-                                },
-                                retry_after: None,
-                            },
-                        ));
-                    }
-                    results.push((
-                        bad..bad + 1,
-                        Outcome::Rejected {
-                            error,
-                            scope: RejectScope::Data,
-                        },
-                    ));
-                }
-                Verdict::Outcome(outcome) => {
-                    if stops_the_batch(&outcome) {
-                        stopped = Some(outcome.clone());
-                    }
-                    results.push((range, outcome));
-                }
-            }
-        }
         if !awaiting.is_empty() {
             let ids: Vec<u64> = awaiting.iter().map(|(_, id)| *id).collect();
             let query = ack::AckQuery {
@@ -422,7 +426,7 @@ impl Sink for SplunkSink {
                 results.push((range, outcome));
             }
         }
-        merge(results)
+        halving::merge(results)
     }
 }
 

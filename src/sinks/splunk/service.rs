@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sinks::http::{status_error, MAX_ANSWER_BYTES};
+use crate::sinks::util::http::{status_error, MAX_ANSWER_BYTES};
 use crate::sinks::{trim_answer, DeliveryError, Outcome, RejectScope};
 
 /// The JSON answer of the collector.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::signature::SigningKey;
 use crate::config::{bounds, Secret};
+pub use crate::sinks::util::Compression;
 
 /// Type-specific keys of a `webhook` destination.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,17 +37,6 @@ pub enum WebhookFormat {
     JsonArray,
     /// One event per line.
     Ndjson,
-}
-
-/// Request body compression.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    /// Sent as is.
-    #[default]
-    None,
-    /// `Content-Encoding: gzip`.
-    Gzip,
 }
 
 /// Headers courier sets itself; configuring them would break the wire contract.

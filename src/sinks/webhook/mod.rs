@@ -20,15 +20,17 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONT
 pub use config::{Compression, WebhookConfig, WebhookFormat};
 pub use signature::{InvalidSecret, SigningKey};
 
-use super::http::{read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES};
-use super::scrub::Scrubber;
 use super::ssrf::Guard;
+use super::util::http::{
+    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES,
+};
+use super::util::scrub::Scrubber;
 use super::{BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
 use crate::config::{DeliveryConfig, SecurityConfig};
 use crate::event::Event;
 
 /// The `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!("courier/", env!("CARGO_PKG_VERSION"));
+pub use crate::sinks::util::http::USER_AGENT;
 
 /// Delivers batches to one webhook URL.
 pub struct WebhookSink {

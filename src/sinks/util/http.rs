@@ -11,7 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{trim_answer, DeliveryError, ErrorKind, Outcome};
+use crate::sinks::{trim_answer, DeliveryError, ErrorKind, Outcome};
+
+/// The longest `Retry-After` courier honours; a longer one is clamped to this (by the sinks,
+/// so that outcomes carry the delay courier keeps, and by the lane's retry schedule).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The `User-Agent` of every request courier sends to a destination.
+pub const USER_AGENT: &str = concat!("courier/", env!("CARGO_PKG_VERSION"));
 
 /// Longest answer text kept in errors and failure events.
 pub const MAX_ANSWER_BYTES: usize = 512;
@@ -70,7 +77,7 @@ pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Limite
 }
 
 /// Reads a `Retry-After` value: delay seconds or an HTTP date. A date in the past is 0; a
-/// delay past [`MAX_RETRY_AFTER`](crate::lane::MAX_RETRY_AFTER), the longest courier waits,
+/// delay past [`MAX_RETRY_AFTER`], the longest courier waits,
 /// reads as that, so that outcomes (and the test answers and logs that show them) carry the
 /// delay courier keeps, never an endpoint's `18446744073709551615`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -82,7 +89,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
             .duration_since(now)
             .unwrap_or(Duration::ZERO),
     };
-    Some(delay.min(crate::lane::MAX_RETRY_AFTER))
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 /// The `Retry-After` of a response, if it has a readable one.
@@ -97,7 +104,7 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
 /// A transport-level failure (no HTTP answer): worth retrying, unless the SSRF guard's
 /// resolver refused the destination's addresses (the destination is then rejected).
 pub fn transport_error(error: &reqwest::Error) -> Outcome {
-    if let Some(refusal) = super::ssrf::refusal_in(error) {
+    if let Some(refusal) = crate::sinks::ssrf::refusal_in(error) {
         return refusal.outcome();
     }
     let kind = if error.is_timeout() {
@@ -145,6 +152,27 @@ pub fn status_error(status: u16, body: &[u8]) -> DeliveryError {
     }
 }
 
+/// Checks a base URL (`endpoint`): http or https, a host, no query or fragment.
+pub fn check_base_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme must be http or https, not {:?}",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("must be a base URL without a query or fragment".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials (give api_key instead)".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +191,7 @@ mod tests {
             Some(Duration::ZERO)
         );
         // Longer than courier waits: the longest it waits.
-        let max = crate::lane::MAX_RETRY_AFTER;
+        let max = MAX_RETRY_AFTER;
         assert_eq!(parse_retry_after("301", now), Some(max));
         assert_eq!(parse_retry_after("18446744073709551615", now), Some(max));
         assert_eq!(

@@ -12,8 +12,8 @@
 //! ```
 //!
 //! A body that fits in one request is stored as is (no framing): a request body never starts
-//! with a NUL byte, which is how the two are told apart. This module is generic (the Splunk
-//! sink uses it too); it lives here because each sink owns only its own folder.
+//! with a NUL byte, which is how the two are told apart. The Datadog and Splunk HEC sinks both
+//! use it, with the send loop of [`super::halving`].
 
 use std::ops::Range;
 

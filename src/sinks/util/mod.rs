@@ -1,0 +1,44 @@
+//! What several sinks share, so that no sink builds on a sibling: HTTP helpers (answers read
+//! with a limit, `Retry-After`, transport errors), secrets masked out of answers, request body
+//! compression, batches framed into several requests and the send loop that halves a request
+//! refused as too large, and the scan of a JSON object's top-level members.
+//!
+//! Each sink owns its own folder and imports only from here and from the sinks' root (the
+//! `Sink` trait and its outcome types), never from another sink.
+
+pub mod halving;
+pub mod http;
+pub mod members;
+pub mod parts;
+pub mod scrub;
+
+use serde::Deserialize;
+
+use crate::sinks::{DeliveryError, ErrorKind};
+
+/// Request body compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Sent as is.
+    #[default]
+    None,
+    /// `Content-Encoding: gzip`.
+    Gzip,
+}
+
+/// Gzips a body.
+pub fn gzip(body: &[u8]) -> Result<Vec<u8>, DeliveryError> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    enc.write_all(body)
+        .and_then(|()| enc.finish())
+        .map_err(|e| DeliveryError {
+            kind: ErrorKind::Encode,
+            http_status: None,
+            message: format!("gzip failed: {e}"),
+        })
+}
