@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-mod scan;
+pub mod scan;
 
 /// The `type` of delivery-failure events courier writes.
 pub const FAILURE_EVENT_TYPE: &str = "EVENT_DESTINATION";

@@ -7,10 +7,15 @@
 //! field, deep nesting, a syntax error — returns `None`, and serde_json decides (with its
 //! error messages). So `Some(fields)` is returned only for input serde_json also accepts, with
 //! the same fields (property-tested below).
+//!
+//! The same scanner finds the top-level members of an event for the sinks that rewrite it
+//! member by member ([`members`]), so that courier has one JSON scanner.
 
 use std::borrow::Cow;
 
 use super::{Field, RoutingFields};
+
+pub mod members;
 
 /// Deepest nesting handled here (serde_json allows 128).
 const MAX_DEPTH: usize = 100;
@@ -18,7 +23,11 @@ const MAX_DEPTH: usize = 100;
 /// The routing fields of a JSON object, when the message is plainly valid; `None` to let
 /// serde_json decide.
 pub(super) fn fields(bytes: &[u8]) -> Option<RoutingFields<'_>> {
-    let mut s = Scanner { b: bytes, i: 0 };
+    let mut s = Scanner {
+        b: bytes,
+        i: 0,
+        max_depth: MAX_DEPTH,
+    };
     let mut out = RoutingFields::default();
     let mut seen = 0u16;
     s.ws();
@@ -99,6 +108,8 @@ fn field<'a, 'b>(f: &'b mut RoutingFields<'a>, n: u8) -> &'b mut Field<'a> {
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// Deepest nesting of values accepted.
+    max_depth: usize,
 }
 
 impl<'a> Scanner<'a> {
@@ -171,7 +182,7 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'"' => self.skip_string(),
             b'{' => {
-                if depth > MAX_DEPTH {
+                if depth > self.max_depth {
                     return None;
                 }
                 self.i += 1;
@@ -195,7 +206,7 @@ impl<'a> Scanner<'a> {
                 }
             }
             b'[' => {
-                if depth > MAX_DEPTH {
+                if depth > self.max_depth {
                     return None;
                 }
                 self.i += 1;
@@ -533,6 +544,26 @@ mod tests {
             let from = from.index(bytes.len() + 1);
             prop_assert_eq!(special(&bytes, from), special_naive(&bytes, from));
             prop_assert_eq!(special_swar(&bytes, from), special_naive(&bytes, from));
+        }
+
+        #[test]
+        fn members_are_found_in_every_object_serde_json_decodes(text in json()) {
+            // The sinks rewrite every delivered event member by member: whatever decoded as an
+            // object must scan, with serde_json's keys and values.
+            if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(&text) {
+                let object = members::scan(text.as_bytes())
+                    .unwrap_or_else(|_| panic!("decoded but did not scan: {text:?}"));
+                for m in &object.members {
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text[m.value.clone()]).unwrap();
+                    prop_assert!(map.contains_key(m.key.as_ref()), "{:?} in {:?}", m.key, text);
+                    // A key given twice keeps its last value in serde_json's map.
+                    if object.members.iter().filter(|o| o.key == m.key).count() == 1 {
+                        prop_assert_eq!(&map[m.key.as_ref()], &value);
+                    }
+                }
+                prop_assert_eq!(object.members.len() >= map.len(), true);
+            }
         }
 
         #[test]

@@ -8,9 +8,12 @@
 
 pub mod halving;
 pub mod http;
-pub mod members;
 pub mod parts;
 pub mod scrub;
+
+/// The top-level members of a JSON object, found by the event's own JSON scanner (one scanner
+/// for routing and for the sinks that rewrite events member by member).
+pub use crate::event::scan::members;
 
 use serde::Deserialize;
 
