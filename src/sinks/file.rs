@@ -80,7 +80,7 @@ impl Sink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
+    use crate::event::AckId;
 
     #[tokio::test]
     async fn appends_ndjson_and_creates_directories() {

@@ -259,7 +259,7 @@ fn compact_json(json: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
+    use crate::event::AckId;
 
     fn ev(raw: &str, offset: i64) -> Event {
         Event {

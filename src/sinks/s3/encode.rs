@@ -76,7 +76,7 @@ pub fn object_body<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
+    use crate::event::AckId;
     use std::io::Read;
 
     fn ev(partition: i32, offset: i64) -> Event {

@@ -211,7 +211,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::source::AckId;
+    use crate::event::AckId;
 
     fn ev(raw: &str, offset: i64) -> Event {
         Event {

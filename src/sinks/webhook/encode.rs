@@ -44,7 +44,7 @@ pub fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
+    use crate::event::AckId;
     use std::io::Read;
 
     fn events() -> Vec<Event> {

@@ -5,7 +5,7 @@ use std::io::Read;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::source::AckId;
+use crate::event::AckId;
 
 fn enc() -> Encoder {
     Encoder::new("courier", None, None, &[], Compression::None)
