@@ -93,6 +93,7 @@ where
     // from inside a record batch with the next batch (tansu) would skip the start of the
     // range, and a range inside one batch entirely.
     let mut continuity = Continuity::default();
+    let mut last_read: HashMap<i32, i64> = HashMap::new();
     for r in ranges.iter().filter(|r| !r.is_empty()) {
         continuity.expect(r.partition, READER_GENERATION, r.start, 0);
     }
@@ -145,6 +146,13 @@ where
         let Some(&end) = open.get(&partition) else {
             continue;
         };
+        // Read before: a rewind brings such records back, also after its watch ended.
+        if last_read
+            .get(&partition)
+            .is_some_and(|&last| offset <= last)
+        {
+            continue;
+        }
         match continuity.check(partition, READER_GENERATION, offset) {
             Verdict::Take => {}
             Verdict::Seen => continue,
@@ -161,6 +169,7 @@ where
             finish(consumer, topic, partition, &mut open);
             continue;
         }
+        last_read.insert(partition, offset);
         read += 1;
         if let Some(progress) = progress {
             progress.tick();

@@ -166,8 +166,9 @@ pub struct Source {
     stalls: Stalls,
     /// Partitions paused for backpressure.
     paused: HashSet<i32>,
-    /// The offset read last per partition (where a resumed partition must go on).
-    last_read: HashMap<i32, i64>,
+    /// The offset read last per partition and the assignment it was read in: where a resumed
+    /// partition must go on, and below which a record is a re-read (after a rewind) to ignore.
+    last_read: HashMap<i32, (u64, i64)>,
     /// Partitions whose next record is checked (after an assignment, a resume or a rewind).
     continuity: Arc<Mutex<Continuity>>,
 }
@@ -326,6 +327,15 @@ impl Source {
     /// Judges a message against the partition's watch; false when it is to be ignored.
     fn in_sequence(&mut self, partition: i32, offset: i64) -> bool {
         let generation = self.acker.generation(partition).unwrap_or(0);
+        // Read before in this assignment: a rewind brings such records back (also after its
+        // watch ended), and delivering them again would only make duplicates.
+        if self
+            .last_read
+            .get(&partition)
+            .is_some_and(|&(g, last)| g == generation && offset <= last)
+        {
+            return false;
+        }
         let verdict = self.continuity().check(partition, generation, offset);
         match verdict {
             Verdict::Take => {}
@@ -346,7 +356,7 @@ impl Source {
                     "offsets not returned by the broker even after rewinding (compaction, transaction markers or deleted records); going on without them");
             }
         }
-        self.last_read.insert(partition, offset);
+        self.last_read.insert(partition, (generation, offset));
         true
     }
 
@@ -387,10 +397,13 @@ impl Source {
             self.pause(partition, false);
             // The broker must go on exactly after the last record read; one that resumes
             // further on (inside a record batch, tansu skips the rest of it) is noticed.
-            if let (Some(generation), Some(&last)) = (
+            if let (Some(generation), Some(&(read_in, last))) = (
                 self.acker.generation(partition),
                 self.last_read.get(&partition),
             ) {
+                if read_in != generation {
+                    continue;
+                }
                 // A rewind below the log start is safe: librdkafka's reset re-reads from
                 // the earliest offset (see `consumer`).
                 self.continuity().expect(partition, generation, last + 1, 0);
