@@ -17,10 +17,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::fakes::scripted::{echo, Server};
 use common::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 const TOPIC: &str = "event-logs";
@@ -42,48 +38,6 @@ fn destination(project: &str, id: &str, url: &str) -> String {
         toml_str(AUTHORIZATION),
         toml_str(API_KEY),
     )
-}
-
-/// Every record of `topic`: its value and its headers as `name=value` text.
-fn records_with_headers(brokers: &str, topic: &str) -> Vec<(Vec<u8>, Vec<String>)> {
-    let partitions = partition_count(brokers, topic).unwrap_or(0);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("broker.address.family", "v4")
-        .set("group.id", format!("echo-reader-{}", unique_number()))
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .expect("create reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let mut idle = std::time::Instant::now();
-    while idle.elapsed() < Duration::from_secs(2) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            format!(
-                                "{}={}",
-                                h.key,
-                                String::from_utf8_lossy(h.value.unwrap_or_default())
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push((m.payload().unwrap_or_default().to_vec(), headers));
-            idle = std::time::Instant::now();
-        }
-    }
-    out
 }
 
 /// `method path` on the API with the admin token → JSON.
@@ -155,7 +109,7 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
         Duration::from_secs(120),
         Duration::from_millis(300),
         || {
-            failures = read_all(&brokers, FAILURES, Duration::from_millis(500))
+            failures = read_all(&brokers, FAILURES, Duration::from_secs(2))
                 .into_iter()
                 .map(|(_, _, b)| serde_json::from_slice(&b).expect("failure events are JSON"))
                 .collect();
@@ -239,7 +193,10 @@ fn echoed_secrets_reach_no_failure_event_retry_record_status_or_log() {
     );
 
     // The retry topic: hook-down's parked batch, its last error masked.
-    let parked = records_with_headers(&brokers, RETRY);
+    let parked: Vec<(Vec<u8>, Vec<String>)> = read_records(&brokers, RETRY, Duration::from_secs(2))
+        .into_iter()
+        .map(|r| (r.value, r.headers))
+        .collect();
     let last_errors: Vec<&String> = parked
         .iter()
         .flat_map(|(_, headers)| headers)

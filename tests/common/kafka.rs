@@ -12,7 +12,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -179,8 +179,24 @@ pub fn end_offsets(produced: &[(i32, i64)]) -> HashMap<i32, i64> {
 /// Every message of `topic` as `(partition, offset, value)`, read from the beginning of all
 /// partitions by a fresh consumer (no group commits) until nothing new arrived for `idle`.
 pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> Vec<(i32, i64, Vec<u8>)> {
+    read_records(brokers, topic, idle)
+        .into_iter()
+        .map(|r| (r.partition, r.offset, r.value))
+        .collect()
+}
+
+/// One record read back, with its headers as `name=value` text.
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub value: Vec<u8>,
+    pub headers: Vec<String>,
+}
+
+/// Like [`read_all`], with each record's headers.
+pub fn read_records(brokers: &str, topic: &str, idle: Duration) -> Vec<Record> {
     let partitions = partition_count(brokers, topic)
-        .unwrap_or_else(|| panic!("read_all: topic {topic} does not exist"));
+        .unwrap_or_else(|| panic!("read_records: topic {topic} does not exist"));
     let consumer: BaseConsumer = base_config(brokers)
         .set("group.id", format!("harness-reader-{}", unique_number()))
         .set("enable.auto.commit", "false")
@@ -201,14 +217,26 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> Vec<(i32, i64, Ve
     while last_new.elapsed() < idle {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
-                out.push((
-                    m.partition(),
-                    m.offset(),
-                    m.payload().unwrap_or_default().to_vec(),
-                ));
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                                format!("{}={value}", h.key)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    value: m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
                 last_new = Instant::now();
             }
-            Some(Err(e)) => eprintln!("read_all({topic}): {e}"),
+            Some(Err(e)) => eprintln!("read_records({topic}): {e}"),
             None => {}
         }
     }
