@@ -79,7 +79,9 @@ fn destinations_are_added_changed_and_removed_without_a_restart() {
     create_topic(&brokers, "courier-failures", 1);
     let a = WebhookReceiver::start(ReceiverConfig::default());
     let b = WebhookReceiver::start(ReceiverConfig::default());
-    let base = CourierConfig::new(&brokers);
+    let mut base = CourierConfig::new(&brokers);
+    // Per-destination series: a removed destination's must go with it.
+    base.extra.push_str("\n[metrics]\nper_destination = true\n");
     let courier = Courier::start_ready(
         &base
             .clone()
@@ -100,6 +102,10 @@ fn destinations_are_added_changed_and_removed_without_a_restart() {
         one.of("proj_0001").is_subset(&received(&a))
     });
     wait_for("batch 1 committed", &courier, || committed(&one.ends));
+    assert!(
+        courier.metrics().contains("destination=\"hook-a\""),
+        "hook-a has per-destination series while it exists"
+    );
 
     // 2. Replace hook-a with hook-b (proj_0002) by rewriting the file.
     write(
@@ -125,6 +131,17 @@ fn destinations_are_added_changed_and_removed_without_a_restart() {
         received(&b).is_disjoint(&one.of("proj_0002")),
         "events read before hook-b was added went to it"
     );
+    let metrics = courier.metrics();
+    assert!(
+        !metrics.contains("destination=\"hook-a\""),
+        "a removed destination's series are still exported:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("hook-a"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(metrics.contains("destination=\"hook-b\""));
 
     // 3. An invalid file (and a SIGHUP) is refused; the running configuration stays.
     std::fs::write(
