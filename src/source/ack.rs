@@ -219,6 +219,14 @@ impl Acker {
         out
     }
 
+    /// The current assignment generation of `partition` and the highest offset tracked in it
+    /// (where a resumed partition must go on).
+    pub fn last_tracked(&self, partition: i32) -> Option<(u64, i64)> {
+        let s = self.lock();
+        let p = s.partitions.get(&partition)?;
+        Some((p.generation, p.tracker.last_tracked?))
+    }
+
     /// Events of `partitions` still waiting for completion.
     pub fn pending_in(&self, partitions: &[i32]) -> usize {
         let s = self.lock();

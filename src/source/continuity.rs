@@ -21,6 +21,8 @@
 //! drive without a broker.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How far back the first rewind goes (doubled on each further one).
@@ -174,6 +176,33 @@ impl Continuity {
         watch.seen_since_rewind = false;
         watch.silent_after = Instant::now() + SILENCE;
         Some(to)
+    }
+}
+
+/// A [`Continuity`] shared by a consumer's rebalance callbacks (which watch new assignments)
+/// and its reader (which checks every record). The number of watched partitions is readable
+/// without the lock, so the reader's per-record check costs nothing while nothing is watched —
+/// almost always on Kafka.
+#[derive(Debug, Default)]
+pub struct SharedContinuity {
+    watched: AtomicUsize,
+    inner: Mutex<Continuity>,
+}
+
+impl SharedContinuity {
+    /// Whether no partition is watched (no lock taken).
+    pub fn is_idle(&self) -> bool {
+        self.watched.load(Ordering::Acquire) == 0
+    }
+
+    /// Runs `f` on the watch, under its lock.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Continuity) -> R) -> R {
+        // Every method leaves the watch consistent; a panic elsewhere does not void it.
+        let mut continuity = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let result = f(&mut continuity);
+        self.watched
+            .store(continuity.watches.len(), Ordering::Release);
+        result
     }
 }
 

@@ -10,9 +10,9 @@ pub mod continuity;
 mod rebalance;
 mod stall;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +30,7 @@ pub use commit::Committer;
 pub use rebalance::{commit_list, start_of, SourceContext, Start};
 pub use stall::{Offer, Stalls};
 
-use continuity::{Continuity, Verdict};
+use continuity::{SharedContinuity, Verdict};
 
 use crate::config::Config;
 use crate::event::{Decoded, Event};
@@ -166,11 +166,8 @@ pub struct Source {
     stalls: Stalls,
     /// Partitions paused for backpressure.
     paused: HashSet<i32>,
-    /// The offset read last per partition and the assignment it was read in: where a resumed
-    /// partition must go on, and below which a record is a re-read (after a rewind) to ignore.
-    last_read: HashMap<i32, (u64, i64)>,
     /// Partitions whose next record is checked (after an assignment, a resume or a rewind).
-    continuity: Arc<Mutex<Continuity>>,
+    continuity: Arc<SharedContinuity>,
 }
 
 /// How often waiting events are moved into lanes that have room.
@@ -211,7 +208,6 @@ impl Source {
             targets: Vec::new(),
             stalls,
             paused: HashSet::new(),
-            last_read: HashMap::new(),
             continuity,
         }
     }
@@ -228,7 +224,7 @@ impl Source {
         silence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
         loop {
-            let watching = !self.continuity().is_empty();
+            let watching = !self.continuity.is_idle();
             let incoming = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -247,7 +243,9 @@ impl Source {
                     continue;
                 }
                 _ = silence_tick.tick(), if watching => {
-                    let rewinds = self.continuity().silent(std::time::Instant::now());
+                    let rewinds = self
+                        .continuity
+                        .with(|c| c.silent(std::time::Instant::now()));
                     for (partition, to) in rewinds {
                         tracing::debug!(topic = %self.topic, partition, to, "a watched partition stayed silent; rewinding");
                         self.rewind(partition, to);
@@ -295,11 +293,6 @@ impl Source {
         events >= self.max_in_flight_events || bytes >= self.max_in_flight_bytes
     }
 
-    fn continuity(&self) -> MutexGuard<'_, Continuity> {
-        // Every method leaves the watch consistent; a panic elsewhere does not void it.
-        self.continuity.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Seeks `partition` back to `to`; what comes before the watched offset is ignored.
     /// False when the seek failed (the caller then must not drop the record at hand).
     fn rewind(&self, partition: i32, to: i64) -> bool {
@@ -318,34 +311,29 @@ impl Source {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(topic = %self.topic, partition, offset = to, error = %e, "cannot rewind a partition to read records the broker skipped");
-                self.continuity().forget(partition);
+                self.continuity.with(|c| c.forget(partition));
                 false
             }
         }
     }
 
-    /// Judges a message against the partition's watch; false when it is to be ignored.
+    /// Judges a message against the partition's watch; false when it is to be ignored. Free
+    /// while no partition is watched.
     fn in_sequence(&mut self, partition: i32, offset: i64) -> bool {
-        let generation = self.acker.generation(partition).unwrap_or(0);
-        // Read before in this assignment: a rewind brings such records back (also after its
-        // watch ended), and delivering them again would only make duplicates.
-        if self
-            .last_read
-            .get(&partition)
-            .is_some_and(|&(g, last)| g == generation && offset <= last)
-        {
-            return false;
+        if self.continuity.is_idle() {
+            return true;
         }
-        let verdict = self.continuity().check(partition, generation, offset);
+        let generation = self.acker.generation(partition).unwrap_or(0);
+        let verdict = self
+            .continuity
+            .with(|c| c.check(partition, generation, offset));
         match verdict {
-            Verdict::Take => {}
-            Verdict::Seen => return false,
+            Verdict::Take => true,
+            Verdict::Seen => false,
             Verdict::Rewind { to } => {
                 tracing::debug!(topic = %self.topic, partition, offset, to,
                     "the broker did not return the offset courier asked for; rewinding");
-                if self.rewind(partition, to) {
-                    return false;
-                }
+                !self.rewind(partition, to)
             }
             Verdict::Gap { from, to } => {
                 self.metrics
@@ -354,10 +342,9 @@ impl Source {
                     .inc_by(u64::try_from(to - from).unwrap_or(0));
                 tracing::warn!(topic = %self.topic, partition, first_offset = from, last_offset = to - 1,
                     "offsets not returned by the broker even after rewinding (compaction, transaction markers or deleted records); going on without them");
+                true
             }
         }
-        self.last_read.insert(partition, (generation, offset));
-        true
     }
 
     /// Pauses (or resumes) fetching one partition.
@@ -397,16 +384,11 @@ impl Source {
             self.pause(partition, false);
             // The broker must go on exactly after the last record read; one that resumes
             // further on (inside a record batch, tansu skips the rest of it) is noticed.
-            if let (Some(generation), Some(&(read_in, last))) = (
-                self.acker.generation(partition),
-                self.last_read.get(&partition),
-            ) {
-                if read_in != generation {
-                    continue;
-                }
+            if let Some((generation, last)) = self.acker.last_tracked(partition) {
                 // A rewind below the log start is safe: librdkafka's reset re-reads from
                 // the earliest offset (see `consumer`).
-                self.continuity().expect(partition, generation, last + 1, 0);
+                self.continuity
+                    .with(|c| c.expect(partition, generation, last + 1, 0));
             }
         }
     }
@@ -431,6 +413,11 @@ impl Source {
                 let ack = self
                     .acker
                     .track(m.partition, m.offset, self.targets.len() as u32);
+                if ack.generation == 0 {
+                    // Read before in this assignment (a rewind brings such records back):
+                    // delivering it again would only duplicate it.
+                    return;
+                }
                 // The last destination takes the payload itself: a clone would allocate
                 // the buffer's shared reference count, for nothing when there is one.
                 let mut payload = Some(payload);
@@ -487,6 +474,9 @@ impl Source {
                     return;
                 }
                 let ack = self.acker.track(m.partition, m.offset, 1);
+                if ack.generation == 0 {
+                    return;
+                }
                 let permit = self
                     .side_slots
                     .clone()

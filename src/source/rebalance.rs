@@ -17,7 +17,7 @@
 //! was incomplete is delivered again, never skipped).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{
@@ -28,7 +28,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::commit::CommitGate;
-use super::continuity::Continuity;
+use super::continuity::SharedContinuity;
 use super::Acker;
 use crate::metrics::Metrics;
 
@@ -48,7 +48,7 @@ pub struct SourceContext {
     /// Where a partition the group never committed starts.
     new_partition_start: Offset,
     /// Start offsets of new assignments, watched for skipped records.
-    continuity: Arc<Mutex<Continuity>>,
+    continuity: Arc<SharedContinuity>,
     /// Shared with the consumer's committer: one commit at a time.
     commit_gate: CommitGate,
 }
@@ -88,7 +88,7 @@ impl SourceContext {
     }
 
     /// The watch of start offsets, shared with the reader of this consumer.
-    pub fn continuity(&self) -> Arc<Mutex<Continuity>> {
+    pub fn continuity(&self) -> Arc<SharedContinuity> {
         self.continuity.clone()
     }
 
@@ -240,20 +240,21 @@ impl SourceContext {
 
     /// Watches the start of each partition just assigned.
     fn watch_starts(&self, starts: &[Start]) {
-        let mut continuity = self.continuity.lock().unwrap_or_else(|p| p.into_inner());
-        for start in starts {
-            let (Some(offset), Some(generation)) =
-                (start.offset, self.acker.generation(start.partition))
-            else {
-                continue;
-            };
-            continuity.expect(
-                start.partition,
-                generation,
-                offset,
-                start.log_start.unwrap_or(0),
-            );
-        }
+        self.continuity.with(|continuity| {
+            for start in starts {
+                let (Some(offset), Some(generation)) =
+                    (start.offset, self.acker.generation(start.partition))
+                else {
+                    continue;
+                };
+                continuity.expect(
+                    start.partition,
+                    generation,
+                    offset,
+                    start.log_start.unwrap_or(0),
+                );
+            }
+        });
     }
 }
 
