@@ -19,8 +19,8 @@ use bytes::Bytes;
 
 use crate::event::Event;
 use crate::sinks::util::members::{self, string_value};
-use crate::sinks::util::{parts, Compression};
-use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
+use crate::sinks::util::{not_a_json_object, parts, Compression};
+use crate::sinks::{batch_id, DeliveryError, EncodedBatch};
 
 /// Builds HEC event objects and request bodies.
 #[derive(Debug, Clone)]
@@ -142,22 +142,19 @@ impl Encoder {
         for e in events {
             let start = body.len();
             self.event(&e.raw, &mut body)
-                .map_err(|_| not_an_object(e))?;
+                .map_err(|_| not_a_json_object(e))?;
             spans.push(start..body.len());
         }
         let sizes: Vec<usize> = spans.iter().map(Range::len).collect();
         let ranges = parts::plan(&sizes, usize::MAX, self.max_request_bytes, 0, 0);
         let uncompressed_bytes = body.len();
         let body = if ranges.len() <= 1 {
-            self.compress(body)?
+            self.compression.apply(body)?
         } else {
             let mut requests = Vec::with_capacity(ranges.len());
             for r in ranges {
                 let bytes = &body[spans[r.start].start..spans[r.end - 1].end];
-                let part = match self.compression {
-                    Compression::None => bytes.to_vec(),
-                    Compression::Gzip => gzip(bytes)?,
-                };
+                let part = self.compression.apply(bytes.to_vec())?;
                 requests.push((r.len(), part));
             }
             parts::pack(requests)
@@ -176,27 +173,9 @@ impl Encoder {
         let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 200).sum());
         for e in events {
             self.event(&e.raw, &mut body)
-                .map_err(|_| not_an_object(e))?;
+                .map_err(|_| not_a_json_object(e))?;
         }
-        self.compress(body).map(Bytes::from)
-    }
-
-    fn compress(&self, body: Vec<u8>) -> Result<Vec<u8>, DeliveryError> {
-        match self.compression {
-            Compression::None => Ok(body),
-            Compression::Gzip => gzip(&body),
-        }
-    }
-}
-
-fn not_an_object(e: &Event) -> DeliveryError {
-    DeliveryError {
-        kind: ErrorKind::Encode,
-        http_status: None,
-        message: format!(
-            "the event at partition {} offset {} is not a JSON object",
-            e.partition, e.offset
-        ),
+        self.compression.apply(body).map(Bytes::from)
     }
 }
 

@@ -30,6 +30,29 @@ pub enum Compression {
     Gzip,
 }
 
+impl Compression {
+    /// `body` compressed as configured.
+    pub fn apply(self, body: Vec<u8>) -> Result<Vec<u8>, DeliveryError> {
+        match self {
+            Compression::None => Ok(body),
+            Compression::Gzip => gzip(&body),
+        }
+    }
+}
+
+/// The error of a sink that rewrites events member by member when an event is not a JSON
+/// object (decoding only checked its routing fields).
+pub fn not_a_json_object(e: &crate::event::Event) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Encode,
+        http_status: None,
+        message: format!(
+            "the event at partition {} offset {} is not a JSON object",
+            e.partition, e.offset
+        ),
+    }
+}
+
 /// Gzips a body.
 pub fn gzip(body: &[u8]) -> Result<Vec<u8>, DeliveryError> {
     use std::io::Write;

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::{Compression, WebhookFormat};
 use crate::event::Event;
-use crate::sinks::{batch_id, gzip, write_ndjson, DeliveryError, EncodedBatch};
+use crate::sinks::{batch_id, write_ndjson, DeliveryError, EncodedBatch};
 
 /// Encodes a batch: the events' JSON unchanged, as an array or one per line, gzipped if asked.
 pub fn encode(
@@ -29,10 +29,7 @@ pub fn encode(
         WebhookFormat::Ndjson => write_ndjson(events, &mut body),
     }
     let uncompressed_bytes = body.len();
-    let body = match compression {
-        Compression::None => body,
-        Compression::Gzip => gzip(&body)?,
-    };
+    let body = compression.apply(body)?;
     Ok(EncodedBatch {
         body: Bytes::from(body),
         id: batch_id(destination_key, events),

@@ -29,8 +29,8 @@ use bytes::Bytes;
 
 use crate::event::{Event, Level};
 use crate::sinks::util::members::{self, string_value, Member, Object};
-use crate::sinks::util::{parts, Compression};
-use crate::sinks::{batch_id, gzip, DeliveryError, EncodedBatch, ErrorKind};
+use crate::sinks::util::{not_a_json_object, parts, Compression};
+use crate::sinks::{batch_id, DeliveryError, EncodedBatch};
 
 /// Most logs in one request.
 pub const MAX_ITEMS: usize = 1000;
@@ -289,7 +289,7 @@ impl Encoder {
             }
             let start = body.len();
             self.item_at(&e.raw, &mut body, now)
-                .map_err(|_| not_an_object(e))?;
+                .map_err(|_| not_a_json_object(e))?;
             spans.push(start..body.len());
         }
         body.push(b']');
@@ -297,7 +297,7 @@ impl Encoder {
         let ranges = parts::plan(&sizes, MAX_ITEMS, MAX_BODY_BYTES, 2, 1);
         let (body, uncompressed_bytes) = if ranges.len() <= 1 {
             let n = body.len();
-            (self.compress(body)?, n)
+            (self.compression.apply(body)?, n)
         } else {
             let mut requests = Vec::with_capacity(ranges.len());
             let mut total = 0;
@@ -314,7 +314,7 @@ impl Encoder {
                 }
                 part.push(b']');
                 total += part.len();
-                requests.push((r.len(), self.compress(part)?));
+                requests.push((r.len(), self.compression.apply(part)?));
             }
             (parts::pack(requests), total)
         };
@@ -338,28 +338,10 @@ impl Encoder {
                 body.push(b',');
             }
             self.item_at(&e.raw, &mut body, now)
-                .map_err(|_| not_an_object(e))?;
+                .map_err(|_| not_a_json_object(e))?;
         }
         body.push(b']');
-        self.compress(body).map(Bytes::from)
-    }
-
-    fn compress(&self, body: Vec<u8>) -> Result<Vec<u8>, DeliveryError> {
-        match self.compression {
-            Compression::None => Ok(body),
-            Compression::Gzip => gzip(&body),
-        }
-    }
-}
-
-fn not_an_object(e: &Event) -> DeliveryError {
-    DeliveryError {
-        kind: ErrorKind::Encode,
-        http_status: None,
-        message: format!(
-            "the event at partition {} offset {} is not a JSON object",
-            e.partition, e.offset
-        ),
+        self.compression.apply(body).map(Bytes::from)
     }
 }
 

@@ -253,7 +253,7 @@ fn gzip_round_trips_and_small_batches_are_one_request() {
 #[test]
 fn malformed_events_are_an_encode_error() {
     let err = enc().batch(&[ev("[1]", 7)], "k").unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Encode);
+    assert_eq!(err.kind, crate::sinks::ErrorKind::Encode);
     assert!(err.message.contains("offset 7"), "{}", err.message);
 }
 
