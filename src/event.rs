@@ -299,6 +299,22 @@ pub struct Event {
     pub ack: AckId,
 }
 
+/// An event of assignment generation 1 at `partition`/`offset`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_event(raw: impl Into<Bytes>, partition: i32, offset: i64) -> Event {
+    Event {
+        raw: raw.into(),
+        partition,
+        offset,
+        failure_event: false,
+        ack: AckId {
+            partition,
+            generation: 1,
+            offset,
+        },
+    }
+}
+
 /// Identifies one tracked message for acknowledgement (the source's [`crate::source::Acker`]
 /// hands them out and counts them back in). It travels with every [`Event`], so it is
 /// defined with it. Copies are cheap.

@@ -76,21 +76,10 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
     use bytes::Bytes;
 
     fn ev(size: usize, offset: i64) -> Event {
-        Event {
-            raw: Bytes::from(vec![b'x'; size]),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 1,
-                offset,
-            },
-        }
+        crate::event::test_event(Bytes::from(vec![b'x'; size]), 0, offset)
     }
 
     #[test]

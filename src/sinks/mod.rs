@@ -259,20 +259,9 @@ fn compact_json(json: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::AckId;
 
     fn ev(raw: &str, offset: i64) -> Event {
-        Event {
-            raw: Bytes::copy_from_slice(raw.as_bytes()),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 1,
-                offset,
-            },
-        }
+        crate::event::test_event(Bytes::copy_from_slice(raw.as_bytes()), 0, offset)
     }
 
     #[test]

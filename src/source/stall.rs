@@ -142,22 +142,11 @@ impl Stalls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::AckId;
     use bytes::Bytes;
     use tokio::sync::mpsc;
 
     fn ev(partition: i32, offset: i64) -> Event {
-        Event {
-            raw: Bytes::new(),
-            partition,
-            offset,
-            failure_event: false,
-            ack: AckId {
-                partition,
-                generation: 1,
-                offset,
-            },
-        }
+        crate::event::test_event(Bytes::new(), partition, offset)
     }
 
     #[test]

@@ -76,21 +76,14 @@ pub fn object_body<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::AckId;
     use std::io::Read;
 
     fn ev(partition: i32, offset: i64) -> Event {
-        Event {
-            raw: Bytes::from(format!("{{\"o\":{offset}}}")),
+        crate::event::test_event(
+            Bytes::from(format!("{{\"o\":{offset}}}")),
             partition,
             offset,
-            failure_event: false,
-            ack: AckId {
-                partition,
-                generation: 1,
-                offset,
-            },
-        }
+        )
     }
 
     #[test]

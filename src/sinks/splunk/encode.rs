@@ -190,20 +190,9 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::event::AckId;
 
     fn ev(raw: &str, offset: i64) -> Event {
-        Event {
-            raw: Bytes::copy_from_slice(raw.as_bytes()),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack: AckId {
-                partition: 0,
-                generation: 1,
-                offset,
-            },
-        }
+        crate::event::test_event(Bytes::copy_from_slice(raw.as_bytes()), 0, offset)
     }
 
     fn enc(compression: Compression, max: usize) -> Encoder {

@@ -5,7 +5,6 @@ use std::io::Read;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::event::AckId;
 
 fn enc() -> Encoder {
     Encoder::new("courier", None, None, &[], Compression::None)
@@ -21,17 +20,7 @@ fn item(e: &Encoder, raw: &str) -> (String, Option<usize>) {
 }
 
 fn ev(raw: &str, offset: i64) -> Event {
-    Event {
-        raw: Bytes::copy_from_slice(raw.as_bytes()),
-        partition: 0,
-        offset,
-        failure_event: false,
-        ack: AckId {
-            partition: 0,
-            generation: 1,
-            offset,
-        },
-    }
+    crate::event::test_event(Bytes::copy_from_slice(raw.as_bytes()), 0, offset)
 }
 
 const EVENT: &str = r#"{"id":"e1","timestamp":"2026-11-01T00:00:00.123Z","level":"ERROR","type":"WEBHOOK_TRIGGER","message":"Workflow \"x\" failed: é ✓ \n","projectId":"proj_a","integrationId":"Sales Force,Inc","status":"EVENT_STATUS.FAILED","payload":{"status":"nested stays","k":[1,2]}}"#;
