@@ -1110,12 +1110,14 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // 3. Destinations' answers: every sink's classifier and the shared helpers.
 
-/// Secrets a destination is configured with: some contain what the mask is made of.
+/// Secrets a destination is configured with: some contain what the mask is made of. Those
+/// carry an `é`, which no classifier's own prose has, so that a secret like `" ***"` is not
+/// "found" in the fixed text around a mask (`answered HTTP 300: ****`).
 fn secrets() -> impl Strategy<Value = Vec<String>> {
     prop::collection::vec(
         prop_oneof![
             "[a-zA-Z0-9]{4,24}",
-            "[a-z*\"\\\\/é ]{4,12}",
+            "[a-z*\"\\\\/ ]{0,6}é[a-z*\"\\\\/é ]{1,6}",
             Just("Bearer tok-1234".to_owned()),
         ],
         0..4,
@@ -1266,6 +1268,32 @@ fn status() -> impl Strategy<Value = u16> {
 /// `… (N bytes)` of a trimmed one).
 const PROSE: usize = 400;
 
+/// Whether `text` still holds `secret`. A mask next to other text can spell a secret made of
+/// stars (`: ****` holds `" ***"`), so masks are set aside first — unless the secret itself
+/// contains a whole mask, where the two cannot be told apart.
+fn leaks(text: &[u8], secret: &[u8]) -> bool {
+    let mask = courier::sinks::scrub::MASK.as_bytes();
+    if memchr::memmem::find(secret, mask).is_some() {
+        return memchr::memmem::find(text, secret).is_some();
+    }
+    let mut set_aside = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = memchr::memmem::find(rest, mask) {
+        set_aside.extend_from_slice(&rest[..at]);
+        set_aside.push(0);
+        rest = &rest[at + mask.len()..];
+    }
+    set_aside.extend_from_slice(rest);
+    memchr::memmem::find(&set_aside, secret).is_some()
+}
+
+#[test]
+fn a_mask_next_to_text_is_not_a_leak() {
+    assert!(!leaks(b"answered HTTP 300: ****", b" ***"));
+    assert!(leaks(b"answered HTTP 300:  ***", b" ***"));
+    assert!(leaks(b"x****y", b"x****y"));
+}
+
 /// A kept answer is bounded and, when `scrubber` masked the answer, free of its secrets.
 fn assert_kept(error: &DeliveryError, extra: usize, secrets: &[String]) {
     assert!(
@@ -1279,7 +1307,7 @@ fn assert_kept(error: &DeliveryError, extra: usize, secrets: &[String]) {
         .filter(|s| s.len() >= courier::sinks::scrub::MIN_SECRET_BYTES)
     {
         assert!(
-            !error.message.contains(s.as_str()),
+            !leaks(error.message.as_bytes(), s.as_bytes()),
             "secret {s:?} kept in {:?}",
             error.message
         );
@@ -1369,7 +1397,7 @@ proptest! {
             for form in [s.as_str(), &json[1..json.len() - 1]] {
                 let form = form.as_bytes();
                 prop_assert!(
-                    memchr::memmem::find(&clean, form).is_none(),
+                    !leaks(&clean, form),
                     "{:?} kept in {:?}", String::from_utf8_lossy(form), String::from_utf8_lossy(&clean)
                 );
                 // A secret the read cut in two: its first part is dropped with the end.
