@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::delivery::{validate_delivery, DeliveryOverrides};
-use super::{
-    bounds, DeliveryConfig, DestinationConfig, Errors, RawTable, SecurityConfig, SinkConfig,
+use courier_core::settings::{
+    path_text, push_typed_error, typed_table, validate_delivery, DeliveryOverrides, Errors,
 };
+
+use super::{bounds, DeliveryConfig, DestinationConfig, RawTable, SecurityConfig, SinkConfig};
 use crate::routing::FilterConfig;
 use crate::sinks::datadog::DatadogConfig;
 use crate::sinks::file::FileConfig;
@@ -69,15 +70,12 @@ pub fn parse_destination(
     defaults: &DeliveryConfig,
     security: &SecurityConfig,
 ) -> Result<DestinationConfig, Vec<(String, String)>> {
-    let mut errors = Errors {
-        file: String::new(),
-        list: Vec::new(),
-    };
+    let mut errors = Errors::new("");
     let parsed = destination_at(value, "", Origin::Api, defaults, security, &mut errors);
     match parsed {
-        Some(d) if errors.list.is_empty() => Ok(d),
+        Some(d) if errors.is_empty() => Ok(d),
         _ => Err(errors
-            .list
+            .into_list()
             .into_iter()
             .map(|e| (json_pointer(&e.path, &e.message), shortened(e.message)))
             .collect()),
@@ -123,7 +121,7 @@ fn unknown_field(message: &str) -> Option<&str> {
 }
 
 /// The segments of a key path: names, `[index]`es and quoted keys
-/// ([`key_segment`](super::key_segment)).
+/// ([`key_segment`](courier_core::settings::key_segment)).
 fn key_path_segments(path: &str) -> Vec<String> {
     let mut segments = Vec::new();
     let mut rest = path;
@@ -195,7 +193,7 @@ fn destination_at(
     }
     let filter_value = common.remove("filter");
     let delivery_value = common.remove("delivery");
-    let before = errors.list.len();
+    let before = errors.len();
     // The type decides which keys the rest of the table may have; it is read from the raw
     // table so that a mistake in another common key does not hide the type's own errors.
     let kind = common
@@ -317,7 +315,7 @@ fn destination_at(
         // `type` missing or not a string: reported by `Common`.
         None => None,
     };
-    if errors.list.len() > before {
+    if errors.len() > before {
         return None;
     }
     let common = common?;
@@ -347,14 +345,11 @@ fn delivery(
         .unwrap_or_default();
     let (overrides, removed) = typed_lenient::<DeliveryOverrides>(as_table(value), path, errors);
     let d = overrides?.apply(defaults);
-    let mut found = Errors {
-        file: errors.file.clone(),
-        list: Vec::new(),
-    };
+    let mut found = Errors::new(errors.file());
     validate_delivery(&d, path, &mut found);
     let is_set = |key: &str| set.iter().any(|k| k == key);
-    let before = errors.list.len();
-    for e in found.list {
+    let before = errors.len();
+    for e in found.into_list() {
         let key = e
             .path
             .strip_prefix(path)
@@ -365,10 +360,10 @@ fn delivery(
             .unwrap_or_default();
         let crossed = key == "retry_max_backoff" && is_set("retry_initial_backoff");
         if is_set(key) || crossed {
-            errors.list.push(e);
+            errors.push_error(e);
         }
     }
-    (removed.is_empty() && errors.list.len() == before).then_some(d)
+    (removed.is_empty() && errors.len() == before).then_some(d)
 }
 
 /// A value that should be a table, as one (anything else becomes an empty table plus the
@@ -418,7 +413,7 @@ fn check_name(value: &str, key: &str, max: usize, prefix: &str, errors: &mut Err
 
 /// `filter`: its keys, their combinations, and the length of its lists and strings.
 fn filter(value: Value, path: &str, errors: &mut Errors) -> Option<FilterConfig> {
-    let before = errors.list.len();
+    let before = errors.len();
     let (f, _) = typed_lenient::<FilterConfig>(as_table(value), path, errors);
     let f = f?;
     if let Err((key, message)) = f.validate() {
@@ -450,7 +445,7 @@ fn filter(value: Value, path: &str, errors: &mut Errors) -> Option<FilterConfig>
             errors.push(format!("{path}.search"), message);
         }
     }
-    (errors.list.len() == before).then_some(f)
+    (errors.len() == before).then_some(f)
 }
 
 /// A sink configuration's `validate`: every `(key, message)` wrong.
@@ -521,7 +516,7 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
 ) -> (Option<T>, Vec<String>) {
     let mut table = match table {
         Ok(t) => t,
-        Err(other) => return (super::typed_table::<T>(other, prefix, errors), Vec::new()),
+        Err(other) => return (typed_table::<T>(other, prefix, errors), Vec::new()),
     };
     let mut removed: Vec<String> = Vec::new();
     loop {
@@ -529,7 +524,7 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
             Ok(v) => return (Some(v), removed),
             Err(e) => e,
         };
-        let inner = super::path_text(error.path());
+        let inner = path_text(error.path());
         // The table's key the error is under (unquoted, as in the table).
         let top = match error.path().iter().next() {
             Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
@@ -548,7 +543,7 @@ pub(super) fn typed_lenient<T: DeserializeOwned>(
         } else {
             top
         };
-        super::push_typed_error(errors, prefix, &inner, message);
+        push_typed_error(errors, prefix, &inner, message);
         match key {
             Some(k) if table.remove(&k).is_some() => removed.push(k),
             _ => return (None, removed),

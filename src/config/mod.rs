@@ -1,5 +1,9 @@
-//! Configuration: TOML file, `COURIER__…` environment overrides, `${VAR}` interpolation, and
-//! validation that reports every error with its file and key path.
+//! Configuration loading: TOML file, `COURIER__…` environment overrides, `${VAR}`
+//! interpolation, and validation that reports every error with its file and key path.
+//!
+//! The loader knows every sink, so it lives in the daemon, above the sinks crate. The values
+//! it produces are the shared vocabulary of `courier_core::settings` (re-exported here) and
+//! each sink's own settings (`courier_sinks::config`, also re-exported).
 //!
 //! Loading goes through an untyped tree first so that one mistake does not hide the next:
 //! each section and each destination is deserialized on its own and every failure is kept.
@@ -7,15 +11,10 @@
 //! the file, its overrides and reloads, and by [`parse_destination`] for the API.
 
 pub mod api;
-pub mod bounds;
-mod delivery;
 mod destination;
 mod interpolate;
-mod secret;
-mod sections;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,21 +23,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use api::{ApiConfig, ApiToken, EncryptionKey};
-pub use delivery::{default_retry_schedule, DeliveryConfig};
+pub use courier_core::settings::{
+    bounds, default_retry_schedule, key_segment, ConfigError, ConfigErrors, DeliveryConfig,
+    FailuresConfig, KafkaConfig, KafkaOptions, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
+    Secret, SecurityConfig, ServerConfig,
+};
+pub use courier_sinks::config::{DestinationConfig, RawTable, SinkConfig};
 pub use destination::parse_destination;
 pub use interpolate::{interpolate, InterpolateError};
-pub use secret::Secret;
-pub use sections::{
-    FailuresConfig, KafkaConfig, KafkaOptions, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
-    SecurityConfig, ServerConfig,
-};
 
-use crate::routing::FilterConfig;
-use crate::sinks::datadog::DatadogConfig;
-use crate::sinks::file::FileConfig;
-use crate::sinks::s3::S3Config;
-use crate::sinks::splunk::SplunkConfig;
-use crate::sinks::webhook::WebhookConfig;
+use courier_core::settings::{check_bounds, join, typed, typed_table, validate_delivery, Errors};
 
 /// The whole configuration of a courier process.
 #[derive(Debug, Clone)]
@@ -69,124 +63,6 @@ pub struct Config {
     pub api: Option<ApiConfig>,
 }
 
-/// One `[[destinations]]` table.
-#[derive(Debug, Clone)]
-pub struct DestinationConfig {
-    /// The projectId whose events this destination receives.
-    pub project: String,
-    /// Unique within the project.
-    pub id: String,
-    /// Disabled destinations receive nothing.
-    pub enabled: bool,
-    /// The sink and its settings.
-    pub sink: SinkConfig,
-    /// Which events of the project it receives.
-    pub filter: FilterConfig,
-    /// Batching and retry settings.
-    pub delivery: DeliveryConfig,
-    /// The destination's table as read (after interpolation): a reload rebuilds the
-    /// destination when this or its delivery settings change.
-    pub table: RawTable,
-}
-
-/// A destination's table as read. It holds secrets, so it never prints.
-#[derive(Clone, PartialEq)]
-pub struct RawTable(pub Value);
-
-impl fmt::Debug for RawTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RawTable(…)")
-    }
-}
-
-impl DestinationConfig {
-    /// Whether `other` configures this destination differently.
-    pub fn differs_from(&self, other: &DestinationConfig) -> bool {
-        self.table != other.table || self.delivery != other.delivery
-    }
-}
-
-/// The type-specific part of a destination.
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    /// `type = "webhook"`.
-    Webhook(WebhookConfig),
-    /// `type = "file"`.
-    File(FileConfig),
-    /// `type = "s3"`.
-    S3(S3Config),
-    /// `type = "datadog"`.
-    Datadog(DatadogConfig),
-    /// `type = "splunk_hec"`.
-    SplunkHec(SplunkConfig),
-}
-
-impl SinkConfig {
-    /// The `type` key's value, also the `destination_type` metric label.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            SinkConfig::Webhook(_) => "webhook",
-            SinkConfig::File(_) => "file",
-            SinkConfig::S3(_) => "s3",
-            SinkConfig::Datadog(_) => "datadog",
-            SinkConfig::SplunkHec(_) => "splunk_hec",
-        }
-    }
-}
-
-/// One configuration error: where and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file (or `environment`).
-    pub file: String,
-    /// Key path such as `destinations[3].filter.min_level`; empty for the whole file.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.path, self.message)
-        }
-    }
-}
-
-/// Every error found in a configuration.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Collects errors while a configuration is read.
-struct Errors {
-    file: String,
-    list: Vec<ConfigError>,
-}
-
-impl Errors {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.list.push(ConfigError {
-            file: self.file.clone(),
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-}
-
 /// Reads the configuration at `path`, with overrides from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
@@ -212,15 +88,12 @@ pub fn parse(
     text: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<Config, ConfigErrors> {
-    let mut errors = Errors {
-        file: file.to_owned(),
-        list: Vec::new(),
-    };
+    let mut errors = Errors::new(file);
     let tree = match layered_tree(text, env) {
         Ok(tree) => tree,
         Err(message) => {
             errors.push("", message);
-            return Err(ConfigErrors(errors.list));
+            return Err(ConfigErrors(errors.into_list()));
         }
     };
     let mut tree = interpolate_tree(tree, "", env, &mut errors);
@@ -230,10 +103,10 @@ pub fn parse(
             errors.push(path, message);
         }
     }
-    if errors.list.is_empty() {
+    if errors.is_empty() {
         Ok(config)
     } else {
-        Err(ConfigErrors(errors.list))
+        Err(ConfigErrors(errors.into_list()))
     }
 }
 
@@ -293,96 +166,6 @@ fn interpolate_tree(
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    let key = key_segment(key);
-    if path.is_empty() {
-        key.into_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// `key` as one segment of a key path: as it is when it is a plain name, else quoted as a JSON
-/// string (`headers."X.Api-Key"`), so that a key holding `.`, `[` or `"` reads as one segment
-/// (and the API's JSON pointer made from the path names it, not a key that does not exist).
-pub(crate) fn key_segment(key: &str) -> std::borrow::Cow<'_, str> {
-    let plain = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plain {
-        std::borrow::Cow::Borrowed(key)
-    } else {
-        std::borrow::Cow::Owned(serde_json::to_string(key).expect("a string serializes to JSON"))
-    }
-}
-
-/// serde's path to an error as a key path, keys written by [`key_segment`]; `.` for the
-/// value itself.
-fn path_text(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut text = String::new();
-    for segment in path.iter() {
-        let name = match segment {
-            Segment::Seq { index } => {
-                text.push_str(&format!("[{index}]"));
-                continue;
-            }
-            Segment::Map { key } => key_segment(key),
-            Segment::Enum { variant } => key_segment(variant),
-            Segment::Unknown => "?".into(),
-        };
-        if !text.is_empty() {
-            text.push('.');
-        }
-        text.push_str(&name);
-    }
-    if text.is_empty() {
-        ".".to_owned()
-    } else {
-        text
-    }
-}
-
-/// Deserializes `value` as `T`, recording the failure (with its key path under `prefix`).
-fn typed<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Errors) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = path_text(e.path());
-            push_typed_error(errors, prefix, &inner, e.into_inner().to_string());
-            None
-        }
-    }
-}
-
-/// [`typed`] for a value that must be a table. serde reads a struct from an array as well,
-/// field by field in declaration order: `delivery = [1, 1, "1s", 4, …]` would set settings by
-/// position, past the checks that look at which keys a table sets (a destination's overrides
-/// are checked where they are set), so an array is refused.
-fn typed_table<T: DeserializeOwned>(value: Value, prefix: &str, errors: &mut Errors) -> Option<T> {
-    if value.is_array() {
-        errors.push(prefix, "invalid type: sequence, expected a table");
-        return None;
-    }
-    typed(value, prefix, errors)
-}
-
-/// Records a deserialization error at `inner` (serde's path, `.` for the value itself) under
-/// `prefix`.
-fn push_typed_error(errors: &mut Errors, prefix: &str, inner: &str, message: String) {
-    let path = if inner == "." {
-        prefix.to_owned()
-    } else if prefix.is_empty() {
-        inner.to_owned()
-    } else if inner.starts_with('[') {
-        format!("{prefix}{inner}")
-    } else {
-        format!("{prefix}.{inner}")
-    };
-    errors.push(path, message);
-}
-
 fn section<T: DeserializeOwned + Default>(
     root: &mut Map<String, Value>,
     key: &str,
@@ -437,13 +220,13 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     let log: LogConfig = section(&mut root, "log", errors);
     let metrics: MetricsConfig = section(&mut root, "metrics", errors);
     let delivery: DeliveryConfig = section(&mut root, "delivery", errors);
-    delivery::validate_delivery(&delivery, "delivery", errors);
-    let raw_security: crate::sinks::ssrf::RawSecurity = section(&mut root, "security", errors);
+    validate_delivery(&delivery, "delivery", errors);
+    let raw_security: courier_core::settings::RawSecurity = section(&mut root, "security", errors);
     let (security, security_errors) = raw_security.resolve();
     for (path, message) in security_errors {
         errors.push(path, message);
     }
-    sections::check_bounds(shutdown_timeout, &kafka, &failures, &limits, errors);
+    check_bounds(shutdown_timeout, &kafka, &failures, &limits, errors);
     for key in kafka.options.0.keys() {
         if KafkaOptions::PROTECTED.contains(&key.as_str()) {
             errors.push(

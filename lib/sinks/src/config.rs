@@ -1,0 +1,83 @@
+//! A destination's settings as the sinks see them: which sink ([`SinkConfig`], one variant per
+//! sink folder) and the settings shared by every sink (filter, delivery).
+//!
+//! These types name every sink, so they live here, above each sink's own settings and below
+//! the daemon's loader, which reads them from the file or the API and checks them.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use courier_core::routing::FilterConfig;
+use courier_core::settings::DeliveryConfig;
+
+use crate::datadog::DatadogConfig;
+use crate::file::FileConfig;
+use crate::s3::S3Config;
+use crate::splunk::SplunkConfig;
+use crate::webhook::WebhookConfig;
+
+/// One `[[destinations]]` table.
+#[derive(Debug, Clone)]
+pub struct DestinationConfig {
+    /// The projectId whose events this destination receives.
+    pub project: String,
+    /// Unique within the project.
+    pub id: String,
+    /// Disabled destinations receive nothing.
+    pub enabled: bool,
+    /// The sink and its settings.
+    pub sink: SinkConfig,
+    /// Which events of the project it receives.
+    pub filter: FilterConfig,
+    /// Batching and retry settings.
+    pub delivery: DeliveryConfig,
+    /// The destination's table as read (after interpolation): a reload rebuilds the
+    /// destination when this or its delivery settings change.
+    pub table: RawTable,
+}
+
+/// A destination's table as read. It holds secrets, so it never prints.
+#[derive(Clone, PartialEq)]
+pub struct RawTable(pub Value);
+
+impl fmt::Debug for RawTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RawTable(…)")
+    }
+}
+
+impl DestinationConfig {
+    /// Whether `other` configures this destination differently.
+    pub fn differs_from(&self, other: &DestinationConfig) -> bool {
+        self.table != other.table || self.delivery != other.delivery
+    }
+}
+
+/// The type-specific part of a destination.
+#[derive(Debug, Clone)]
+pub enum SinkConfig {
+    /// `type = "webhook"`.
+    Webhook(WebhookConfig),
+    /// `type = "file"`.
+    File(FileConfig),
+    /// `type = "s3"`.
+    S3(S3Config),
+    /// `type = "datadog"`.
+    Datadog(DatadogConfig),
+    /// `type = "splunk_hec"`.
+    SplunkHec(SplunkConfig),
+}
+
+impl SinkConfig {
+    /// The `type` key's value, also the `destination_type` metric label.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::File(_) => "file",
+            SinkConfig::S3(_) => "s3",
+            SinkConfig::Datadog(_) => "datadog",
+            SinkConfig::SplunkHec(_) => "splunk_hec",
+        }
+    }
+}
