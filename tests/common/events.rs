@@ -13,10 +13,8 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use courier::event::Event;
 use courier::generator::{Generator, GeneratorConfig};
-use courier::source::AckId;
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -76,20 +74,8 @@ pub fn ordinary_events<P: AsRef<str>>(
 // ---------------------------------------------------------------------------------------------
 
 /// `raw` as read at `offset` of `partition` (assignment generation 1): the [`Event`] a sink's
-/// `encode` and `send` take.
-pub fn sink_event(raw: impl Into<Bytes>, partition: i32, offset: i64) -> Event {
-    Event {
-        raw: raw.into(),
-        partition,
-        offset,
-        failure_event: false,
-        ack: AckId {
-            partition,
-            generation: 1,
-            offset,
-        },
-    }
-}
+/// `encode` and `send` take (the same builder as the unit tests').
+pub use courier::event::test_event as sink_event;
 
 /// `n` generated events of two projects at offsets 0, 1, … of partition 0, as the generator
 /// makes them from `seed` (delivery-failure events included).

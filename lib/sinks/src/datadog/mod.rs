@@ -21,8 +21,8 @@ pub use service::{classify, rate_limit_reset, Verdict};
 use super::ssrf::Guard;
 use super::util::halving::{self, Answer};
 use super::util::http::{
-    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES, MAX_ANSWER_BYTES,
-    USER_AGENT,
+    read_limited, retry_after, send_guarded, status_error, transport_error, ANSWER_READ_BYTES,
+    MAX_ANSWER_BYTES, USER_AGENT,
 };
 use super::util::scrub::Scrubber;
 use super::util::Compression;
@@ -181,20 +181,14 @@ impl DatadogSink {
 
     /// Sends one request body of `logs` logs.
     async fn post(&self, body: Bytes, logs: usize) -> Verdict {
-        // A literal IP host is never resolved, so the resolver cannot vet it.
-        if let Some(Err(refusal)) = self.guard.as_ref().map(|g| g.check_url(&self.intake)) {
-            return Verdict::Outcome(refusal.outcome());
-        }
-        let response = match self
+        let request = self
             .client
             .post(self.intake.clone())
             .headers(self.headers.clone())
-            .body(body)
-            .send()
-            .await
-        {
+            .body(body);
+        let response = match send_guarded(self.guard.as_ref(), &self.intake, request).await {
             Ok(r) => r,
-            Err(e) => return Verdict::Outcome(transport_error(&e)),
+            Err(outcome) => return Verdict::Outcome(outcome),
         };
         let status = response.status().as_u16();
         let mut after = retry_after(&response);

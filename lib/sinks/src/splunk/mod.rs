@@ -33,7 +33,8 @@ pub use service::{classify, HecAnswer, Verdict};
 use super::ssrf::Guard;
 use super::util::halving::{self, Answer, Results};
 use super::util::http::{
-    read_limited, retry_after, status_error, transport_error, MAX_ANSWER_BYTES, USER_AGENT,
+    read_limited, retry_after, send_guarded, status_error, transport_error, MAX_ANSWER_BYTES,
+    USER_AGENT,
 };
 use super::util::scrub::Scrubber;
 use super::util::Compression;
@@ -269,20 +270,14 @@ impl SplunkSink {
     }
 
     async fn post(&self, body: Bytes, events: usize) -> Verdict {
-        // A literal IP host is never resolved, so the resolver cannot vet it.
-        if let Err(refusal) = self.guard.check_url(&self.event_url) {
-            return Verdict::Outcome(refusal.outcome());
-        }
-        let response = match self
+        let request = self
             .client
             .post(self.event_url.clone())
             .headers(self.headers.clone())
-            .body(body)
-            .send()
-            .await
-        {
+            .body(body);
+        let response = match send_guarded(Some(&self.guard), &self.event_url, request).await {
             Ok(r) => r,
-            Err(e) => return Verdict::Outcome(transport_error(&e)),
+            Err(outcome) => return Verdict::Outcome(outcome),
         };
         let status = response.status().as_u16();
         let after = retry_after(&response);

@@ -11,7 +11,23 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::ssrf::Guard;
 use crate::{trim_answer, DeliveryError, ErrorKind, Outcome};
+
+/// Sends `request` (to `url`) the way every HTTP sink sends a batch: a literal IP host is
+/// checked by `guard` first (it is never resolved, so the guard's resolver cannot vet it),
+/// and a refusal or a transport error is already the [`Outcome`]. `guard` is `None` only for
+/// hosts courier itself chose (Datadog's site intakes).
+pub async fn send_guarded(
+    guard: Option<&Guard>,
+    url: &reqwest::Url,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Outcome> {
+    if let Some(Err(refusal)) = guard.map(|g| g.check_url(url)) {
+        return Err(refusal.outcome());
+    }
+    request.send().await.map_err(|e| transport_error(&e))
+}
 
 /// The longest `Retry-After` courier honours; a longer one is clamped to this (by the sinks,
 /// so that outcomes carry the delay courier keeps, and by the lane's retry schedule).

@@ -21,9 +21,7 @@ pub use config::{Compression, WebhookConfig, WebhookFormat};
 pub use signature::{InvalidSecret, SigningKey};
 
 use super::ssrf::Guard;
-use super::util::http::{
-    read_limited, retry_after, status_error, transport_error, ANSWER_READ_BYTES,
-};
+use super::util::http::{read_limited, retry_after, send_guarded, status_error, ANSWER_READ_BYTES};
 use super::util::scrub::Scrubber;
 use super::{BuildError, DeliveryError, EncodedBatch, Outcome, RejectScope, Sink};
 use courier_core::event::Event;
@@ -172,10 +170,6 @@ impl Sink for WebhookSink {
     }
 
     async fn send(&self, _events: &[Event], batch: &EncodedBatch) -> Outcome {
-        // A literal IP host is never resolved, so the resolver cannot vet it.
-        if let Err(refusal) = self.guard.check_url(&self.url) {
-            return refusal.outcome();
-        }
         let mut request = self
             .client
             .post(self.url.clone())
@@ -192,9 +186,9 @@ impl Sink for WebhookSink {
                 .header("webhook-signature", &signed);
             signature = Some(signed);
         }
-        let response = match request.send().await {
+        let response = match send_guarded(Some(&self.guard), &self.url, request).await {
             Ok(r) => r,
-            Err(e) => return transport_error(&e),
+            Err(outcome) => return outcome,
         };
         let status = response.status().as_u16();
         let after = retry_after(&response);
