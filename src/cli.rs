@@ -169,6 +169,7 @@ fn validate(path: &Path) -> ExitCode {
                     if d.enabled { "" } else { " disabled" }
                 );
             }
+            println!("  parking: {}", parking_preview(&config));
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -183,6 +184,31 @@ fn validate(path: &Path) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// How long `validate` waits for the broker before saying it cannot tell the parking mode.
+const VALIDATE_BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Which parking mode a running courier would use and why, asking the broker (briefly). An
+/// unreachable broker is said, not an error: validation must pass offline (CI has no broker).
+fn parking_preview(config: &Config) -> String {
+    use crate::parking::retention;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return format!("not checked (cannot start the async runtime: {e})"),
+    };
+    match runtime.block_on(retention::decide_within(config, VALIDATE_BROKER_TIMEOUT)) {
+        Ok(decision) if decision.safe => format!("{} ({})", decision.parking, decision.reason),
+        Ok(decision) => format!("{} — WARNING ({})", decision.parking, decision.reason),
+        Err(retention::Unreachable(why)) => format!(
+            "not checked: {why}; a running courier reads the retention of topic {} at start (failures.parking = {:?})",
+            config.kafka.topic,
+            config.failures.parking.as_str()
+        ),
     }
 }
 

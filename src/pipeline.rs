@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
 use crate::metrics::Metrics;
-use crate::parking::Parker;
+use crate::parking::{retention, Parker};
 use crate::retry_worker::RetryWorker;
 use crate::server::Health;
 use crate::source::{self, Acker, Committer, Input, Source, SourceContext};
@@ -74,7 +74,16 @@ pub async fn run(
         false,
     )
     .await?;
-    let parker = Arc::new(Parker::new(config, abandon.clone())?);
+    // How parked batches wait depends on the Event Logs topic's retention: read it once now
+    // (bounded; the broker just answered), again when a reload changes the schedule.
+    health
+        .parking
+        .publish(retention::decide(config).await, &metrics);
+    let parker = Arc::new(Parker::new(
+        config,
+        abandon.clone(),
+        health.parking.clone(),
+    )?);
     let acker = Acker::new();
     let context = LaneContext {
         acker: acker.clone(),
@@ -143,6 +152,7 @@ pub async fn run(
         config,
     );
     let reloader = async {
+        let mut running = config.clone();
         loop {
             let next = tokio::select! {
                 next = reloads.recv() => next,
@@ -162,6 +172,15 @@ pub async fn run(
                     tracing::info!(added = ?changes.added, changed = ?changes.changed,
                         removed = ?changes.removed, unchanged = changes.unchanged,
                         "configuration reloaded");
+                    // A longer schedule may outlast the retention that allowed references.
+                    let decided = tokio::select! {
+                        decided = retention::redecide(&running, &new) => decided,
+                        () = stop.cancelled() => break,
+                    };
+                    if let Some(decision) = decided {
+                        health.parking.publish(decision, &metrics);
+                    }
+                    running = new;
                 }
                 Err(e) => {
                     metrics.config_reloads.with_label_values(&["failure"]).inc();

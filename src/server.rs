@@ -24,6 +24,8 @@ pub struct Health {
     pub failures_writable: Arc<AtomicBool>,
     /// The running destinations' health (the destinations API's status reads it).
     pub destinations: crate::topology::HealthRegistry,
+    /// The parking mode in force and why (decided when the pipeline starts).
+    pub parking: Arc<crate::parking::retention::ParkingState>,
 }
 
 impl Health {
@@ -81,7 +83,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             "the failures topic cannot be written\n",
         )
     };
-    (status, text)
+    // The parking mode is a detail for people, not a readiness condition.
+    let mut body = text.to_owned();
+    if let Some(decision) = health.parking.current() {
+        body.push_str(&format!(
+            "parking: {} ({})\n",
+            decision.parking, decision.reason
+        ));
+    }
+    (status, body)
 }
 
 /// Binds `listen` and serves until `stop` is cancelled.

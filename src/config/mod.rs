@@ -26,7 +26,7 @@ pub use api::{ApiConfig, ApiToken, EncryptionKey};
 pub use courier_core::settings::{
     bounds, default_retry_schedule, key_segment, ConfigError, ConfigErrors, DeliveryConfig,
     FailuresConfig, KafkaConfig, KafkaOptions, LimitsConfig, LogConfig, LogFormat, MetricsConfig,
-    Secret, SecurityConfig, ServerConfig,
+    ParkingMode, Secret, SecurityConfig, ServerConfig,
 };
 pub use courier_sinks::config::{DestinationConfig, RawTable, SinkConfig};
 pub use destination::parse_destination;

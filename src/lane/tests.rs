@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use crate::parking::retention::{ParkingDecision, ParkingState};
 use crate::parking::Parker;
 
 use super::deliver::HeldBody;
@@ -128,7 +129,8 @@ url = "http://127.0.0.1:9/"
     let acker = Acker::new();
     let failures =
         Arc::new(FailureReporter::new(&config, metrics.clone(), CancellationToken::new()).unwrap());
-    let parker = Arc::new(Parker::new(&config, CancellationToken::new()).unwrap());
+    let parking = ParkingState::decided(ParkingDecision::copy("lane tests park copies"));
+    let parker = Arc::new(Parker::new(&config, CancellationToken::new(), parking).unwrap());
     Harness {
         _cluster: cluster,
         brokers,

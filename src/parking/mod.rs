@@ -10,6 +10,7 @@
 //! there, and retrying the write cannot change that: it is not parked but handed back to the
 //! caller, which reports it in a failure event (`error.kind = too_large_to_park`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,6 +23,10 @@ use crate::event::Event;
 use crate::failures::size::refused_as_too_large;
 use crate::failures::Abandoned;
 use crate::sinks::{DeliveryError, ErrorKind};
+
+pub mod retention;
+
+use retention::{Parking, ParkingState};
 
 /// Header names of parked records.
 pub mod header {
@@ -157,24 +162,33 @@ pub struct Parker {
     producer: FutureProducer,
     topic: String,
     abandon: CancellationToken,
+    parking: Arc<ParkingState>,
 }
 
 impl Parker {
-    /// A parker for `config`'s retry topic; `abandon` stops retries of failed writes.
+    /// A parker for `config`'s retry topic; `abandon` stops retries of failed writes;
+    /// `parking` holds the parking mode in force (decided at start, again on reload).
     pub fn new(
         config: &Config,
         abandon: CancellationToken,
+        parking: Arc<ParkingState>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
             producer: crate::kafka::parking_producer_config(config).create()?,
             topic: config.failures.retry_topic.clone(),
             abandon,
+            parking,
         })
     }
 
     /// The retry topic.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The parking mode in force now ([`retention`] decides it; copies until decided).
+    pub fn parking(&self) -> Parking {
+        self.parking.parking()
     }
 
     /// Parks the events; returns once the broker has every one of them, except those it

@@ -42,6 +42,7 @@ use crate::failures::size::reported_id;
 use crate::failures::FailureReporter;
 use crate::lane::LaneContext;
 use crate::metrics::Metrics;
+use crate::parking::retention::{ParkingDecision, ParkingState};
 use crate::parking::Parker;
 use crate::source::{Acker, Topology};
 use crate::topology::Destinations;
@@ -290,8 +291,11 @@ async fn run(
         FailureReporter::new(config, metrics.clone(), abandon.clone())
             .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
     );
+    // A replay parks copies: the topic it reads need not be kafka.topic, the one whose
+    // retention a running courier checks before it parks references.
+    let parking = ParkingState::decided(ParkingDecision::copy("a replay parks copies"));
     let parker = Arc::new(
-        Parker::new(config, abandon.clone())
+        Parker::new(config, abandon.clone(), parking)
             .map_err(|e| ReplayError::Failed(format!("cannot create a Kafka producer: {e}")))?,
     );
     let acker = Acker::new();

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub destination_states: IntGaugeVec,
     /// 1 when `/readyz` answers 200.
     pub ready: IntGauge,
+    /// How parked batches wait: 1 for the mode in use (`reference` or `copy`), 0 for the other.
+    pub parking_mode: IntGaugeVec,
     per_destination: Option<PerDestination>,
     destinations: Mutex<BTreeMap<(String, String), Arc<DestinationStats>>>,
 }
@@ -267,6 +269,15 @@ impl Metrics {
         for state in ["closed", "open", "paused"] {
             destination_states.with_label_values(&[state]);
         }
+        let parking_mode = gauge_vec(
+            &r,
+            "courier_parking_mode",
+            "How parked batches wait in the retry topic: 1 for the mode in use (reference: a reference to the events in the Event Logs topic; copy: the events themselves), 0 for the other.",
+            &["mode"],
+        );
+        for mode in ["reference", "copy"] {
+            parking_mode.with_label_values(&[mode]);
+        }
         let per_destination = per_destination.then(|| PerDestination {
             delivered: counter_vec(
                 &r,
@@ -416,6 +427,7 @@ impl Metrics {
             ),
             destination_states,
             ready: gauge(&r, "courier_ready", "1 when /readyz answers 200, else 0."),
+            parking_mode,
             per_destination,
             destinations: Mutex::new(BTreeMap::new()),
             registry: r,

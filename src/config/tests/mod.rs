@@ -249,6 +249,48 @@ fn webhook_keys_are_checked() {
     assert!(errors(&format)[0].contains("destinations[0].format: unknown variant `xml`"));
 }
 
+#[test]
+fn the_parking_mode_is_auto_unless_set_to_one_of_three_words() {
+    assert_eq!(
+        parse("test.toml", MINIMAL, &env(&[]))
+            .unwrap()
+            .failures
+            .parking,
+        ParkingMode::Auto
+    );
+    for (word, mode) in [
+        ("auto", ParkingMode::Auto),
+        ("reference", ParkingMode::Reference),
+        ("copy", ParkingMode::Copy),
+    ] {
+        let text = format!("[failures]\nparking = \"{word}\"\n{MINIMAL}");
+        assert_eq!(
+            parse("test.toml", &text, &env(&[]))
+                .unwrap()
+                .failures
+                .parking,
+            mode
+        );
+        assert_eq!(mode.as_str(), word);
+    }
+    let error = refused(
+        &format!("[failures]\nparking = \"sometimes\"\n{MINIMAL}"),
+        "failures.parking",
+    );
+    assert!(
+        error.contains("unknown variant `sometimes`, expected one of `auto`, `reference`, `copy`"),
+        "{error}"
+    );
+    let env_override = env(&[("COURIER__FAILURES__PARKING", "copy")]);
+    assert_eq!(
+        parse("test.toml", MINIMAL, &env_override)
+            .unwrap()
+            .failures
+            .parking,
+        ParkingMode::Copy
+    );
+}
+
 /// `[[destinations]]` webhook table with `extra` lines appended (TOML).
 fn hook_with(extra: &str) -> String {
     format!("{MINIMAL}{extra}\n")

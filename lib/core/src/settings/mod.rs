@@ -22,7 +22,7 @@ pub use delivery::{default_retry_schedule, validate_delivery, DeliveryConfig, De
 pub use secret::Secret;
 pub use sections::{
     check_bounds, FailuresConfig, KafkaConfig, KafkaOptions, LimitsConfig, LogConfig, LogFormat,
-    MetricsConfig, ServerConfig,
+    MetricsConfig, ParkingMode, ServerConfig,
 };
 pub use security::{parse_network, RawSecurity, SecurityConfig};
 

@@ -115,6 +115,9 @@ pub struct FailuresConfig {
     pub retry_topic: String,
     /// Partitions of the retry topic when courier creates it.
     pub retry_topic_partitions: i32,
+    /// How a parked batch waits in the retry topic: a reference to its events in the Event
+    /// Logs topic, or a copy of them.
+    pub parking: ParkingMode,
 }
 
 impl Default for FailuresConfig {
@@ -123,6 +126,35 @@ impl Default for FailuresConfig {
             topic: None,
             retry_topic: "courier-retry".into(),
             retry_topic_partitions: 8,
+            parking: ParkingMode::Auto,
+        }
+    }
+}
+
+/// `failures.parking`: whether parked batches refer to their events in the Event Logs topic
+/// or carry copies of them. A reference is small but only as durable as the topic's
+/// retention, so by default courier checks that retention before it relies on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParkingMode {
+    /// References when the Event Logs topic's retention covers the retry schedule with a
+    /// margin and the topic is not compacted (read from the broker at start); copies
+    /// otherwise, and whenever that cannot be read.
+    #[default]
+    Auto,
+    /// References, whatever the retention (courier warns when it looks too short).
+    Reference,
+    /// Copies, without asking the broker.
+    Copy,
+}
+
+impl ParkingMode {
+    /// The value as the configuration writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParkingMode::Auto => "auto",
+            ParkingMode::Reference => "reference",
+            ParkingMode::Copy => "copy",
         }
     }
 }
