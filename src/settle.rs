@@ -122,6 +122,15 @@ impl Settler<'_> {
                     .parked
                     .with_label_values(&[self.destination_type])
                     .inc_by(parked.len() as u64);
+                let encoding = if outcome.by_reference {
+                    "reference"
+                } else {
+                    "copy"
+                };
+                self.metrics
+                    .parked_records
+                    .with_label_values(&[encoding])
+                    .inc_by(outcome.records);
                 if let Some(stats) = self.stats {
                     stats.add_parked(parked.len() as u64);
                 }

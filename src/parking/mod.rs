@@ -24,6 +24,7 @@ use crate::failures::size::refused_as_too_large;
 use crate::failures::Abandoned;
 use crate::sinks::{DeliveryError, ErrorKind};
 
+pub mod reference;
 pub mod retention;
 
 use retention::{Parking, ParkingState};
@@ -196,6 +197,9 @@ impl Parker {
     /// record can never wait in the retry topic, so it is not retried but returned in the
     /// outcome for the caller to report (and complete).
     pub async fn park(&self, request: &ParkRequest<'_>) -> Result<ParkOutcome, Abandoned> {
+        if self.parking() == Parking::Reference {
+            return self.park_references(request).await;
+        }
         let due = crate::clock::wall_deadline(Utc::now(), request.delay);
         let key = format!(
             "{}/{}/{}",
@@ -249,6 +253,7 @@ impl Parker {
             }
             if failed.is_empty() {
                 outcome.too_large.sort_unstable();
+                outcome.records = (request.events.len() - outcome.too_large.len()) as u64;
                 return Ok(outcome);
             }
             waiting = failed;
@@ -269,6 +274,10 @@ pub struct ParkOutcome {
     pub too_large: Vec<usize>,
     /// The producer's refusal, in words.
     pub refusal: Option<String>,
+    /// Retry-topic records written.
+    pub records: u64,
+    /// Whether the events were parked by reference ([`reference`]) rather than as copies.
+    pub by_reference: bool,
 }
 
 impl ParkOutcome {

@@ -17,7 +17,6 @@
 mod plan;
 mod progress;
 mod range;
-mod read;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -28,13 +27,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::Utc;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::source::ranges::PartitionRange;
 pub use plan::{failed_range, FailedRange, Plan, Target};
 pub use progress::{Phase, Progress, Summary};
-pub use range::{check_order, parse_bound, resolve, Bound, PartitionRange};
+pub use range::{check_order, parse_bound, resolve, Bound};
 
-use read::{partitions_of, read_ranges, reader};
+use crate::source::ranges::{read_ranges, ReadProgress};
 
 use crate::config::{self, Config, DestinationConfig};
 use crate::event::{Decoded, Event};
@@ -198,7 +199,7 @@ async fn plan_from_failures(
     let ranges = resolve(&consumer, &failures_topic, &partitions, from, to).map_err(usage)?;
     let mut plan = Plan::default();
     let mut source_topic = None;
-    read_ranges(&consumer, &failures_topic, &ranges, None, stop, |_, _, payload| {
+    read_ranges(&consumer, &failures_topic, &ranges, &ReadProgress::default(), stop, |_, _, payload| {
         if let Some(range) = payload.and_then(failed_range) {
             let wanted = (args.projects.is_empty() || args.projects.contains(&range.project))
                 && (args.destinations.is_empty() || args.destinations.contains(&range.destination));
@@ -337,11 +338,21 @@ async fn run(
     let pacer = Pacer::new(args.rate);
     let mut targets = Vec::new();
     let mut routed = Vec::new();
+    let tick = || progress.tick();
+    let read_progress = ReadProgress {
+        tick: Some(&tick),
+        // Not a terminal: plain periodic lines instead of a progress bar.
+        log_every: progress
+            .bar
+            .get()
+            .is_none()
+            .then_some(Duration::from_secs(5)),
+    };
     let reading = read_ranges(
         &consumer,
         &topic,
         &ranges,
-        Some(progress),
+        &read_progress,
         stop,
         |partition, offset, payload| {
             summary.read += 1;
@@ -512,4 +523,40 @@ impl Pacer {
         };
         tokio::time::sleep_until(due.into()).await;
     }
+}
+
+fn reader(config: &Config) -> Result<StreamConsumer, UsageError> {
+    crate::source::ranges::reader(config, "replay")
+        .map_err(|e| usage(format!("cannot create a Kafka client: {e}")))
+}
+
+fn partitions_of(
+    consumer: &StreamConsumer,
+    topic: &str,
+    wanted: &[i32],
+) -> Result<Vec<i32>, UsageError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| usage(format!("cannot read topic {topic}: {e}")))?;
+    let all: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if all.is_empty() {
+        return Err(usage(format!("topic {topic} does not exist")));
+    }
+    if wanted.is_empty() {
+        return Ok(all);
+    }
+    for p in wanted {
+        if !all.contains(p) {
+            return Err(usage(format!(
+                "topic {topic} has no partition {p} (it has 0..{})",
+                all.len()
+            )));
+        }
+    }
+    Ok(wanted.to_vec())
 }

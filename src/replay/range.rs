@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::source::ranges::PartitionRange;
+
 /// One end of a range as the user wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
@@ -56,29 +58,6 @@ pub fn check_order(from: Bound, to: Bound) -> Result<(), String> {
             b.to_rfc3339()
         )),
         _ => Ok(()),
-    }
-}
-
-/// The offsets `[start, end)` of one partition to replay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRange {
-    /// The partition.
-    pub partition: i32,
-    /// First offset replayed.
-    pub start: i64,
-    /// One past the last offset replayed.
-    pub end: i64,
-}
-
-impl PartitionRange {
-    /// Offsets in the range.
-    pub fn len(&self) -> u64 {
-        u64::try_from(self.end - self.start).unwrap_or(0)
-    }
-
-    /// Whether the range is empty.
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
     }
 }
 

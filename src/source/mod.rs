@@ -7,6 +7,7 @@
 mod ack;
 mod commit;
 pub mod continuity;
+pub mod ranges;
 mod rebalance;
 mod stall;
 

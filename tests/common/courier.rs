@@ -20,6 +20,8 @@ pub struct CourierConfig {
     pub topic: String,
     pub group_id: String,
     pub failures_topic: String,
+    /// `failures.parking` (`auto`, `reference`, `copy`); `None` leaves courier's default.
+    pub parking: Option<String>,
     pub shutdown_timeout: String,
     pub commit_interval: String,
     pub kafka_options: BTreeMap<String, String>,
@@ -61,6 +63,7 @@ impl CourierConfig {
             topic: "event-logs".into(),
             group_id: "courier-test".into(),
             failures_topic: "courier-failures".into(),
+            parking: None,
             shutdown_timeout: "30s".into(),
             commit_interval: "200ms".into(),
             kafka_options,
@@ -80,6 +83,12 @@ impl CourierConfig {
     /// Sets a `[kafka.options]` property.
     pub fn kafka_option(mut self, key: &str, value: &str) -> Self {
         self.kafka_options.insert(key.into(), toml_str(value));
+        self
+    }
+
+    /// Sets `failures.parking`.
+    pub fn parking(mut self, mode: &str) -> Self {
+        self.parking = Some(mode.into());
         self
     }
 
@@ -107,7 +116,11 @@ impl CourierConfig {
             t.push_str(&format!("{} = {v}\n", toml_str(k)));
         }
         t.push_str("\n[failures]\n");
-        t.push_str(&format!("topic = {}\n\n", toml_str(&self.failures_topic)));
+        t.push_str(&format!("topic = {}\n", toml_str(&self.failures_topic)));
+        if let Some(mode) = &self.parking {
+            t.push_str(&format!("parking = {}\n", toml_str(mode)));
+        }
+        t.push('\n');
         t.push_str("[server]\n");
         t.push_str(&format!("listen = {}\n\n", toml_str(listen)));
         // The receivers and fakes listen on 127.0.0.1: allow loopback past the SSRF guard.

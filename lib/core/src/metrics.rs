@@ -36,6 +36,8 @@ pub struct Metrics {
     pub failed: IntCounterVec,
     /// Events parked in the retry topic.
     pub parked: IntCounterVec,
+    /// Retry-topic records written to park events, by encoding (`reference`, `copy`).
+    pub parked_records: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// In-line retries by destination type.
@@ -339,6 +341,12 @@ impl Metrics {
                 "courier_events_parked_total",
                 "Events parked in the retry topic (in-line budget spent, or circuit open).",
                 &["destination_type"],
+            ),
+            parked_records: counter_vec(
+                &r,
+                "courier_parked_records_total",
+                "Retry-topic records written to park events: one per parked batch by reference, one per event as copies.",
+                &["encoding"],
             ),
             requests: counter_vec(
                 &r,

@@ -89,6 +89,9 @@ pub enum ErrorKind {
     /// The event could not be parked: as a retry-topic record it is over the producer's or
     /// the broker's size limit.
     TooLargeToPark,
+    /// Events parked by reference whose records the source topic no longer holds (retention
+    /// or deletion passed them before their scheduled attempt).
+    ParkedEventsLost,
     /// courier itself failed while delivering the batch (a bug, contained to the batch).
     Internal,
 }
@@ -106,6 +109,7 @@ impl ErrorKind {
             ErrorKind::Paused => "destination_paused",
             ErrorKind::DestinationRemoved => "destination_removed",
             ErrorKind::TooLargeToPark => "too_large_to_park",
+            ErrorKind::ParkedEventsLost => "parked_events_lost",
             ErrorKind::Internal => "internal",
         }
     }

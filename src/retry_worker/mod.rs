@@ -1,11 +1,14 @@
-//! The retry worker: reads parked events from the retry topic (its own consumer group) and
-//! attempts each batch once when it is due; a batch that fails again is parked for the next
+//! The retry worker: reads parked batches from the retry topic (its own consumer group) and
+//! attempts each once when it is due; a batch that fails again is parked for the next
 //! scheduled attempt, and after the last one its delivery-failure event is written.
 //!
-//! Waiting costs no memory: a partition whose next record is not due yet is paused and
-//! rewound to that record, and resumed when it is due. Records of one destination and
-//! attempt share a key, so they share a partition; a record waits behind earlier, later-due
-//! records of its partition (bounded by the schedule's longest delay).
+//! Parked batches come in two encodings ([`crate::parking`]). A *reference* names the events'
+//! offsets in the source topic: it is held in a schedule ordered by due time and its events
+//! are read back when it is due ([`references`]), so it is tried when due whatever else
+//! waits. A *copy* (one record per event, written when retention does not allow references,
+//! and by couriers before references existed) is too large to hold: a partition whose next
+//! copy is not due yet is paused and rewound to it, and resumed when it is due — such a
+//! record waits behind earlier, later-due records of its partition.
 //!
 //! After a rewind the worker checks that the broker returns the record it rewound to, with the
 //! same watch the source uses after its resumes ([`crate::source::continuity`]): a broker
@@ -14,14 +17,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -32,11 +34,17 @@ use crate::event::Event;
 use crate::failures::FailureReporter;
 use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
+use crate::parking::reference::{BadReference, ParkedReference, REFERENCE_HEADER};
 use crate::parking::{Parked, Parker};
-use crate::settle::Settler;
-use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope, Sink};
+use crate::sinks::Sink;
 use crate::source::continuity::{Continuity, Verdict};
 use crate::source::{Acker, Committer, SourceConsumer};
+
+mod attempt;
+mod references;
+
+use attempt::{attempt, attempt_reference};
+use references::{Schedule, Scheduled, SourceReaders, MAX_SCHEDULED};
 
 /// A destination parked events can be delivered to.
 pub struct Target {
@@ -98,6 +106,41 @@ struct Shared {
     metrics: Arc<Metrics>,
     acker: Acker,
     source_topic: String,
+    readers: SourceReaders,
+}
+
+/// A retry-topic record, read.
+enum Record {
+    /// A copy of one event (headers say where it goes).
+    Copy(Parked),
+    /// A parked batch by reference.
+    Reference(ParkedReference),
+    /// Not something courier parked, or damaged.
+    Unreadable(String),
+}
+
+impl Record {
+    fn read<M: Message>(m: &M) -> Self {
+        let reference: Option<Vec<u8>> = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == REFERENCE_HEADER)
+                .map(|h| h.value.unwrap_or_default().to_vec())
+        });
+        match reference {
+            Some(version) => {
+                match ParkedReference::decode(&version, m.payload().unwrap_or_default()) {
+                    Ok(r) => Record::Reference(r),
+                    Err(e @ (BadReference::Version(_) | BadReference::Malformed(_))) => {
+                        Record::Unreadable(e.to_string())
+                    }
+                }
+            }
+            None => match Parked::from_headers(m.headers()) {
+                Ok(p) => Record::Copy(p),
+                Err(e) => Record::Unreadable(e.to_string()),
+            },
+        }
+    }
 }
 
 /// Reads the retry topic and re-attempts parked batches when due.
@@ -116,6 +159,9 @@ pub struct RetryWorker {
     /// Resumed partitions whose next record is not confirmed yet.
     continuity: Continuity,
     timers: BinaryHeap<Reverse<(i64, i32)>>,
+    /// Parked references waiting for their due time.
+    schedule: Schedule,
+    stop: CancellationToken,
 }
 
 impl RetryWorker {
@@ -145,6 +191,7 @@ impl RetryWorker {
                 metrics,
                 acker,
                 source_topic: config.kafka.topic.clone(),
+                readers: SourceReaders::new(Arc::new(config.clone())),
             }),
             commit_interval: config.kafka.commit_interval,
             tasks: JoinSet::new(),
@@ -153,6 +200,8 @@ impl RetryWorker {
             paused: HashMap::new(),
             continuity: Continuity::default(),
             timers: BinaryHeap::new(),
+            schedule: Schedule::default(),
+            stop: CancellationToken::new(),
         }
     }
 
@@ -162,8 +211,15 @@ impl RetryWorker {
         let mut tick = tokio::time::interval(self.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
+        self.stop = stop.clone();
         loop {
-            let next_due = self.timers.peek().map(|Reverse((due, _))| *due);
+            let next_due = self
+                .timers
+                .peek()
+                .map(|Reverse((due, _))| *due)
+                .into_iter()
+                .chain(self.schedule.next_due())
+                .min();
             let incoming = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -175,22 +231,28 @@ impl RetryWorker {
                         self.rewind(partition, to);
                     }
                     self.flush_all().await;
+                    self.forget_revoked();
                     self.committer.tick();
                     while self.tasks.try_join_next().is_some() {}
                     continue;
                 }
                 () = sleep_until_ms(next_due), if next_due.is_some() => {
                     self.resume_due();
+                    self.start_due_references().await;
                     continue;
                 }
                 message = consumer.recv() => message.map(|m| {
-                    let parked = Parked::from_headers(m.headers());
-                    (m.partition(), m.offset(), m.payload().map(Bytes::copy_from_slice), parked)
+                    let record = Record::read(&m);
+                    let payload = match record {
+                        Record::Copy(_) => m.payload().map(Bytes::copy_from_slice),
+                        _ => None,
+                    };
+                    (m.partition(), m.offset(), payload, record)
                 }),
             };
             match incoming {
-                Ok((partition, offset, payload, parked)) => {
-                    self.handle(partition, offset, payload, parked).await;
+                Ok((partition, offset, payload, record)) => {
+                    self.handle(partition, offset, payload, record).await;
                 }
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, error = %e, "retry consumer error");
@@ -207,7 +269,7 @@ impl RetryWorker {
         partition: i32,
         offset: i64,
         payload: Option<Bytes>,
-        parked: Result<Parked, crate::parking::NotParked>,
+        record: Record,
     ) {
         let generation = self.shared.acker.generation(partition);
         if let Some(&(_, paused_in, resume_at)) = self.paused.get(&partition) {
@@ -221,9 +283,13 @@ impl RetryWorker {
         if !self.confirm_position(partition, offset, generation) {
             return;
         }
-        let parked = match parked {
-            Ok(p) => p,
-            Err(e) => {
+        let parked = match record {
+            Record::Copy(p) => p,
+            Record::Reference(reference) => {
+                self.schedule_reference(partition, offset, reference, generation);
+                return;
+            }
+            Record::Unreadable(e) => {
                 tracing::warn!(topic = %self.topic, partition, offset, error = %e, "skipping a record that courier did not park");
                 self.shared.acker.track(partition, offset, 0);
                 return;
@@ -268,6 +334,98 @@ impl RetryWorker {
         if pending.events.len() >= batch_max {
             let batch = self.pending.remove(&key).unwrap_or_default();
             self.flush(key, batch).await;
+        }
+    }
+
+    /// Holds a parked reference until it is due (or pauses the partition at it while the
+    /// schedule is full).
+    fn schedule_reference(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        reference: ParkedReference,
+        generation: Option<u64>,
+    ) {
+        let count = reference.count();
+        let Ok(remaining) = u32::try_from(count) else {
+            tracing::warn!(topic = %self.topic, partition, offset, events = count, "skipping a parked reference that names more events than any batch holds");
+            self.shared.acker.track(partition, offset, 0);
+            return;
+        };
+        if count > crate::config::bounds::BATCH_MAX_EVENTS.1 {
+            tracing::warn!(topic = %self.topic, partition, offset, events = count, "skipping a parked reference that names more events than any batch holds");
+            self.shared.acker.track(partition, offset, 0);
+            return;
+        }
+        if self.schedule.len() >= MAX_SCHEDULED {
+            let due = Utc::now().timestamp_millis() + 1000;
+            self.pause(partition, offset);
+            self.paused
+                .insert(partition, (due, generation.unwrap_or(0), offset));
+            self.timers.push(Reverse((due, partition)));
+            return;
+        }
+        let ack = self.shared.acker.track(partition, offset, remaining);
+        if ack.generation == 0 {
+            // Not tracked: read before in this assignment (a rewind brought it back).
+            return;
+        }
+        tracing::debug!(
+            partition,
+            offset,
+            due_ms = reference.due_ms,
+            events = count,
+            "parked reference scheduled"
+        );
+        self.schedule.push(Scheduled { reference, ack });
+    }
+
+    /// Drops scheduled references of retry partitions this worker no longer owns.
+    fn forget_revoked(&mut self) {
+        if self.schedule.len() == 0 {
+            return;
+        }
+        let acker = &self.shared.acker;
+        let mut generations: HashMap<i32, Option<u64>> = HashMap::new();
+        self.schedule.retain(|ack| {
+            *generations
+                .entry(ack.partition)
+                .or_insert_with(|| acker.generation(ack.partition))
+                == Some(ack.generation)
+        });
+    }
+
+    /// Starts the attempts of the references that are due.
+    async fn start_due_references(&mut self) {
+        let due = self.schedule.take_due(Utc::now().timestamp_millis());
+        for Scheduled { reference, ack } in due {
+            if self.shared.acker.generation(ack.partition) != Some(ack.generation) {
+                // Its partition was revoked since: the new owner reads it again.
+                continue;
+            }
+            let permit = self
+                .slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the retry worker's semaphore is never closed");
+            let target = self
+                .targets
+                .borrow()
+                .get(&(reference.project.clone(), reference.destination.clone()))
+                .filter(|t| t.config.enabled)
+                .cloned();
+            let shared = self.shared.clone();
+            let stop = self.stop.clone();
+            let span = tracing::info_span!("retry", project = %reference.project, destination = %reference.destination,
+                attempt = reference.attempt, events = reference.count());
+            self.tasks.spawn(tracing::Instrument::instrument(
+                async move {
+                    attempt_reference(&shared, target, reference, ack, &stop).await;
+                    drop(permit);
+                },
+                span,
+            ));
         }
     }
 
@@ -402,71 +560,5 @@ async fn sleep_until_ms(due_ms: Option<i64>) {
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
         }
-    }
-}
-
-/// One scheduled attempt of a parked batch, settled as the lane settles its batches
-/// ([`crate::settle`]): what fails again waits for the next scheduled attempt.
-async fn attempt(shared: &Shared, target: Option<Arc<Target>>, key: BatchKey, batch: Pending) {
-    let (project, destination, attempt) = key;
-    let first_failure = Utc
-        .timestamp_millis_opt(batch.first_failure_ms)
-        .single()
-        .unwrap_or_else(Utc::now);
-    let settler = |destination_type, schedule, stats| Settler {
-        project: &project,
-        destination: &destination,
-        destination_type,
-        stats,
-        schedule,
-        attempt,
-        first_attempt: first_failure,
-        source_topic: &shared.source_topic,
-        acker: &shared.acker,
-        failures: &shared.failures,
-        parker: &shared.parker,
-        metrics: &shared.metrics,
-    };
-    let Some(target) = target else {
-        let error = DeliveryError {
-            kind: ErrorKind::DestinationRemoved,
-            http_status: None,
-            message: format!(
-                "destination {destination} of project {project} no longer exists or is disabled; its parked events cannot be delivered"
-            ),
-        };
-        settler("unknown", &[], None)
-            .fail(&batch.events, &error, attempt)
-            .await;
-        return;
-    };
-    let _slot = target
-        .slots
-        .acquire()
-        .await
-        .expect("a target's semaphore is never closed");
-    target.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let outcome = match target.sink.encode(&batch.events) {
-        Ok(encoded) => target.sink.send(&batch.events, &encoded).await,
-        Err(error) => Outcome::Rejected {
-            error,
-            scope: RejectScope::Data,
-        },
-    };
-    target.health.record(&outcome).await;
-    let settler = settler(
-        target.config.sink.type_name(),
-        &target.config.delivery.retry_schedule,
-        Some(&target.stats),
-    );
-    let parts = match outcome {
-        Outcome::Partial(parts) => parts,
-        whole => vec![(0..batch.events.len(), whole)],
-    };
-    for (range, outcome) in parts {
-        let Some(events) = batch.events.get(range) else {
-            continue;
-        };
-        settler.settle(events, outcome, attempt).await;
     }
 }

@@ -1,7 +1,11 @@
 //! Reading exact ranges of a topic with a throwaway reader: assigned, never in the live group,
 //! never committing — and watching that the broker returns each range from its first record
 //! (a broker that answers a fetch from inside a record batch with the next batch would
-//! otherwise silently replay less than asked).
+//! otherwise silently read less than asked).
+//!
+//! The one "read these offsets of this partition" piece: `courier replay` reads a range or
+//! the ranges its failure events name with it, and the retry worker reads the events a
+//! parked reference names ([`crate::parking::reference`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,61 +17,62 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::progress::Progress;
-use super::{usage, PartitionRange, UsageError};
+use super::continuity::{Continuity, Verdict};
 use crate::config::Config;
-use crate::source::continuity::{Continuity, Verdict};
 
-pub(super) fn reader(config: &Config) -> Result<StreamConsumer, UsageError> {
-    // Its own throwaway group id: a replay never joins the live group and never commits.
+/// The offsets `[start, end)` of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRange {
+    /// The partition.
+    pub partition: i32,
+    /// First offset read.
+    pub start: i64,
+    /// One past the last offset read.
+    pub end: i64,
+}
+
+impl PartitionRange {
+    /// Offsets in the range.
+    pub fn len(&self) -> u64 {
+        u64::try_from(self.end - self.start).unwrap_or(0)
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// A reader of exact ranges: its own throwaway group id, so it never joins a live group,
+/// and it never commits.
+pub fn reader(
+    config: &Config,
+    purpose: &str,
+) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
     let group = format!(
-        "courier-replay-{}-{}",
+        "courier-{purpose}-{}-{}",
         std::process::id(),
         Utc::now().timestamp_millis()
     );
-    crate::kafka::reader_config(config, &group)
-        .create()
-        .map_err(|e| usage(format!("cannot create a Kafka client: {e}")))
+    crate::kafka::reader_config(config, &group).create()
 }
 
-pub(super) fn partitions_of(
-    consumer: &StreamConsumer,
-    topic: &str,
-    wanted: &[i32],
-) -> Result<Vec<i32>, UsageError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| usage(format!("cannot read topic {topic}: {e}")))?;
-    let all: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if all.is_empty() {
-        return Err(usage(format!("topic {topic} does not exist")));
-    }
-    if wanted.is_empty() {
-        return Ok(all);
-    }
-    for p in wanted {
-        if !all.contains(p) {
-            return Err(usage(format!(
-                "topic {topic} has no partition {p} (it has 0..{})",
-                all.len()
-            )));
-        }
-    }
-    Ok(wanted.to_vec())
+/// How a long read reports its progress.
+#[derive(Default)]
+pub struct ReadProgress<'a> {
+    /// Called for every record read.
+    pub tick: Option<&'a (dyn Fn() + Sync)>,
+    /// Log a line this often (when no progress bar shows the reading).
+    pub log_every: Option<Duration>,
 }
 
 /// Reads `ranges` of `topic`, calling `each(partition, offset, payload)` for every message in
 /// them, in order per partition.
-pub(super) async fn read_ranges<F, Fut>(
+pub async fn read_ranges<F, Fut>(
     consumer: &StreamConsumer,
     topic: &str,
     ranges: &[PartitionRange],
-    progress: Option<&Progress>,
+    progress: &ReadProgress<'_>,
     stop: &CancellationToken,
     mut each: F,
 ) -> Result<u64, String>
@@ -89,6 +94,9 @@ where
             .map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    // A reused reader paused these partitions when it finished an earlier range; the pause
+    // outlives a new assignment.
+    consumer.resume(&tpl).map_err(|e| e.to_string())?;
     // Each range's first record must be the one asked for: a broker that answers a fetch
     // from inside a record batch with the next batch (tansu) would skip the start of the
     // range, and a range inside one batch entirely.
@@ -100,11 +108,12 @@ where
     let mut read = 0;
     let total: u64 = ranges.iter().map(PartitionRange::len).sum();
     let mut last_line = Instant::now();
-    let bar = progress.and_then(|p| p.bar.get());
     while !open.is_empty() {
-        if bar.is_none() && last_line.elapsed() >= Duration::from_secs(5) {
-            // Not a terminal: plain periodic lines instead of a progress bar.
-            tracing::info!(topic, read, of = total, "replay progress");
+        if progress
+            .log_every
+            .is_some_and(|every| last_line.elapsed() >= every)
+        {
+            tracing::info!(topic, read, of = total, "reading progress");
             last_line = Instant::now();
         }
         let message = tokio::select! {
@@ -171,8 +180,8 @@ where
         }
         last_read.insert(partition, offset);
         read += 1;
-        if let Some(progress) = progress {
-            progress.tick();
+        if let Some(tick) = progress.tick {
+            tick();
         }
         each(partition, offset, payload.as_deref()).await;
         if offset + 1 >= end {
@@ -182,7 +191,7 @@ where
     Ok(read)
 }
 
-/// The assignment generation of a replay's reader: it is assigned once.
+/// The assignment generation of a reader: it is assigned once per read.
 const READER_GENERATION: u64 = 1;
 
 /// Rewinds a partition the broker skipped records of; a failed seek ends the watch (what

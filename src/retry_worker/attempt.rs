@@ -1,0 +1,169 @@
+//! One scheduled attempt of a parked batch — read back first when it was parked by
+//! reference — settled as the lane settles its batches ([`crate::settle`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::references::lost_error;
+use super::{BatchKey, Pending, Shared, Target};
+use crate::metrics::DestinationStats;
+use crate::parking::reference::ParkedReference;
+use crate::settle::Settler;
+use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope};
+
+/// One scheduled attempt of a parked reference: its events are read back from the source
+/// topic (until that works or courier stops), those gone are reported, the rest attempted.
+pub(super) async fn attempt_reference(
+    shared: &Shared,
+    target: Option<Arc<Target>>,
+    reference: ParkedReference,
+    ack: crate::event::AckId,
+    stop: &CancellationToken,
+) {
+    let mut wait = Duration::from_secs(1);
+    let back = loop {
+        match shared.readers.read(&reference, ack, stop).await {
+            Ok(back) => break back,
+            Err(e) => {
+                if stop.is_cancelled() {
+                    return;
+                }
+                tracing::warn!(error = %e, "cannot read parked events back from the source topic; trying again (the reference stays uncommitted)");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => return,
+                }
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    let key = (
+        reference.project.clone(),
+        reference.destination.clone(),
+        reference.attempt,
+    );
+    if !back.lost.is_empty() {
+        let error = lost_error(&reference, &back.lost);
+        tracing::warn!(events = back.lost.len(), error = %error, "parked events are gone from the source topic; reporting them");
+        let first_failure = Utc
+            .timestamp_millis_opt(reference.first_failure_ms)
+            .single()
+            .unwrap_or_else(Utc::now);
+        let (kind, schedule, stats) = match &target {
+            Some(t) => (
+                t.config.sink.type_name(),
+                t.config.delivery.retry_schedule.as_slice(),
+                Some(t.stats.as_ref()),
+            ),
+            None => ("unknown", &[][..], None),
+        };
+        settler(shared, &key, kind, schedule, stats, first_failure)
+            .fail(&back.lost, &error, reference.attempt.saturating_sub(1))
+            .await;
+    }
+    if back.found.is_empty() {
+        return;
+    }
+    let batch = Pending {
+        events: back.found,
+        first_failure_ms: reference.first_failure_ms,
+        last_error: reference.last_error,
+    };
+    attempt(shared, target, key, batch).await;
+}
+
+/// The settler of a retry attempt of `key` (project, destination, attempt).
+fn settler<'a>(
+    shared: &'a Shared,
+    key: &'a BatchKey,
+    destination_type: &'a str,
+    schedule: &'a [Duration],
+    stats: Option<&'a DestinationStats>,
+    first_attempt: chrono::DateTime<Utc>,
+) -> Settler<'a> {
+    Settler {
+        project: &key.0,
+        destination: &key.1,
+        destination_type,
+        stats,
+        schedule,
+        attempt: key.2,
+        first_attempt,
+        source_topic: &shared.source_topic,
+        acker: &shared.acker,
+        failures: &shared.failures,
+        parker: &shared.parker,
+        metrics: &shared.metrics,
+    }
+}
+
+/// One scheduled attempt of a parked batch, settled as the lane settles its batches
+/// ([`crate::settle`]): what fails again waits for the next scheduled attempt.
+pub(super) async fn attempt(
+    shared: &Shared,
+    target: Option<Arc<Target>>,
+    key: BatchKey,
+    batch: Pending,
+) {
+    let first_failure = Utc
+        .timestamp_millis_opt(batch.first_failure_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let (project, destination, attempt) = (&key.0, &key.1, key.2);
+    let settler = |destination_type, schedule, stats| {
+        settler(
+            shared,
+            &key,
+            destination_type,
+            schedule,
+            stats,
+            first_failure,
+        )
+    };
+    let Some(target) = target else {
+        let error = DeliveryError {
+            kind: ErrorKind::DestinationRemoved,
+            http_status: None,
+            message: format!(
+                "destination {destination} of project {project} no longer exists or is disabled; its parked events cannot be delivered"
+            ),
+        };
+        settler("unknown", &[], None)
+            .fail(&batch.events, &error, attempt)
+            .await;
+        return;
+    };
+    let _slot = target
+        .slots
+        .acquire()
+        .await
+        .expect("a target's semaphore is never closed");
+    target.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let outcome = match target.sink.encode(&batch.events) {
+        Ok(encoded) => target.sink.send(&batch.events, &encoded).await,
+        Err(error) => Outcome::Rejected {
+            error,
+            scope: RejectScope::Data,
+        },
+    };
+    target.health.record(&outcome).await;
+    let settler = settler(
+        target.config.sink.type_name(),
+        &target.config.delivery.retry_schedule,
+        Some(&target.stats),
+    );
+    let parts = match outcome {
+        Outcome::Partial(parts) => parts,
+        whole => vec![(0..batch.events.len(), whole)],
+    };
+    for (range, outcome) in parts {
+        let Some(events) = batch.events.get(range) else {
+            continue;
+        };
+        settler.settle(events, outcome, attempt).await;
+    }
+}

@@ -1,0 +1,284 @@
+//! End-to-end tests of parking by reference (`failures.parking = "reference"`): a parked batch
+//! is one small retry-topic record naming its events' offsets, and the retry worker reads the
+//! events back from the Event Logs topic when the batch is due.
+//!
+//! - A destination down and then recovering (tansu, records produced one per batch, quirk 2):
+//!   its events are parked as references, fewer records than batches' events, and after the
+//!   recovery each is delivered exactly once; the healthy destination of another project gets
+//!   exactly its own events; both groups commit everything.
+//! - Referenced records gone before the attempt (librdkafka's mock cluster, which keeps only
+//!   the newest few thousand messages of a partition and moves the log start past older ones,
+//!   TESTING.md — the same thing retention does on a real cluster): the lost events are
+//!   reported in failure events of kind `parked_events_lost` naming exactly their offsets.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::*;
+use courier::parking::reference::ParkedReference;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use serde_json::Value;
+
+const TOPIC: &str = "event-logs";
+const FAILURES: &str = "courier-failures";
+const RETRY_TOPIC: &str = "courier-retry";
+const CATCH_UP: Duration = Duration::from_secs(90);
+
+fn wait_for(what: &str, courier: &Courier, cond: impl FnMut() -> bool) {
+    wait_explained(what, CATCH_UP, Duration::from_millis(200), cond, || {
+        courier.log_tail()
+    });
+}
+
+fn metric(courier: &Courier, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metric_sum(&courier.metrics(), name, labels).unwrap_or(0.0)
+}
+
+fn failure_events(brokers: &str) -> Vec<Value> {
+    read_all(brokers, FAILURES, Duration::from_secs(2))
+        .into_iter()
+        .map(|(_, _, b)| serde_json::from_slice(&b).expect("failure events are JSON"))
+        .collect()
+}
+
+/// Broker: tansu. proj_0001's webhook answers 503 until every one of its events is parked,
+/// then recovers; proj_0002's webhook is healthy throughout.
+#[test]
+fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
+    const PARTITIONS: i32 = 4;
+    const PER_PROJECT: usize = 300;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, PARTITIONS);
+    create_topic(&brokers, FAILURES, 1);
+    let down = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    down.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"500ms\"")
+        // The first scheduled attempt comes 20 s after parking: the test reads the retry
+        // topic meanwhile (its reader stops after 2 s without a new record).
+        .delivery("retry_schedule", "[\"20s\", \"1s\", \"1s\", \"1s\"]")
+        .delivery("circuit_failure_threshold", "3")
+        .delivery("probe_interval", "\"300ms\"")
+        .delivery("request_timeout", "\"1s\"")
+        .destination(down.destination_toml("proj_0001", "hook-1"))
+        .destination(healthy.destination_toml("proj_0002", "hook-2"));
+    let courier = Courier::start_ready(&cfg);
+    let projects = ["proj_0001", "proj_0002"];
+    let events = ordinary_events(&mut generator(41, 2), PER_PROJECT * 2, &projects);
+    let positions = produce(
+        &brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (Some(i as i32 % PARTITIONS), b.clone())),
+    );
+    let of = |project: &str| -> HashMap<Vec<u8>, usize> {
+        multiset(
+            events
+                .iter()
+                .filter(|(p, _)| p == project)
+                .map(|(_, b)| b.clone()),
+        )
+    };
+    let (first, second) = (of("proj_0001"), of("proj_0002"));
+    assert_eq!(first.len(), PER_PROJECT);
+
+    wait_for(
+        "every event of the broken destination is parked",
+        &courier,
+        || metric(&courier, "courier_events_parked_total", &[]) >= PER_PROJECT as f64,
+    );
+    let references = metric(
+        &courier,
+        "courier_parked_records_total",
+        &[("encoding", "reference")],
+    );
+    let copies = metric(
+        &courier,
+        "courier_parked_records_total",
+        &[("encoding", "copy")],
+    );
+    eprintln!("{PER_PROJECT} events parked in {references} reference records, {copies} copies");
+    assert_eq!(copies, 0.0, "copies written in reference mode");
+    assert!(
+        references >= 1.0 && references < (PER_PROJECT / 4) as f64,
+        "{references} reference records for {PER_PROJECT} parked events"
+    );
+    // The retry topic holds references only, naming proj_0001's events (at least each once).
+    let mut named: HashSet<(i32, i64)> = HashSet::new();
+    for (_, _, value) in read_all(&brokers, RETRY_TOPIC, Duration::from_secs(2)) {
+        let r = ParkedReference::decode(b"1", &value).expect("a version-1 reference");
+        assert_eq!(r.project, "proj_0001");
+        assert_eq!(r.topic, TOPIC);
+        for p in &r.partitions {
+            named.extend(p.iter().map(|o| (p.partition, o)));
+        }
+    }
+    let first_positions: HashSet<(i32, i64)> = events
+        .iter()
+        .zip(&positions)
+        .filter(|((p, _), _)| p == "proj_0001")
+        .map(|(_, pos)| *pos)
+        .collect();
+    assert!(
+        first_positions.is_subset(&named),
+        "the references do not name every parked event"
+    );
+    assert!(
+        named.is_subset(&first_positions),
+        "a reference names a foreign event"
+    );
+
+    down.set_behaviour(Behaviour::Ok);
+    wait_for("every parked event is delivered", &courier, || {
+        let got: HashSet<Vec<u8>> = down.events().into_iter().collect();
+        first.keys().all(|e| got.contains(e))
+    });
+    let ends = end_offsets(&positions);
+    wait_for("the Event Logs group commits everything", &courier, || {
+        let committed = committed_offsets(&brokers, "courier-test", TOPIC);
+        ends.iter().all(|(p, e)| committed.get(p) == Some(e))
+    });
+    let retry_ends = end_offsets(
+        &read_all(&brokers, RETRY_TOPIC, Duration::from_secs(2))
+            .iter()
+            .map(|(p, o, _)| (*p, *o))
+            .collect::<Vec<_>>(),
+    );
+    wait_for(
+        "the retry group commits past every reference",
+        &courier,
+        || {
+            let committed = committed_offsets(&brokers, "courier-test-retry", RETRY_TOPIC);
+            retry_ends
+                .iter()
+                .all(|(p, e)| committed.get(p).is_some_and(|c| c >= e))
+        },
+    );
+    assert_eq!(
+        multiset(down.events()),
+        first,
+        "the recovered destination got each of its events exactly once: {}",
+        describe_difference(&first, &multiset(down.events()))
+    );
+    assert_eq!(
+        multiset(healthy.events()),
+        second,
+        "the healthy destination got exactly its own events, once: {}",
+        describe_difference(&second, &multiset(healthy.events()))
+    );
+    assert!(down.violations().is_empty(), "{:?}", down.violations());
+    let failures = failure_events(&brokers);
+    assert!(
+        failures
+            .iter()
+            .all(|f| !f["payload"]["eventIds"].is_array()),
+        "unexpected delivery-failure events: {failures:?}"
+    );
+}
+
+/// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest
+/// few thousand messages). proj_0001's 100 events are parked by reference for 12 s; meanwhile
+/// 12,000 events of another project push the log start past them. When the reference is due
+/// its events are gone: failure events of kind `parked_events_lost` name exactly their
+/// offsets, nothing is delivered, and the offsets still complete.
+#[test]
+fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    cluster.create_topic(FAILURES, 1, 1).unwrap();
+    cluster.create_topic(RETRY_TOPIC, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hook.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"300ms\"")
+        .delivery("retry_schedule", "[\"12s\", \"1s\"]")
+        .delivery("circuit_failure_threshold", "2")
+        .delivery("probe_interval", "\"300ms\"")
+        .delivery("request_timeout", "\"1s\"")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let courier = Courier::start_ready(&cfg);
+    let doomed: Vec<Vec<u8>> = ordinary_events(&mut generator(43, 1), 100, &["proj_0001"])
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let positions = produce_batched(
+        &brokers,
+        TOPIC,
+        doomed.iter().map(|e| (0, e.clone())).collect(),
+    );
+    let doomed_offsets: HashSet<i64> = positions.iter().map(|(_, o)| *o).collect();
+    wait_for("the events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 100.0
+    });
+    // Another project's traffic pushes the log start past the parked events.
+    let filler: Vec<(i32, Vec<u8>)> =
+        ordinary_events(&mut generator(44, 1), 12_000, &["proj_0999"])
+            .into_iter()
+            .map(|(_, b)| (0, b))
+            .collect();
+    produce_batched(&brokers, TOPIC, filler);
+    let (low, _) = watermarks(&brokers, TOPIC, 0);
+    let last_doomed = *doomed_offsets.iter().max().unwrap();
+    assert!(
+        low > last_doomed,
+        "the mock cluster kept the parked events (log start {low}); the test needs more filler"
+    );
+    let mut lost: Vec<Value> = Vec::new();
+    wait_for("the lost events are reported", &courier, || {
+        lost = failure_events(&brokers)
+            .into_iter()
+            .filter(|f| f["error"]["kind"] == "parked_events_lost")
+            .collect();
+        lost.iter()
+            .map(|f| f["payload"]["count"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            >= 100
+    });
+    let mut reported: Vec<i64> = Vec::new();
+    for f in &lost {
+        assert_eq!(f["destinationId"], "hook-1");
+        assert_eq!(f["projectId"], "proj_0001");
+        let source = &f["payload"]["source"];
+        assert_eq!(source["topic"], TOPIC);
+        let (first, last) = (
+            source["firstOffset"].as_i64().unwrap(),
+            source["lastOffset"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            f["payload"]["count"].as_i64().unwrap(),
+            last - first + 1,
+            "{f}"
+        );
+        reported.extend(first..=last);
+        let message = f["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("no longer in topic event-logs") && message.contains("offsets"),
+            "{message}"
+        );
+    }
+    reported.sort_unstable();
+    let mut want: Vec<i64> = doomed_offsets.into_iter().collect();
+    want.sort_unstable();
+    assert_eq!(
+        reported, want,
+        "the failure events name exactly the lost offsets"
+    );
+    assert_eq!(hook.event_count(), 0);
+    assert_eq!(
+        metric(&courier, "courier_events_failed_total", &[]),
+        100.0,
+        "{}",
+        courier.log_tail()
+    );
+}
