@@ -122,6 +122,12 @@ impl Settler<'_> {
                     .parked
                     .with_label_values(&[self.destination_type])
                     .inc_by(parked.len() as u64);
+                if !parked.is_empty() {
+                    self.metrics
+                        .parked_batches
+                        .with_label_values(&[self.destination_type])
+                        .inc();
+                }
                 let encoding = if outcome.by_reference {
                     "reference"
                 } else {

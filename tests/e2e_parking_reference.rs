@@ -184,6 +184,92 @@ fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
     );
 }
 
+/// Broker: tansu. Due means due, whatever was parked before: with one retry partition,
+/// proj_0001's destination parks its events for 40 s, then proj_0002's parks its own for 2 s
+/// behind them in the same partition. proj_0002's events arrive a few seconds after they
+/// were parked, while proj_0001's still wait. (As copies, proj_0002's records would wait in
+/// that partition behind proj_0001's until the 40 s had passed.)
+#[test]
+fn a_short_retry_is_not_held_behind_a_long_one() {
+    due_order("reference");
+}
+
+fn due_order(parking: &str) {
+    const N: usize = 100;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let slow = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let fast = WebhookReceiver::start(ReceiverConfig::default().signed());
+    slow.set_behaviour(Behaviour::Always(503));
+    fast.set_behaviour(Behaviour::Always(503));
+    let with_schedule = |table: String, schedule: &str| {
+        format!("{table}\n[destinations.delivery]\nretry_schedule = {schedule}\n")
+    };
+    let cfg = CourierConfig::new(&brokers)
+        .parking(parking)
+        .retry_partitions(1)
+        .delivery("retry_max_elapsed", "\"500ms\"")
+        .delivery("circuit_failure_threshold", "3")
+        .delivery("probe_interval", "\"300ms\"")
+        .delivery("request_timeout", "\"1s\"")
+        .destination(with_schedule(
+            slow.destination_toml("proj_0001", "hook-slow"),
+            "[\"40s\", \"1s\"]",
+        ))
+        .destination(with_schedule(
+            fast.destination_toml("proj_0002", "hook-fast"),
+            "[\"2s\", \"1s\", \"1s\", \"1s\"]",
+        ));
+    let courier = Courier::start_ready(&cfg);
+    let produce_project = |project: &str, seed: u64| -> HashSet<Vec<u8>> {
+        let events: Vec<Vec<u8>> = ordinary_events(&mut generator(seed, 1), N, &[project])
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect();
+        produce(
+            &brokers,
+            TOPIC,
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (Some(i as i32 % 2), b.clone())),
+        );
+        events.into_iter().collect()
+    };
+    produce_project("proj_0001", 51);
+    wait_for("the slow destination's events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= N as f64
+    });
+    let slow_parked = std::time::Instant::now();
+    let fast_events = produce_project("proj_0002", 52);
+    wait_for("the fast destination's events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 2.0 * N as f64
+    });
+    let fast_parked = std::time::Instant::now();
+    fast.set_behaviour(Behaviour::Ok);
+    wait_for("the fast destination gets its events", &courier, || {
+        let got: HashSet<Vec<u8>> = fast.events().into_iter().collect();
+        fast_events.iter().all(|e| got.contains(e))
+    });
+    let waited = fast_parked.elapsed();
+    let slow_waited = slow_parked.elapsed();
+    eprintln!(
+        "the 2 s retries were delivered {waited:?} after parking, {slow_waited:?} after the 40 s ones were parked"
+    );
+    // The 40 s records are due no earlier than 36 s after they were parked (jitter ±10%).
+    assert!(
+        slow_waited < Duration::from_secs(36),
+        "the 2 s retries waited for the 40 s ones: delivered {waited:?} after parking\n{}",
+        courier.log_tail()
+    );
+    assert_eq!(
+        slow.requests().iter().filter(|r| r.status == 200).count(),
+        0
+    );
+}
+
 /// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest
 /// few thousand messages). proj_0001's 100 events are parked by reference for 12 s; meanwhile
 /// 12,000 events of another project push the log start past them. When the reference is due

@@ -86,6 +86,17 @@ fn park(brokers: &str, records: &[(i32, i64, Vec<u8>)]) {
 
 #[test]
 fn parked_records_after_a_rewind_into_a_batch_are_delivered() {
+    parked_copies_after_a_rewind_are_delivered(None);
+}
+
+/// The upgrade path: copies parked by an older courier (or before a mode change) are still
+/// delivered by a courier that parks by reference itself.
+#[test]
+fn copies_parked_before_references_are_delivered_by_a_reference_mode_courier() {
+    parked_copies_after_a_rewind_are_delivered(Some("reference"));
+}
+
+fn parked_copies_after_a_rewind_are_delivered(parking: Option<&str>) {
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
     create_topic(&brokers, "event-logs", 1);
@@ -108,8 +119,11 @@ fn parked_records_after_a_rewind_into_a_batch_are_delivered() {
     park(&brokers, &second);
 
     let receiver = WebhookReceiver::start(ReceiverConfig::default());
-    let cfg =
+    let mut cfg =
         CourierConfig::new(&brokers).destination(receiver.destination_toml("proj_0001", "hook-1"));
+    if let Some(mode) = parking {
+        cfg = cfg.parking(mode);
+    }
     let courier = Courier::start_ready(&cfg);
     let expected: HashSet<Vec<u8>> = first
         .iter()

@@ -22,6 +22,8 @@ pub struct CourierConfig {
     pub failures_topic: String,
     /// `failures.parking` (`auto`, `reference`, `copy`); `None` leaves courier's default.
     pub parking: Option<String>,
+    /// `failures.retry_topic_partitions`; `None` leaves courier's default.
+    pub retry_partitions: Option<i32>,
     pub shutdown_timeout: String,
     pub commit_interval: String,
     pub kafka_options: BTreeMap<String, String>,
@@ -64,6 +66,7 @@ impl CourierConfig {
             group_id: "courier-test".into(),
             failures_topic: "courier-failures".into(),
             parking: None,
+            retry_partitions: None,
             shutdown_timeout: "30s".into(),
             commit_interval: "200ms".into(),
             kafka_options,
@@ -83,6 +86,12 @@ impl CourierConfig {
     /// Sets a `[kafka.options]` property.
     pub fn kafka_option(mut self, key: &str, value: &str) -> Self {
         self.kafka_options.insert(key.into(), toml_str(value));
+        self
+    }
+
+    /// Sets `failures.retry_topic_partitions`.
+    pub fn retry_partitions(mut self, n: i32) -> Self {
+        self.retry_partitions = Some(n);
         self
     }
 
@@ -119,6 +128,9 @@ impl CourierConfig {
         t.push_str(&format!("topic = {}\n", toml_str(&self.failures_topic)));
         if let Some(mode) = &self.parking {
             t.push_str(&format!("parking = {}\n", toml_str(mode)));
+        }
+        if let Some(n) = self.retry_partitions {
+            t.push_str(&format!("retry_topic_partitions = {n}\n"));
         }
         t.push('\n');
         t.push_str("[server]\n");

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub parked: IntCounterVec,
     /// Retry-topic records written to park events, by encoding (`reference`, `copy`).
     pub parked_records: IntCounterVec,
+    /// Batches parked (each written as one reference, or as one copy per event).
+    pub parked_batches: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// In-line retries by destination type.
@@ -347,6 +349,12 @@ impl Metrics {
                 "courier_parked_records_total",
                 "Retry-topic records written to park events: one per parked batch by reference, one per event as copies.",
                 &["encoding"],
+            ),
+            parked_batches: counter_vec(
+                &r,
+                "courier_parked_batches_total",
+                "Batches parked in the retry topic (first parking or parked again).",
+                &["destination_type"],
             ),
             requests: counter_vec(
                 &r,

@@ -46,7 +46,13 @@ fn partition_count(brokers: &str, topic: &str) -> Option<usize> {
 
 pub fn create_topic(brokers: &str, name: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    // Retention as a production topic states it (7 days, no size bound, delete): courier reads
+    // it to decide that parking by reference is safe (tansu reports only what a topic was
+    // created with).
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1))
+        .set("retention.ms", "604800000")
+        .set("retention.bytes", "-1")
+        .set("cleanup.policy", "delete");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

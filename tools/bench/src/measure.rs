@@ -68,6 +68,18 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// The value of the series written exactly as `series` (name and labels).
+fn labelled_sum(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// What every run of one benchmark shares.
 pub struct Ctx<'a> {
     pub args: &'a RunArgs,
@@ -214,11 +226,21 @@ pub fn run_courier(
         "courier_events_routed_total",
         "courier_events_delivered_total",
         "courier_events_parked_total",
+        "courier_parked_batches_total",
         "courier_events_failed_total",
         "courier_requests_total",
         "courier_paused_partitions",
     ] {
         metrics.insert(m.to_owned(), metric_sum(&metrics_text, m));
+    }
+    for encoding in ["reference", "copy"] {
+        metrics.insert(
+            format!("parked records ({encoding})"),
+            labelled_sum(
+                &metrics_text,
+                &format!("courier_parked_records_total{{encoding=\"{encoding}\"}}"),
+            ),
+        );
     }
     metrics.insert("peak_in_flight_events".into(), peak_in_flight.0);
     metrics.insert("peak_in_flight_mb".into(), peak_in_flight.1 / 1048576.0);

@@ -74,6 +74,40 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
             .unwrap_or(0.0),
         "events",
     );
+    let batches = run
+        .metrics
+        .get("courier_parked_batches_total")
+        .copied()
+        .unwrap_or(0.0);
+    let references = run
+        .metrics
+        .get("parked records (reference)")
+        .copied()
+        .unwrap_or(0.0);
+    let copies = run
+        .metrics
+        .get("parked records (copy)")
+        .copied()
+        .unwrap_or(0.0);
+    println!(
+        "  parking: {batches} batches written as {references} reference records and {copies} copies"
+    );
+    results.add("stalled", "batches parked", batches, "batches");
+    results.add(
+        "stalled",
+        "parking records, references",
+        references,
+        "records",
+    );
+    results.add("stalled", "parking records, copies", copies, "records");
+    results.check(
+        "stalled",
+        "parking records per parked batch",
+        (references + copies) / batches.max(1.0),
+        "records/batch",
+        "<= 1",
+        references + copies <= batches,
+    );
     results.add(
         "stalled",
         "black-hole connections opened",
