@@ -174,6 +174,11 @@ fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
         "the healthy destination got exactly its own events, once: {}",
         describe_difference(&second, &multiset(healthy.events()))
     );
+    // What the retry worker held in the in-flight budget while attempting is given back.
+    wait_for("the in-flight budget is free again", &courier, || {
+        metric(&courier, "courier_in_flight_bytes", &[]) == 0.0
+            && metric(&courier, "courier_in_flight_events", &[]) == 0.0
+    });
     assert!(down.violations().is_empty(), "{:?}", down.violations());
     let failures = failure_events(&brokers);
     assert!(
@@ -267,6 +272,91 @@ fn due_order(parking: &str) {
     assert_eq!(
         slow.requests().iter().filter(|r| r.status == 200).count(),
         0
+    );
+}
+
+/// Broker: tansu. A damaged reference (written here, as a hand-edited or corrupted record
+/// would be) names two real events and an offset far past the partition's end: the real ones
+/// are delivered, the missing one is reported as lost, and the reference completes — the read
+/// stops at the partition's end instead of waiting for records that cannot come.
+#[test]
+fn a_reference_past_the_partition_end_delivers_what_exists_and_reports_the_rest() {
+    use courier::parking::reference::{PartitionOffsets, REFERENCE_HEADER, VERSION};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 1);
+    create_topic(&brokers, FAILURES, 1);
+    create_topic(&brokers, RETRY_TOPIC, 1);
+    let events: Vec<Vec<u8>> = ordinary_events(&mut generator(61, 1), 3, &["proj_0001"])
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let positions = produce(&brokers, TOPIC, events.iter().map(|b| (Some(0), b.clone())));
+    let far = 1_000_000_i64;
+    let reference = ParkedReference {
+        v: VERSION,
+        project: "proj_0001".into(),
+        destination: "hook-1".into(),
+        attempt: 1,
+        due_ms: chrono::Utc::now().timestamp_millis(),
+        first_failure_ms: chrono::Utc::now().timestamp_millis(),
+        last_error: "HTTP 503".into(),
+        topic: TOPIC.into(),
+        partitions: vec![PartitionOffsets {
+            partition: 0,
+            offsets: vec![(positions[0].1, positions[1].1 + 1), (far, far + 1)],
+        }],
+    };
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let value = reference.encode();
+    rt().block_on(
+        producer.send(
+            FutureRecord::<str, [u8]>::to(RETRY_TOPIC)
+                .key("proj_0001/hook-1/1")
+                .payload(value.as_slice())
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: REFERENCE_HEADER,
+                    value: Some("1"),
+                })),
+            Duration::from_secs(10),
+        ),
+    )
+    .unwrap();
+    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
+    // Start after the Event Logs: only the retry topic's reference is of interest.
+    let cfg = CourierConfig::new(&brokers)
+        .kafka_option("auto.offset.reset", "latest")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let courier = Courier::start_ready(&cfg);
+    wait_for("the two existing events are delivered", &courier, || {
+        hook.event_count() >= 2
+    });
+    let mut lost = Vec::new();
+    wait_for("the missing offset is reported", &courier, || {
+        lost = failure_events(&brokers)
+            .into_iter()
+            .filter(|f| f["error"]["kind"] == "parked_events_lost")
+            .collect();
+        !lost.is_empty()
+    });
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert_eq!(lost[0]["payload"]["source"]["firstOffset"], far);
+    assert_eq!(lost[0]["payload"]["count"], 1);
+    assert_eq!(
+        multiset(hook.events()),
+        multiset(events[..2].iter().cloned()),
+        "exactly the two referenced events that exist"
+    );
+    wait_for(
+        "the retry group commits past the reference",
+        &courier,
+        || committed_offsets(&brokers, "courier-test-retry", RETRY_TOPIC).get(&0) == Some(&1),
     );
 }
 

@@ -109,6 +109,12 @@ pub(super) async fn attempt(
     key: BatchKey,
     batch: Pending,
 ) {
+    // The batch's events count in the in-flight budget while it is attempted: many parked
+    // batches due at once (after an outage) slow reading instead of growing memory.
+    let _held = HeldBytes::new(
+        &shared.metrics,
+        batch.events.iter().map(|e| e.raw.len()).sum(),
+    );
     let first_failure = Utc
         .timestamp_millis_opt(batch.first_failure_ms)
         .single()
@@ -165,5 +171,25 @@ pub(super) async fn attempt(
             continue;
         };
         settler.settle(events, outcome, attempt).await;
+    }
+}
+
+/// Bytes held in the in-flight budget ([`crate::metrics::Metrics::hold_bytes`]) until
+/// dropped, whatever way the attempt ends.
+struct HeldBytes<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    bytes: usize,
+}
+
+impl<'a> HeldBytes<'a> {
+    fn new(metrics: &'a crate::metrics::Metrics, bytes: usize) -> Self {
+        metrics.hold_bytes(bytes);
+        Self { metrics, bytes }
+    }
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        self.metrics.release_bytes(self.bytes);
     }
 }

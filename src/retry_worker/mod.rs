@@ -347,16 +347,15 @@ impl RetryWorker {
         generation: Option<u64>,
     ) {
         let count = reference.count();
-        let Ok(remaining) = u32::try_from(count) else {
-            tracing::warn!(topic = %self.topic, partition, offset, events = count, "skipping a parked reference that names more events than any batch holds");
-            self.shared.acker.track(partition, offset, 0);
-            return;
+        let remaining = match u32::try_from(count) {
+            Ok(n) if count <= crate::config::bounds::BATCH_MAX_EVENTS.1 => n,
+            _ => {
+                tracing::warn!(topic = %self.topic, partition, offset, events = count,
+                    "skipping a parked reference that names more events than any batch holds");
+                self.shared.acker.track(partition, offset, 0);
+                return;
+            }
         };
-        if count > crate::config::bounds::BATCH_MAX_EVENTS.1 {
-            tracing::warn!(topic = %self.topic, partition, offset, events = count, "skipping a parked reference that names more events than any batch holds");
-            self.shared.acker.track(partition, offset, 0);
-            return;
-        }
         if self.schedule.len() >= MAX_SCHEDULED {
             let due = Utc::now().timestamp_millis() + 1000;
             self.pause(partition, offset);

@@ -12,7 +12,8 @@
 //! Reading back uses the source's range reader ([`crate::source::ranges`]) with readers of
 //! their own (never in a live group): the span from the first to the last referenced offset of
 //! each partition is read and exactly the referenced offsets are kept. Offsets below the
-//! partition's log start, or that the broker no longer returns (compaction), are lost: they are
+//! partition's log start (or past its end), or that the broker no longer returns (compaction),
+//! are lost: they are
 //! reported in a failure event of kind `parked_events_lost` naming their offsets — never
 //! dropped silently.
 
@@ -162,8 +163,12 @@ async fn read_with(
         };
         // Below the log start nothing can be read: those offsets are lost, and the read
         // starts where the partition does (a reader sent below it would be reset elsewhere).
-        let low = log_start(consumer, topic, p.partition).await;
-        let start = low.map_or(first, |low| first.max(low));
+        // At or past its end nothing can come either (a damaged reference): the read stops
+        // there, so that it ends.
+        let (start, end) = match watermarks(consumer, topic, p.partition).await {
+            Some((low, high)) => (first.max(low), end.min(high)),
+            None => (first, end),
+        };
         ranges.push(PartitionRange {
             partition: p.partition,
             start,
@@ -207,9 +212,13 @@ async fn read_with(
     Ok(back)
 }
 
-/// The partition's first offset, when the broker says (asked off the runtime's threads: the
-/// client call blocks).
-async fn log_start(consumer: &Arc<StreamConsumer>, topic: &str, partition: i32) -> Option<i64> {
+/// The partition's first offset and one past its last, when the broker says (asked off the
+/// runtime's threads: the client call blocks).
+async fn watermarks(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let consumer = consumer.clone();
     let topic = topic.to_owned();
     let asked = tokio::task::spawn_blocking(move || {
@@ -217,9 +226,9 @@ async fn log_start(consumer: &Arc<StreamConsumer>, topic: &str, partition: i32) 
     })
     .await;
     match asked {
-        Ok(Ok((low, _))) => Some(low),
+        Ok(Ok(marks)) => Some(marks),
         Ok(Err(e)) => {
-            tracing::warn!(partition, error = %e, "cannot read a source partition's log start; reading the parked range as it is");
+            tracing::warn!(partition, error = %e, "cannot read a source partition's watermarks; reading the parked range as it is");
             None
         }
         Err(_) => None,
