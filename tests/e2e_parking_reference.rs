@@ -360,6 +360,63 @@ fn a_reference_past_the_partition_end_delivers_what_exists_and_reports_the_rest(
     );
 }
 
+/// Broker: tansu. An open circuit is probed, not hammered: a destination that keeps answering
+/// 503 has several parked batches due every second, but with its circuit open only one
+/// request per probe interval (3 s) reaches it; the others wait without a connection, and
+/// their scheduled attempts are not spent.
+#[test]
+fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hook.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"300ms\"")
+        .delivery("retry_schedule", &format!("[{}]", ["\"1s\""; 6].join(", ")))
+        .delivery("circuit_failure_threshold", "2")
+        .delivery("probe_interval", "\"3s\"")
+        .delivery("request_timeout", "\"1s\"")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let courier = Courier::start_ready(&cfg);
+    let events: Vec<Vec<u8>> = ordinary_events(&mut generator(71, 1), 600, &["proj_0001"])
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    produce(
+        &brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (Some(i as i32 % 2), b.clone())),
+    );
+    wait_for("the events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 600.0
+    });
+    let batches = metric(&courier, "courier_parked_batches_total", &[]);
+    let before = hook.request_count();
+    std::thread::sleep(Duration::from_secs(9));
+    let during = hook.request_count() - before;
+    eprintln!("{during} requests in 9 s with {batches} parked batches due every second");
+    assert!(
+        batches >= 4.0,
+        "{batches} parked batches: the test needs several"
+    );
+    assert!(
+        during <= 5,
+        "{during} requests reached a destination whose circuit is open (probe interval 3 s)\n{}",
+        courier.log_tail()
+    );
+    assert_eq!(
+        metric(&courier, "courier_events_failed_total", &[]),
+        0.0,
+        "scheduled attempts were spent without a request"
+    );
+}
+
 /// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest
 /// few thousand messages). proj_0001's 100 events are parked by reference for 12 s; meanwhile
 /// 12,000 events of another project push the log start past them. When the reference is due

@@ -8,8 +8,11 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::references::lost_error;
+use tokio::sync::mpsc;
+
+use super::references::{lost_error, Scheduled};
 use super::{BatchKey, Pending, Shared, Target};
+use crate::lane::Decision;
 use crate::metrics::DestinationStats;
 use crate::parking::reference::ParkedReference;
 use crate::settle::Settler;
@@ -23,7 +26,22 @@ pub(super) async fn attempt_reference(
     reference: ParkedReference,
     ack: crate::event::AckId,
     stop: &CancellationToken,
+    later: &mpsc::UnboundedSender<Scheduled>,
 ) {
+    // An open circuit is probed once per probe interval, by the lane or by a parked batch;
+    // any other batch due meanwhile waits (in memory, without a connection or a read) until
+    // the circuit may have closed. Its scheduled attempt is not spent.
+    if let Some(t) = &target {
+        if t.health.decide().await == Decision::Park {
+            let mut reference = reference;
+            reference.due_ms = Utc::now()
+                .timestamp_millis()
+                .saturating_add(millis(t.config.delivery.probe_interval));
+            // The worker is gone only when it stops; the reference is then read again.
+            let _ = later.send(Scheduled { reference, ack });
+            return;
+        }
+    }
     let mut wait = Duration::from_secs(1);
     let back = loop {
         match shared.readers.read(&reference, ack, stop).await {
@@ -192,4 +210,8 @@ impl Drop for HeldBytes<'_> {
     fn drop(&mut self) {
         self.metrics.release_bytes(self.bytes);
     }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -25,7 +25,7 @@ use chrono::Utc;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -161,6 +161,11 @@ pub struct RetryWorker {
     timers: BinaryHeap<Reverse<(i64, i32)>>,
     /// Parked references waiting for their due time.
     schedule: Schedule,
+    /// References an open circuit sent back, to wait for its next probe.
+    later: (
+        mpsc::UnboundedSender<Scheduled>,
+        mpsc::UnboundedReceiver<Scheduled>,
+    ),
     stop: CancellationToken,
 }
 
@@ -201,6 +206,7 @@ impl RetryWorker {
             continuity: Continuity::default(),
             timers: BinaryHeap::new(),
             schedule: Schedule::default(),
+            later: mpsc::unbounded_channel(),
             stop: CancellationToken::new(),
         }
     }
@@ -234,6 +240,10 @@ impl RetryWorker {
                     self.forget_revoked();
                     self.committer.tick();
                     while self.tasks.try_join_next().is_some() {}
+                    continue;
+                }
+                Some(held) = self.later.1.recv() => {
+                    self.schedule.push(held);
                     continue;
                 }
                 () = sleep_until_ms(next_due), if next_due.is_some() => {
@@ -416,11 +426,12 @@ impl RetryWorker {
                 .cloned();
             let shared = self.shared.clone();
             let stop = self.stop.clone();
+            let later = self.later.0.clone();
             let span = tracing::info_span!("retry", project = %reference.project, destination = %reference.destination,
                 attempt = reference.attempt, events = reference.count());
             self.tasks.spawn(tracing::Instrument::instrument(
                 async move {
-                    attempt_reference(&shared, target, reference, ack, &stop).await;
+                    attempt_reference(&shared, target, reference, ack, &stop, &later).await;
                     drop(permit);
                 },
                 span,

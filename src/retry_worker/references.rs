@@ -49,7 +49,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A reference waiting for its due time, with the acknowledgement its events complete.
 #[derive(Debug)]
-pub(super) struct Scheduled {
+pub struct Scheduled {
     pub reference: ParkedReference,
     pub ack: AckId,
 }
