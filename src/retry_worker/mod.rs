@@ -412,18 +412,9 @@ impl RetryWorker {
                 // Its partition was revoked since: the new owner reads it again.
                 continue;
             }
-            let permit = self
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the retry worker's semaphore is never closed");
-            let target = self
-                .targets
-                .borrow()
-                .get(&(reference.project.clone(), reference.destination.clone()))
-                .filter(|t| t.config.enabled)
-                .cloned();
+            let (permit, target) = self
+                .slot_and_target(&reference.project, &reference.destination)
+                .await;
             let shared = self.shared.clone();
             let stop = self.stop.clone();
             let later = self.later.0.clone();
@@ -536,10 +527,13 @@ impl RetryWorker {
         }
     }
 
-    async fn flush(&mut self, key: BatchKey, batch: Pending) {
-        if batch.events.is_empty() {
-            return;
-        }
+    /// One of the worker's attempt slots (waiting for one), and the destination parked events
+    /// of `project`/`destination` go to, when it still exists and is enabled.
+    async fn slot_and_target(
+        &self,
+        project: &str,
+        destination: &str,
+    ) -> (tokio::sync::OwnedSemaphorePermit, Option<Arc<Target>>) {
         let permit = self
             .slots
             .clone()
@@ -549,9 +543,17 @@ impl RetryWorker {
         let target = self
             .targets
             .borrow()
-            .get(&(key.0.clone(), key.1.clone()))
+            .get(&(project.to_owned(), destination.to_owned()))
             .filter(|t| t.config.enabled)
             .cloned();
+        (permit, target)
+    }
+
+    async fn flush(&mut self, key: BatchKey, batch: Pending) {
+        if batch.events.is_empty() {
+            return;
+        }
+        let (permit, target) = self.slot_and_target(&key.0, &key.1).await;
         let shared = self.shared.clone();
         let span = tracing::info_span!("retry", project = %key.0, destination = %key.1, attempt = key.2, events = batch.events.len());
         self.tasks.spawn(tracing::Instrument::instrument(
