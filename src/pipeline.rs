@@ -92,6 +92,7 @@ pub async fn run(
         parker: parker.clone(),
         source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
+        spill_above_events: config.limits.max_in_flight_events / 2,
     };
     let mut destinations = Destinations::new(
         context,

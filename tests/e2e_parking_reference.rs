@@ -417,6 +417,70 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
     );
 }
 
+/// Broker: tansu. A destination that never answers does not hold every tenant's reading: its
+/// lane has one request slot, a 20 s in-line budget and a circuit that never opens, and the
+/// in-flight budget is 400 events. Once its first request has failed, the batches that find
+/// its slot taken are parked at once (spilled) instead of holding the budget, so the healthy
+/// destination of another project gets all its events within seconds. Without the spill the
+/// black hole's queued batches would each hold the budget for their 20 s in turn.
+#[test]
+fn a_black_hole_gives_the_shared_budget_back() {
+    const N: usize = 600;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hole.set_behaviour(Behaviour::Hang);
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let mut cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .destination(format!(
+            "{}\n[destinations.delivery]\nmax_in_flight = 1\nrequest_timeout = \"2s\"\n\
+             retry_max_elapsed = \"20s\"\ncircuit_failure_threshold = 1000\n\
+             retry_schedule = [\"1h\"]\n",
+            hole.destination_toml("proj_0001", "black-hole")
+        ))
+        .destination(healthy.destination_toml("proj_0002", "hook-2"));
+    cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
+    let courier = Courier::start_ready(&cfg);
+    let projects = ["proj_0001", "proj_0002"];
+    let events = ordinary_events(&mut generator(81, 2), 2 * N, &projects);
+    let started = std::time::Instant::now();
+    produce(
+        &brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
+    );
+    let expected: HashSet<Vec<u8>> = events
+        .iter()
+        .filter(|(p, _)| p == "proj_0002")
+        .map(|(_, b)| b.clone())
+        .collect();
+    wait_for("the healthy destination gets its events", &courier, || {
+        let got: HashSet<Vec<u8>> = healthy.events().into_iter().collect();
+        expected.iter().all(|e| got.contains(e))
+    });
+    let took = started.elapsed();
+    let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
+    eprintln!("healthy destination complete {took:?} after producing; {spilled} batches spilled");
+    assert!(
+        spilled >= 1.0,
+        "nothing was spilled\n{}",
+        courier.log_tail()
+    );
+    assert!(
+        took < Duration::from_secs(40),
+        "the healthy destination waited {took:?} behind the black hole"
+    );
+    wait_for("the black hole's events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= N as f64
+    });
+}
+
 /// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest
 /// few thousand messages). proj_0001's 100 events are parked by reference for 12 s; meanwhile
 /// 12,000 events of another project push the log start past them. When the reference is due

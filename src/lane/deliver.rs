@@ -186,6 +186,16 @@ fn settler(shared: &LaneShared, first_attempt: chrono::DateTime<Utc>) -> Settler
     }
 }
 
+/// Parks a batch without an attempt because its failing destination's request slots are all
+/// taken while the in-flight budget is under pressure ([`super::dispatch`]).
+pub(super) async fn spill(shared: &LaneShared, events: &[Event]) {
+    let error = shared
+        .health
+        .last_error()
+        .unwrap_or_else(|| circuit_error(shared));
+    settler(shared, Utc::now()).park(events, &error).await;
+}
+
 fn circuit_error(shared: &LaneShared) -> DeliveryError {
     DeliveryError {
         kind: ErrorKind::CircuitOpen,

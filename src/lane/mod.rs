@@ -53,6 +53,10 @@ pub struct LaneContext {
     pub source_topic: String,
     /// Cancelled when the process gives up draining: retries stop, nothing more completes.
     pub abandon: CancellationToken,
+    /// Above this many events held in all lanes, a failing destination whose request slots
+    /// are all busy parks its next batches at once instead of holding them ([`dispatch`]):
+    /// half of `limits.max_in_flight_events`; `usize::MAX` never spills (replays).
+    pub spill_above_events: usize,
 }
 
 /// The sending side of a running lane.
@@ -249,11 +253,45 @@ async fn dispatch(
 ) {
     // Reap finished deliveries so the set does not grow with the lane's lifetime.
     while tasks.try_join_next().is_some() {}
-    let permit = semaphore
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the lane's semaphore is never closed");
+    // A destination that is failing and has every request slot taken would hold this batch —
+    // and, through the shared in-flight budget, every other tenant's reading — until a slot
+    // frees (its in-line retries, its timeouts). Under budget pressure the batch is parked at
+    // once instead (one record, by reference): a broken destination must not cost the
+    // healthy ones their pace.
+    let permit = loop {
+        match semaphore.clone().try_acquire_owned() {
+            Ok(permit) => break permit,
+            Err(_) if spills(shared) => {
+                let shared = shared.clone();
+                shared
+                    .context
+                    .metrics
+                    .spilled_batches
+                    .with_label_values(&[shared.destination_type])
+                    .inc();
+                tasks.spawn(
+                    async move {
+                        deliver::spill(&shared, &batch).await;
+                        shared
+                            .context
+                            .metrics
+                            .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
+                    }
+                    .in_current_span(),
+                );
+                return;
+            }
+            Err(_) => {}
+        }
+        // Wait for a slot, looking again now and then: the pressure (or the destination's
+        // failing) may come while this batch waits.
+        tokio::select! {
+            permit = semaphore.clone().acquire_owned() => {
+                break permit.expect("the lane's semaphore is never closed");
+            }
+            () = tokio::time::sleep(SPILL_CHECK) => {}
+        }
+    };
     let shared = shared.clone();
     shared
         .context
@@ -278,6 +316,17 @@ async fn dispatch(
         }
         .instrument(span),
     );
+}
+
+/// How often a batch waiting for a request slot looks again whether it should be spilled.
+const SPILL_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether a batch that finds every request slot taken is parked at once: the destination's
+/// last request failed, and the lanes together hold more than the spill threshold.
+fn spills(shared: &LaneShared) -> bool {
+    shared.health.consecutive_failures() > 0
+        && usize::try_from(shared.context.metrics.in_flight_events.get()).unwrap_or(0)
+            > shared.context.spill_above_events
 }
 
 /// The message of a caught panic, when it has one.

@@ -141,6 +141,7 @@ url = "http://127.0.0.1:9/"
             parker,
             source_topic: "event-logs".into(),
             abandon: CancellationToken::new(),
+            spill_above_events: usize::MAX,
         },
         acker,
         config,

@@ -308,6 +308,8 @@ async fn run(
             parker,
             source_topic: topic.clone(),
             abandon: abandon.clone(),
+            // A replay delivers what it was asked to; it never parks early.
+            spill_above_events: usize::MAX,
         },
         failures.clone(),
         metrics.clone(),

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub parked_records: IntCounterVec,
     /// Batches parked (each written as one reference, or as one copy per event).
     pub parked_batches: IntCounterVec,
+    /// Batches parked without an attempt because their failing destination's request slots
+    /// were all taken while the in-flight budget was under pressure.
+    pub spilled_batches: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// In-line retries by destination type.
@@ -354,6 +357,12 @@ impl Metrics {
                 &r,
                 "courier_parked_batches_total",
                 "Batches parked in the retry topic (first parking or parked again).",
+                &["destination_type"],
+            ),
+            spilled_batches: counter_vec(
+                &r,
+                "courier_spilled_batches_total",
+                "Batches parked without an attempt: their failing destination's request slots were all taken while more than half of the in-flight budget was held.",
                 &["destination_type"],
             ),
             requests: counter_vec(
