@@ -9,7 +9,6 @@ use tokio::time::Instant;
 
 use super::{panic_text, Decision, LaneShared, RetryPolicy};
 use crate::event::Event;
-use crate::metrics::Metrics;
 use crate::settle::{nested_parts, Settler};
 use crate::sinks::{DeliveryError, ErrorKind, Outcome};
 
@@ -69,7 +68,9 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             Ok(b) => b,
             Err(error) => return settler.fail(&remaining, &error, attempts).await,
         };
-        let _body = HeldBody::new(&shared.context.metrics, encoded.body.len());
+        // The body is a second copy of its events (a destination that hangs holds it for
+        // `request_timeout`), so reading pauses for it as for the events themselves.
+        let _body = shared.context.metrics.held_bytes(encoded.body.len());
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
         // says to stop trying in line.
         let outcome = loop {
@@ -234,27 +235,6 @@ fn covers_exactly(parts: &[(std::ops::Range<usize>, Outcome)], len: usize) -> bo
         next = r.end;
     }
     next == len
-}
-
-/// A request body counted in the global in-flight budget while it exists: it is a second
-/// copy of its events (a destination that hangs holds it for `request_timeout`), so reading
-/// pauses for it as for the events themselves.
-pub(super) struct HeldBody<'a> {
-    metrics: &'a Metrics,
-    bytes: usize,
-}
-
-impl<'a> HeldBody<'a> {
-    pub(super) fn new(metrics: &'a Metrics, bytes: usize) -> Self {
-        metrics.hold_bytes(bytes);
-        Self { metrics, bytes }
-    }
-}
-
-impl Drop for HeldBody<'_> {
-    fn drop(&mut self) {
-        self.metrics.release_bytes(self.bytes);
-    }
 }
 
 /// Sleeps before a retry; false when the process abandoned the work meanwhile.

@@ -15,7 +15,6 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use crate::parking::retention::{ParkingDecision, ParkingState};
 use crate::parking::Parker;
 
-use super::deliver::HeldBody;
 use super::*;
 use crate::config;
 use crate::sinks::{DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope, Sink};
@@ -263,7 +262,7 @@ fn a_request_body_counts_in_the_budget_while_it_exists() {
     let metrics = Metrics::new();
     metrics.hold_bytes(10);
     {
-        let _body = HeldBody::new(&metrics, 1500);
+        let _body = metrics.held_bytes(1500);
         assert_eq!(metrics.in_flight_bytes.get(), 1510);
     }
     assert_eq!(metrics.in_flight_bytes.get(), 10);

@@ -34,9 +34,9 @@ pub(super) async fn attempt_reference(
     if let Some(t) = &target {
         if t.health.decide().await == Decision::Park {
             let mut reference = reference;
-            reference.due_ms = Utc::now()
-                .timestamp_millis()
-                .saturating_add(millis(t.config.delivery.probe_interval));
+            reference.due_ms =
+                crate::clock::wall_deadline(Utc::now(), t.config.delivery.probe_interval)
+                    .timestamp_millis();
             // The worker is gone only when it stops; the reference is then read again.
             let _ = later.send(Scheduled { reference, ack });
             return;
@@ -129,10 +129,9 @@ pub(super) async fn attempt(
 ) {
     // The batch's events count in the in-flight budget while it is attempted: many parked
     // batches due at once (after an outage) slow reading instead of growing memory.
-    let _held = HeldBytes::new(
-        &shared.metrics,
-        batch.events.iter().map(|e| e.raw.len()).sum(),
-    );
+    let _held = shared
+        .metrics
+        .held_bytes(batch.events.iter().map(|e| e.raw.len()).sum());
     let first_failure = Utc
         .timestamp_millis_opt(batch.first_failure_ms)
         .single()
@@ -190,28 +189,4 @@ pub(super) async fn attempt(
         };
         settler.settle(events, outcome, attempt).await;
     }
-}
-
-/// Bytes held in the in-flight budget ([`crate::metrics::Metrics::hold_bytes`]) until
-/// dropped, whatever way the attempt ends.
-struct HeldBytes<'a> {
-    metrics: &'a crate::metrics::Metrics,
-    bytes: usize,
-}
-
-impl<'a> HeldBytes<'a> {
-    fn new(metrics: &'a crate::metrics::Metrics, bytes: usize) -> Self {
-        metrics.hold_bytes(bytes);
-        Self { metrics, bytes }
-    }
-}
-
-impl Drop for HeldBytes<'_> {
-    fn drop(&mut self) {
-        self.metrics.release_bytes(self.bytes);
-    }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

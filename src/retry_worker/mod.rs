@@ -34,7 +34,7 @@ use crate::event::Event;
 use crate::failures::FailureReporter;
 use crate::lane::DestinationHealth;
 use crate::metrics::{DestinationStats, Metrics};
-use crate::parking::reference::{BadReference, ParkedReference, REFERENCE_HEADER};
+use crate::parking::reference::{ParkedReference, REFERENCE_HEADER};
 use crate::parking::{Parked, Parker};
 use crate::sinks::Sink;
 use crate::source::continuity::{Continuity, Verdict};
@@ -130,9 +130,7 @@ impl Record {
             Some(version) => {
                 match ParkedReference::decode(&version, m.payload().unwrap_or_default()) {
                     Ok(r) => Record::Reference(r),
-                    Err(e @ (BadReference::Version(_) | BadReference::Malformed(_))) => {
-                        Record::Unreadable(e.to_string())
-                    }
+                    Err(e) => Record::Unreadable(e.to_string()),
                 }
             }
             None => match Parked::from_headers(m.headers()) {

@@ -226,6 +226,29 @@ impl Metrics {
     pub fn release_bytes(&self, bytes: usize) {
         self.in_flight_bytes.sub(as_i64(bytes));
     }
+
+    /// Holds `bytes` until the returned guard is dropped, whatever way its holder ends (a
+    /// request body, a parked batch being attempted).
+    pub fn held_bytes(&self, bytes: usize) -> HeldBytes<'_> {
+        self.hold_bytes(bytes);
+        HeldBytes {
+            metrics: self,
+            bytes,
+        }
+    }
+}
+
+/// Bytes counted in the in-flight budget while this exists ([`Metrics::held_bytes`]).
+#[must_use = "the bytes are given back when this is dropped"]
+pub struct HeldBytes<'a> {
+    metrics: &'a Metrics,
+    bytes: usize,
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        self.metrics.release_bytes(self.bytes);
+    }
 }
 
 fn as_i64(n: usize) -> i64 {
