@@ -118,10 +118,13 @@ pub fn reader_config(config: &Config, group_id: &str) -> ClientConfig {
     client
 }
 
-/// Prefetch of a range reader, KiB. (The group members keep librdkafka's 64 MiB: 16 MiB for
-/// the source cut the stalled benchmark's peak RSS from 491 to 427 MB but its unstalled
-/// throughput from 144,000 to 100,000 events/s, docs/benchmarks.md.)
+/// Prefetch of a range reader, KiB.
 const READER_PREFETCH_KIB: &str = "4096";
+
+/// Prefetch of a group member (the source, the retry worker), KiB, instead of librdkafka's
+/// 64 MiB, which is memory beyond the in-flight budget that a sidecar's limit must also
+/// cover. Measurements in docs/benchmarks.md ("Source prefetch").
+const SOURCE_PREFETCH_KIB: &str = "16384";
 
 /// A member of consumer group `group_id` (not yet subscribed) that commits only what courier
 /// commits explicitly: the source and the retry worker.
@@ -137,6 +140,9 @@ pub fn group_consumer_config(config: &Config, group_id: &str) -> ClientConfig {
             ("enable.partition.eof", "false"),
             // librdkafka's statistics carry each partition's lag for courier_consumer_lag.
             ("statistics.interval.ms", "10000"),
+            // What librdkafka reads ahead is outside the in-flight budget: bounded here
+            // (overridable through `[kafka.options]`).
+            ("queued.max.messages.kbytes", SOURCE_PREFETCH_KIB),
         ],
     );
     // `auto.offset.reset` says only where a partition the group never committed starts, and
@@ -268,6 +274,20 @@ mod tests {
             "[kafka.options]\n\"queue.buffering.max.kbytes\" = \"1024\"",
         ));
         assert_eq!(own.get("queue.buffering.max.kbytes"), Some("1024"));
+    }
+
+    #[test]
+    fn the_group_members_prefetch_is_bounded_unless_configured() {
+        let default = group_consumer_config(&parse(""), "g");
+        assert_eq!(
+            default.get("queued.max.messages.kbytes"),
+            Some(SOURCE_PREFETCH_KIB)
+        );
+        let own = group_consumer_config(
+            &parse("[kafka.options]\n\"queued.max.messages.kbytes\" = \"65536\""),
+            "g",
+        );
+        assert_eq!(own.get("queued.max.messages.kbytes"), Some("65536"));
     }
 
     #[test]
