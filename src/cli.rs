@@ -234,6 +234,8 @@ fn describe_sink(sink: &SinkConfig) -> String {
         SinkConfig::S3(c) => crate::sinks::s3::describe(c),
         SinkConfig::Datadog(c) => crate::sinks::datadog::describe(c),
         SinkConfig::SplunkHec(c) => crate::sinks::splunk::describe(c),
+        SinkConfig::Otlp(c) => crate::sinks::otlp::describe(c),
+        SinkConfig::Email(c) => crate::sinks::email::describe(c),
     }
 }
 

@@ -956,6 +956,14 @@ fn assert_destination_in_bounds(d: &courier::config::DestinationConfig) {
                 .into_iter()
                 .for_each(name);
         }
+        SinkConfig::Otlp(c) => {
+            bounds::chars(&c.endpoint, bounds::MAX_URL_CHARS).unwrap();
+            bounds::chars(&c.logs_path, bounds::MAX_URL_CHARS).unwrap();
+            bounds::entries(c.headers.len(), bounds::MAX_HEADERS).unwrap();
+            c.headers.values().for_each(secret);
+            bounds::chars(&c.service_name, bounds::MAX_NAME_CHARS).unwrap();
+            bounds::size(c.max_request_bytes, bounds::MAX_REQUEST_BYTES).unwrap();
+        }
         SinkConfig::S3(c) => {
             [&c.access_key_id, &c.secret_access_key, &c.session_token]
                 .into_iter()
@@ -972,6 +980,13 @@ fn assert_destination_in_bounds(d: &courier::config::DestinationConfig) {
         }
         SinkConfig::File(c) => {
             bounds::bytes(&c.path.to_string_lossy(), bounds::MAX_PATH_BYTES).unwrap();
+        }
+        SinkConfig::Email(c) => {
+            c.password.iter().for_each(secret);
+            bounds::chars(&c.host, bounds::MAX_NAME_CHARS).unwrap();
+            assert!(!c.to.is_empty());
+            bounds::entries(c.to.len(), courier::sinks::email::MAX_RECIPIENTS).unwrap();
+            bounds::size(c.max_message_bytes, courier::sinks::email::MAX_MESSAGE_BYTES).unwrap();
         }
     }
 }

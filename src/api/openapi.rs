@@ -22,7 +22,7 @@ fn definition_properties(types: &[&str]) -> Value {
         json!({ "type": "string",
             "description": format!("{what}. Write-only: answers show it masked (\"****1234\"); sending the mask back keeps the stored value.") })
     };
-    json!({
+    let mut properties = json!({
         "type": { "type": "string", "enum": types, "description": "The destination type." },
         "project": { "type": "string", "description": "The projectId; taken from the path (when given it must match)." },
         "id": { "type": "string", "description": "The destination id; taken from the path (when given it must match)." },
@@ -59,7 +59,7 @@ fn definition_properties(types: &[&str]) -> Value {
         "url": { "type": "string", "description": "webhook: where batches are POSTed (http or https)." },
         "secret": secret("webhook: Standard Webhooks signing secret (whsec_…)"),
         "headers": { "type": "object", "additionalProperties": { "type": "string" },
-            "description": "webhook: extra request headers. Values are write-only (masked in answers)." },
+            "description": "webhook, otlp: extra request headers (otlp: the receiver's API key header). Values are write-only (masked in answers)." },
         "format": { "type": "string", "enum": ["json_array", "ndjson"] },
         "compression": { "type": "string", "enum": ["none", "gzip"] },
         "api_key": secret("datadog: the API key"),
@@ -79,7 +79,30 @@ fn definition_properties(types: &[&str]) -> Value {
         "kms_key_id": string,
         "multipart_threshold": int(bounds::MULTIPART_THRESHOLD),
         "multipart_part_size": int(bounds::MULTIPART_PART_SIZE),
-    })
+    });
+    // More literals: one json! of every key passes the macro's recursion limit.
+    let email = json!({
+        "port": { "type": "integer", "minimum": 1, "maximum": 65535, "description": "email: the SMTP port (default by tls_mode: 587, 465, 25)." },
+        "tls_mode": { "type": "string", "enum": ["starttls", "tls", "none"], "description": "email: how the SMTP connection is secured." },
+        "username": string,
+        "password": secret("email: the SMTP AUTH password"),
+        "from": string, "to": strings,
+        "min_interval": { "type": "string", "description": "email: at most one email per this interval (default 15m)." },
+        "max_message_bytes": int(crate::sinks::email::MAX_MESSAGE_BYTES),
+    });
+    let otlp = json!({
+        "logs_path": { "type": "string", "description": "otlp: the path after endpoint; default /v1/logs." },
+        "encoding": { "type": "string", "enum": ["protobuf", "json"], "description": "otlp: request body encoding; default protobuf." },
+        "service_name": { "type": "string", "description": "otlp: the resource's service.name; default paragon." },
+        "resource_attributes": { "type": "object", "additionalProperties": { "type": "string" },
+            "description": "otlp: more resource attributes (string values)." },
+    });
+    for more in [email, otlp] {
+        if let (Some(all), Value::Object(more)) = (properties.as_object_mut(), more) {
+            all.extend(more);
+        }
+    }
+    properties
 }
 
 fn schema(value: Value) -> RefOr<Schema> {
@@ -91,8 +114,15 @@ pub struct Destination;
 
 impl PartialSchema for Destination {
     fn schema() -> RefOr<Schema> {
-        let mut properties =
-            definition_properties(&["webhook", "datadog", "splunk_hec", "s3", "file"]);
+        let mut properties = definition_properties(&[
+            "webhook",
+            "datadog",
+            "splunk_hec",
+            "otlp",
+            "email",
+            "s3",
+            "file",
+        ]);
         properties["managed_by"] = json!({ "type": "string", "enum": ["api", "config_file"],
             "description": "api: created through this API; config_file: defined in courier's configuration file (read-only here)." });
         properties["path"] = json!({ "type": "string", "description": "file: the NDJSON file (configuration file only)." });
@@ -117,7 +147,8 @@ pub struct DestinationInput;
 
 impl PartialSchema for DestinationInput {
     fn schema() -> RefOr<Schema> {
-        let mut properties = definition_properties(&["webhook", "datadog", "splunk_hec", "s3"]);
+        let mut properties =
+            definition_properties(&["webhook", "datadog", "splunk_hec", "otlp", "email", "s3"]);
         properties["managed_by"] = json!({ "type": "string", "description": "Ignored (read-only), accepted so that a read definition can be sent back." });
         schema(json!({
             "type": "object",

@@ -13,6 +13,8 @@ fn secret_keys(kind: &str) -> &'static [(&'static str, bool)] {
         "webhook" => &[("secret", false), ("headers", true)],
         "datadog" => &[("api_key", false)],
         "splunk_hec" => &[("token", false)],
+        "otlp" => &[("headers", true)],
+        "email" => &[("password", false)],
         "s3" => &[
             ("access_key_id", false),
             ("secret_access_key", false),
@@ -116,6 +118,9 @@ fn target_keys(kind: &str) -> &'static [&'static str] {
         "webhook" => &["url"],
         "datadog" => &["site", "endpoint"],
         "splunk_hec" => &["endpoint"],
+        "otlp" => &["endpoint", "logs_path"],
+        // tls_mode = "none" would send the password unencrypted.
+        "email" => &["host", "port", "tls_mode", "username"],
         // force_path_style moves the bucket between the path and the host name.
         "s3" => &["endpoint", "bucket", "region", "force_path_style"],
         _ => &[],

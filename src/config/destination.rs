@@ -18,7 +18,9 @@ use courier_core::settings::{
 use super::{bounds, DeliveryConfig, DestinationConfig, RawTable, SecurityConfig, SinkConfig};
 use crate::routing::FilterConfig;
 use crate::sinks::datadog::DatadogConfig;
+use crate::sinks::email::EmailConfig;
 use crate::sinks::file::FileConfig;
+use crate::sinks::otlp::OtlpConfig;
 use crate::sinks::s3::S3Config;
 use crate::sinks::splunk::SplunkConfig;
 use crate::sinks::webhook::WebhookConfig;
@@ -216,17 +218,25 @@ fn destination_at(
         check_name(&c.id, "id", bounds::MAX_ID_CHARS, &prefix, errors);
     }
     let filter = match filter_value {
+        // Email is read by people: without a filter, errors only.
+        None if kind.as_deref() == Some("email") => Some(crate::sinks::email::default_filter()),
         None => Some(FilterConfig::default()),
         Some(v) => filter(v, &format!("{prefix}.filter"), errors),
     };
     // s3 destinations write objects, not requests: the batch limits they do not set in
     // [destinations.delivery] are the s3 defaults, not [delivery]'s request-sized ones.
-    let s3_defaults;
-    let defaults = if kind.as_deref() == Some("s3") {
-        s3_defaults = crate::sinks::s3::delivery_defaults(defaults);
-        &s3_defaults
-    } else {
-        defaults
+    // Email digests likewise: five-minute batches (see `sinks::email`).
+    let own_defaults;
+    let defaults = match kind.as_deref() {
+        Some("s3") => {
+            own_defaults = crate::sinks::s3::delivery_defaults(defaults);
+            &own_defaults
+        }
+        Some("email") => {
+            own_defaults = crate::sinks::email::delivery_defaults(defaults);
+            &own_defaults
+        }
+        _ => defaults,
     };
     let delivery = match delivery_value {
         None => Some(defaults.clone()),
@@ -305,10 +315,41 @@ fn destination_at(
                 }
             }
         }),
+        Some("otlp") => sink_table(
+            table,
+            &prefix,
+            security,
+            errors,
+            OtlpConfig::validate,
+            SinkConfig::Otlp,
+            &[("endpoint", OtlpConfig::check_endpoint)],
+        ),
+        Some("email") => sink_table(
+            table,
+            &prefix,
+            security,
+            errors,
+            EmailConfig::validate,
+            SinkConfig::Email,
+            &[],
+        )
+        .filter(|sink| {
+            let SinkConfig::Email(c) = sink else {
+                return true;
+            };
+            // The API's definitions lost `tls_ca_file` already; the file's are read here.
+            let checked = c.check_security(security).and_then(|()| match origin {
+                Origin::Api => Ok(()),
+                Origin::File => c.read_host_files(),
+            });
+            checked
+                .map_err(|(key, message)| errors.push(format!("{prefix}.{key}"), message))
+                .is_ok()
+        }),
         Some(other) => {
             errors.push(
                 format!("{prefix}.type"),
-                format!("unknown destination type {other:?}; expected webhook, datadog, splunk_hec, s3 or file"),
+                format!("unknown destination type {other:?}; expected webhook, datadog, splunk_hec, otlp, email, s3 or file"),
             );
             None
         }
@@ -390,6 +431,11 @@ fn refuse_host_files(
                 if tls.remove("ca_file").is_some_and(|v| !v.is_null()) {
                     errors.push(format!("{prefix}.tls.ca_file"), API_HOST_FILE);
                 }
+            }
+        }
+        Some("email") => {
+            if table.remove("tls_ca_file").is_some_and(|v| !v.is_null()) {
+                errors.push(format!("{prefix}.tls_ca_file"), API_HOST_FILE);
             }
         }
         _ => {}

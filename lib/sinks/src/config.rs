@@ -12,7 +12,9 @@ use courier_core::routing::FilterConfig;
 use courier_core::settings::DeliveryConfig;
 
 use crate::datadog::DatadogConfig;
+use crate::email::EmailConfig;
 use crate::file::FileConfig;
+use crate::otlp::OtlpConfig;
 use crate::s3::S3Config;
 use crate::splunk::SplunkConfig;
 use crate::webhook::WebhookConfig;
@@ -67,6 +69,10 @@ pub enum SinkConfig {
     Datadog(DatadogConfig),
     /// `type = "splunk_hec"`.
     SplunkHec(SplunkConfig),
+    /// `type = "otlp"`.
+    Otlp(OtlpConfig),
+    /// `type = "email"`.
+    Email(EmailConfig),
 }
 
 impl SinkConfig {
@@ -78,6 +84,8 @@ impl SinkConfig {
             SinkConfig::S3(_) => "s3",
             SinkConfig::Datadog(_) => "datadog",
             SinkConfig::SplunkHec(_) => "splunk_hec",
+            SinkConfig::Otlp(_) => "otlp",
+            SinkConfig::Email(_) => "email",
         }
     }
 }

@@ -13,7 +13,9 @@
 
 pub mod config;
 pub mod datadog;
+pub mod email;
 pub mod file;
+pub mod otlp;
 pub mod s3;
 pub mod splunk;
 pub mod ssrf;
@@ -94,6 +96,9 @@ pub enum ErrorKind {
     ParkedEventsLost,
     /// courier itself failed while delivering the batch (a bug, contained to the batch).
     Internal,
+    /// An SMTP server answered with a negative reply (4xx or 5xx), or lettre could not go on
+    /// with the conversation (the email sink).
+    SmtpReply,
 }
 
 impl ErrorKind {
@@ -111,6 +116,7 @@ impl ErrorKind {
             ErrorKind::TooLargeToPark => "too_large_to_park",
             ErrorKind::ParkedEventsLost => "parked_events_lost",
             ErrorKind::Internal => "internal",
+            ErrorKind::SmtpReply => "smtp_reply",
         }
     }
 }
@@ -197,6 +203,14 @@ pub fn build(
         SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic, security)?),
         SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, delivery, security)?),
         SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, delivery, security)?),
+        SinkConfig::Otlp(c) => Arc::new(otlp::OtlpSink::new(c, delivery, security)?),
+        SinkConfig::Email(c) => Arc::new(email::EmailSink::new(
+            &destination.project,
+            &destination.id,
+            c,
+            delivery,
+            security,
+        )?),
     })
 }
 
