@@ -803,6 +803,28 @@ fn test_destination_and_the_api_test_endpoint_reach_the_receiver() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["outcome"], "delivered", "{body}");
     assert_eq!(receiver.accepted().len(), before + 1);
+    // The mask sent back keeps the stored key, but not towards another endpoint or path.
+    let (s, body) = api(
+        "PUT",
+        &base,
+        Some(
+            json!({ "type": "otlp", "endpoint": receiver.url(), "headers": { "api-key": "****cdef" } }),
+        ),
+    );
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = api("POST", &format!("{base}/test"), None);
+    assert_eq!(body["outcome"], "delivered", "{s}: {body}");
+    for moved in [
+        json!({ "endpoint": "https://otlp.example" }),
+        json!({ "logs_path": "/other/v1/logs" }),
+    ] {
+        let mut definition = json!({ "type": "otlp", "endpoint": receiver.url(), "headers": { "api-key": "****cdef" } });
+        for (k, v) in moved.as_object().unwrap() {
+            definition[k] = v.clone();
+        }
+        let (s, body) = api("PUT", &base, Some(definition));
+        assert_eq!(s, 422, "{moved}: {body}");
+    }
     // A bad definition names its keys.
     let (s, body) = api(
         "PUT",
