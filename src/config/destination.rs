@@ -28,7 +28,7 @@ use crate::sinks::webhook::WebhookConfig;
 /// Who wrote a definition, which decides whether it may use the courier host's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Origin {
-    /// The operator's configuration file: `file` destinations and Splunk `tls.ca_file` are
+    /// The operator's configuration file: `file` destinations and `tls.ca_file` (Splunk, OTLP) are
     /// allowed (the CA file is read, within [`bounds::MAX_CA_FILE_BYTES`]).
     File,
     /// The destinations API (a tenant): nothing on the host is opened, read or even looked
@@ -292,29 +292,7 @@ fn destination_at(
             SinkConfig::SplunkHec,
             &[("endpoint", SplunkConfig::check_endpoint)],
         )
-        .filter(|sink| {
-            // The file's definitions only (the API's lost the key already, and are never
-            // read from the host whatever they say).
-            let SinkConfig::SplunkHec(c) = sink else {
-                return true;
-            };
-            if origin == Origin::Api {
-                // Written as `"tls": ["/etc/passwd"]`, the key is still there: serde reads a
-                // struct from an array by position. The sink would read it when built.
-                if c.tls.ca_file.is_some() {
-                    errors.push(format!("{prefix}.tls"), API_HOST_FILE);
-                    return false;
-                }
-                return true;
-            }
-            match c.read_host_files() {
-                Ok(()) => true,
-                Err((key, message)) => {
-                    errors.push(format!("{prefix}.{key}"), message);
-                    false
-                }
-            }
-        }),
+        .filter(|sink| ca_file(sink, origin, &prefix, errors)),
         Some("otlp") => sink_table(
             table,
             &prefix,
@@ -323,7 +301,8 @@ fn destination_at(
             OtlpConfig::validate,
             SinkConfig::Otlp,
             &[("endpoint", OtlpConfig::check_endpoint)],
-        ),
+        )
+        .filter(|sink| ca_file(sink, origin, &prefix, errors)),
         Some("email") => sink_table(
             table,
             &prefix,
@@ -426,20 +405,41 @@ fn refuse_host_files(
 ) {
     match kind {
         Some("file") => errors.push(format!("{prefix}.type"), API_FILE_TYPE),
-        Some("splunk_hec") => {
+        Some("splunk_hec" | "otlp") => {
             if let Some(Value::Object(tls)) = table.get_mut("tls") {
                 if tls.remove("ca_file").is_some_and(|v| !v.is_null()) {
                     errors.push(format!("{prefix}.tls.ca_file"), API_HOST_FILE);
                 }
             }
         }
-        Some("email") => {
-            if table.remove("tls_ca_file").is_some_and(|v| !v.is_null()) {
-                errors.push(format!("{prefix}.tls_ca_file"), API_HOST_FILE);
-            }
+        // Taken out of the table whatever it holds; a value is refused.
+        Some("email") if table.remove("tls_ca_file").is_some_and(|v| !v.is_null()) => {
+            errors.push(format!("{prefix}.tls_ca_file"), API_HOST_FILE);
         }
         _ => {}
     }
+}
+
+/// `tls.ca_file` (`splunk_hec`, `otlp`): read now for the file's definitions, to report a
+/// missing or unusable one at load time. The API's lost the key already and are never read
+/// from the host whatever they say: written as `"tls": ["/etc/passwd"]`, the key is still there
+/// (serde reads a struct from an array by position), so it is refused here too.
+fn ca_file(sink: &SinkConfig, origin: Origin, prefix: &str, errors: &mut Errors) -> bool {
+    let tls = match sink {
+        SinkConfig::SplunkHec(c) => &c.tls,
+        SinkConfig::Otlp(c) => &c.tls,
+        _ => return true,
+    };
+    let Some(path) = &tls.ca_file else {
+        return true;
+    };
+    let result = match origin {
+        Origin::Api => Err((format!("{prefix}.tls"), API_HOST_FILE.to_owned())),
+        Origin::File => crate::sinks::util::tls::read_ca_file(path)
+            .map(|_| ())
+            .map_err(|m| (format!("{prefix}.tls.ca_file"), m)),
+    };
+    result.map_err(|(key, m)| errors.push(key, m)).is_ok()
 }
 
 /// `project` and `id`: not empty, at most `max` characters, no control characters (they

@@ -53,6 +53,7 @@ fn the_shipped_example_configs_are_valid() {
         ("DEMO_BROKERS", "127.0.0.1:1"),
         ("DEMO_WEBHOOK", "http://127.0.0.1:2"),
         ("NEW_RELIC_LICENSE_KEY", "nr-license-key"),
+        ("SMTP_PASSWORD", "smtp-password"),
     ]);
     for name in ["courier.toml", "demo.toml"] {
         let path = Path::new(dir).join(name);
@@ -909,6 +910,7 @@ mod fuzz {
 }
 
 mod datadog;
+mod email;
 mod s3;
 mod security;
 mod splunk;
