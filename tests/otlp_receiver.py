@@ -12,7 +12,9 @@ keys; per resource a string `service.name`). A request that breaks a rule is ans
 with a `google.rpc.Status` and its violation recorded.
 
 Usage: otlp_receiver.py --port-file FILE [--path /v1/logs] [--header NAME=VALUE ...]
+                        [--tls-cert PEM --tls-key PEM]
   --header: a header every request must carry with exactly this value (else 401).
+  --tls-cert/--tls-key: serve HTTPS with this certificate (Python's ssl module, OpenSSL).
 The port it listens on (loopback, chosen by the system) is written to FILE once it listens.
 
 Control (JSON over HTTP, same port):
@@ -32,6 +34,7 @@ import gzip
 import json
 import os
 import re
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -299,6 +302,8 @@ def main():
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--path", default="/v1/logs")
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     Handler.path_expected = args.path
     Handler.required_headers = {}
@@ -306,6 +311,10 @@ def main():
         name, _, value = h.partition("=")
         Handler.required_headers[name.lower()] = value
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.replace(args.port_file + ".tmp", args.port_file)

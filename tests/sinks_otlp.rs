@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ const RECEIVER_HINT: &str = "the OTLP test receiver needs Python's opentelemetry
 struct Receiver {
     child: Child,
     port: u16,
+    tls: bool,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -39,6 +40,11 @@ struct Receiver {
 impl Receiver {
     /// A receiver at `path` requiring each of `headers` with exactly its value.
     fn start(path: &str, headers: &[(&str, &str)]) -> Receiver {
+        Self::start_with(path, headers, None)
+    }
+
+    /// [`Receiver::start`], serving HTTPS with `server.pem`/`server.key` of `tls` when given.
+    fn start_with(path: &str, headers: &[(&str, &str)], tls: Option<&Path>) -> Receiver {
         let dir = tempfile::Builder::new()
             .prefix("otlp-receiver-")
             .tempdir()
@@ -54,6 +60,12 @@ impl Receiver {
             .args(["--path", path]);
         for (name, value) in headers {
             cmd.arg("--header").arg(format!("{name}={value}"));
+        }
+        if let Some(tls) = tls {
+            cmd.arg("--tls-cert")
+                .arg(tls.join("server.pem"))
+                .arg("--tls-key")
+                .arg(tls.join("server.key"));
         }
         let mut child = cmd
             .env("PYTHONUNBUFFERED", "1")
@@ -80,6 +92,7 @@ impl Receiver {
         Receiver {
             child,
             port,
+            tls: tls.is_some(),
             log,
             _dir: dir,
         }
@@ -90,14 +103,37 @@ impl Receiver {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A control request (over HTTPS without verification when the receiver serves TLS:
+    /// only the sink under test verifies its certificate) → (status, body).
+    fn call(&self, path: &str, body: Option<Value>) -> (u16, String) {
+        let scheme = if self.tls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{}{path}", self.port);
+        rt().block_on(async {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .danger_accept_invalid_certs(true)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let request = match body {
+                Some(b) => client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(b.to_string()),
+                None => client.get(&url),
+            };
+            let response = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        })
+    }
+
     fn control(&self, path: &str, body: Value) {
-        let (status, _) = http_post(
-            &format!("{}{path}", self.url()),
-            &[("content-type", "application/json")],
-            body.to_string().into_bytes(),
-        )
-        .unwrap();
-        assert_eq!(status, 204, "{path}");
+        let (status, answer) = self.call(path, Some(body));
+        assert_eq!(status, 204, "{path}: {answer}");
     }
 
     /// The answers to the next logs requests, in order.
@@ -112,7 +148,7 @@ impl Receiver {
 
     /// Every logs request received, decoded.
     fn requests(&self) -> Vec<Value> {
-        let (status, body) = http_get(&format!("127.0.0.1:{}", self.port), "/_requests").unwrap();
+        let (status, body) = self.call("/_requests", None);
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     }
@@ -572,6 +608,129 @@ fn failures_are_classified_by_the_spec_and_answers_scrubbed() {
     assert!(receiver.accepted().is_empty());
 }
 
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (scripts/install-deps installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA (`ca.pem`) and a certificate it signed for localhost and 127.0.0.1
+/// (`server.pem`, `server.key`), made with the openssl command.
+fn private_ca(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=courier OTLP test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+/// HTTPS to a receiver whose certificate comes from a private CA: refused with the built-in
+/// roots, delivered with `tls.ca_file`, and with `tls.insecure_skip_verify`.
+#[test]
+fn https_with_a_private_ca_from_tls_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    private_ca(certs.path());
+    let receiver = Receiver::start_with("/v1/logs", &[("api-key", KEY)], Some(certs.path()));
+    let endpoint = format!("https://localhost:{}", receiver.port);
+    let build = |tls: Value| {
+        let config: OtlpConfig = serde_json::from_value(
+            json!({ "endpoint": endpoint, "headers": { "api-key": KEY }, "tls": tls }),
+        )
+        .unwrap();
+        config.validate().expect("valid");
+        OtlpSink::new(
+            &config,
+            &DeliveryConfig::default(),
+            &SecurityConfig::allowing(&["127.0.0.0/8"]).unwrap(),
+        )
+        .expect("sink")
+    };
+    let events = events(5, 10);
+    let outcome = block(deliver(&build(json!({})), &events));
+    let Outcome::Retry { error, .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        error.message.to_lowercase().contains("certificate"),
+        "{}",
+        error.message
+    );
+    assert!(receiver.requests().is_empty());
+    let trusted = build(json!({ "ca_file": certs.path().join("ca.pem") }));
+    assert!(block(trusted.check()).is_ok());
+    assert_eq!(block(deliver(&trusted, &events)), Outcome::Delivered);
+    let unverified = build(json!({ "insecure_skip_verify": true }));
+    assert_eq!(block(deliver(&unverified, &events)), Outcome::Delivered);
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+    assert_eq!(receiver.accepted().len(), 2 * events.len());
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end
 // ---------------------------------------------------------------------------------------------
@@ -840,6 +999,19 @@ fn test_destination_and_the_api_test_endpoint_reach_the_receiver() {
         .iter()
         .map(|d| d["pointer"].as_str().unwrap())
         .collect();
+    // A CA file on the courier host is the operator's: refused through the API.
+    let (s, body2) = api(
+        "PUT",
+        &format!("/v1/projects/{PROJECT}/destinations/otlp-ca"),
+        Some(
+            json!({ "type": "otlp", "endpoint": receiver.url(), "tls": { "ca_file": "/etc/passwd" } }),
+        ),
+    );
+    assert_eq!(s, 422, "{body2}");
+    assert_eq!(
+        body2["error"]["details"][0]["pointer"], "/tls/ca_file",
+        "{body2}"
+    );
     for p in ["/endpoint", "/encoding", "/headers/content-type"] {
         assert!(pointers.contains(&p), "{p} in {body}");
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::util::http::check_base_url;
+pub use crate::util::tls::TlsConfig;
 use crate::util::Compression;
 use courier_core::settings::{bounds, key_segment, Secret};
 
@@ -54,6 +55,9 @@ pub struct OtlpConfig {
     /// travels alone).
     #[serde(default = "max_request_bytes")]
     pub max_request_bytes: usize,
+    /// TLS settings (a private CA; the configuration file's definitions only).
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// How a request body is encoded (OTLP/HTTP: binary protobuf or its JSON mapping).
@@ -168,6 +172,9 @@ impl OtlpConfig {
             "max_request_bytes".into(),
             bounds::size(self.max_request_bytes, bounds::MAX_REQUEST_BYTES),
         );
+        if let Err((key, message)) = self.tls.validate() {
+            check(key, Err(message));
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 pub use config::{
-    Encoding, OtlpConfig, DEFAULT_LOGS_PATH, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_SERVICE_NAME,
+    Encoding, OtlpConfig, TlsConfig, DEFAULT_LOGS_PATH, DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_SERVICE_NAME,
 };
 pub use encode::{any, map_event, severity, trace_id, Encoder, Mapped, PROJECT_ATTRIBUTE};
 pub use service::{classify, failure_text, success, Success, Verdict};
@@ -61,16 +62,18 @@ pub fn logs_url(endpoint: &str, logs_path: &str) -> Result<reqwest::Url, BuildEr
 }
 
 impl OtlpSink {
-    /// Builds the sink; the configuration must have passed [`OtlpConfig::validate`]. The
-    /// endpoint is reached through the SSRF guard of `security`.
+    /// Builds the sink (reading `tls.ca_file`); the configuration must have passed
+    /// [`OtlpConfig::validate`]. The endpoint is reached through the SSRF guard of `security`.
     pub fn new(
         config: &OtlpConfig,
         delivery: &DeliveryConfig,
         security: &SecurityConfig,
     ) -> Result<Self, BuildError> {
         let guard = Guard::new(security);
-        let client = guard
-            .install(reqwest::Client::builder())
+        let builder = guard.install(reqwest::Client::builder());
+        let client = config
+            .tls
+            .apply(builder, &config.endpoint, "OTLP receiver")?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(delivery.request_timeout)
             .connect_timeout(
@@ -171,6 +174,9 @@ pub fn describe(config: &OtlpConfig) -> String {
         text.push_str(&format!(", headers {}", names.join(", ")));
     }
     text.push_str(&format!(", service.name {}", config.service_name));
+    if config.tls.insecure_skip_verify {
+        text.push_str(", TLS NOT VERIFIED");
+    }
     text
 }
 

@@ -1,6 +1,5 @@
 //! Configuration keys of a `splunk_hec` destination.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -56,18 +55,8 @@ pub struct SplunkConfig {
     pub tls: TlsConfig,
 }
 
-/// `tls.*` of a `splunk_hec` destination.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM file with the certificate(s) of a private CA to trust, in addition to the
-    /// system's roots.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Accept any certificate (testing only; logged as a warning at start-up).
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
+/// `tls.*` of a `splunk_hec` destination (shared with `otlp`), and the reading of its CA file.
+pub use crate::util::tls::{read_ca_file, TlsConfig};
 
 fn ack_timeout() -> Duration {
     DEFAULT_ACK_TIMEOUT
@@ -185,44 +174,4 @@ fn check_index(index: &str) -> Result<(), String> {
             "{index:?} is not a Splunk index name (lower-case letters, digits, _ and -, starting with a letter or digit)"
         ))
     }
-}
-
-/// Reads a PEM file of CA certificates: a regular file (not a FIFO, a device or a
-/// directory, which could block or never end) of at most [`bounds::MAX_CA_FILE_BYTES`].
-pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
-    use std::io::Read as _;
-    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let not_regular = || {
-        format!(
-            "{} is not a regular file (a PEM file of CA certificates is expected)",
-            path.display()
-        )
-    };
-    // stat before open: opening a FIFO for reading blocks until a writer comes.
-    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
-        return Err(not_regular());
-    }
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    // …and again on what was opened, in case the path was replaced in between.
-    if !file.metadata().map_err(cannot)?.is_file() {
-        return Err(not_regular());
-    }
-    let limit = bounds::MAX_CA_FILE_BYTES;
-    let mut pem = Vec::new();
-    file.take(limit + 1).read_to_end(&mut pem).map_err(cannot)?;
-    if pem.len() as u64 > limit {
-        return Err(format!(
-            "{} is larger than {limit} bytes; a PEM file of CA certificates is expected",
-            path.display()
-        ));
-    }
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(certs)
 }

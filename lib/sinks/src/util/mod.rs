@@ -1,7 +1,8 @@
 //! What several sinks share, so that no sink builds on a sibling: HTTP helpers (answers read
 //! with a limit, `Retry-After`, transport errors), secrets masked out of answers, request body
 //! compression, batches framed into several requests and the send loop that halves a request
-//! refused as too large, and the scan of a JSON object's top-level members.
+//! refused as too large, the `tls` table (a private CA), and the scan of a JSON object's
+//! top-level members.
 //!
 //! Each sink owns its own folder and imports only from here and from the sinks' root (the
 //! `Sink` trait and its outcome types), never from another sink.
@@ -10,6 +11,7 @@ pub mod halving;
 pub mod http;
 pub mod parts;
 pub mod scrub;
+pub mod tls;
 
 /// The top-level members of a JSON object, found by the event's own JSON scanner (one scanner
 /// for routing and for the sinks that rewrite events member by member).
