@@ -110,6 +110,7 @@ pub fn reader_config(config: &Config, group_id: &str) -> ClientConfig {
             // Readers read exact ranges (replays, parked references read back, up to four
             // at once): a small prefetch bounds what they hold beyond the range.
             ("queued.max.messages.kbytes", READER_PREFETCH_KIB),
+            ("fetch.queue.backoff.ms", SOURCE_FETCH_QUEUE_BACKOFF_MS),
         ],
     );
     client
