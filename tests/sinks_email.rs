@@ -629,3 +629,89 @@ fn digests_end_to_end_hold_the_rate_limit_over_an_outage() {
     );
     courier.terminate(Duration::from_secs(30));
 }
+
+/// The destinations API: an email destination's password is write-only (masked in answers, a
+/// mask sent back towards another server refused) and its test endpoint sends a test email.
+#[test]
+fn the_api_keeps_the_password_write_only_and_sends_a_test_email() {
+    const ADMIN: &str = "admin-token-0123456789";
+    const KEY_ENV: &str = "COURIER_TEST_API_KEY";
+    // No TLS: an API definition cannot name a CA file, and this server's CA is private.
+    let server = SmtpServer::start("none", true);
+    let tansu = Tansu::start();
+    create_topic(&tansu.brokers(), TOPIC, 1);
+    create_topic(&tansu.brokers(), "courier-failures", 1);
+    let mut cfg = CourierConfig::new(&tansu.brokers());
+    cfg.extra = format!(
+        "\n[api]\nencryption_key_env = {}\ntokens = [{{ token = {} }}]\n",
+        toml_str(KEY_ENV),
+        toml_str(ADMIN)
+    );
+    cfg.env.push((
+        KEY_ENV.into(),
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into(),
+    ));
+    let courier = Courier::start_ready(&cfg);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let call = |method: &str, path: &str, body: Option<Value>| -> (u16, Value) {
+        rt().block_on(async {
+            let url = format!(
+                "http://{}/v1/projects/proj_a/destinations{path}",
+                courier.listen()
+            );
+            let mut req = client
+                .request(method.parse().unwrap(), url)
+                .bearer_auth(ADMIN);
+            if let Some(b) = body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.to_string());
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            assert!(!text.contains(PASSWORD), "{text}");
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        })
+    };
+    let definition = json!({
+        "type": "email", "host": "127.0.0.1", "port": server.port, "tls_mode": "none",
+        "username": USER, "password": PASSWORD,
+        "from": "alerts@example.com", "to": ["ops@example.com"],
+    });
+    let (s, created) = call("PUT", "/api-mail", Some(definition.clone()));
+    assert_eq!(s, 201, "{created}");
+    let masked = created["password"].as_str().unwrap().to_owned();
+    assert!(masked.starts_with("****"), "{created}");
+    // The mask sent back towards another server is refused; to the same one it is kept.
+    let mut moved = created.clone();
+    moved["port"] = json!(free_port());
+    let (s, body) = call("PUT", "/api-mail", Some(moved));
+    assert_eq!(s, 422, "{body}");
+    assert!(body.to_string().contains("/password"), "{body}");
+    let (s, body) = call("PUT", "/api-mail", Some(created));
+    assert_eq!(s, 200, "{body}");
+    wait_until(
+        "the destination runs",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || call("GET", "/api-mail/status", None).1["running"] == true,
+    );
+    let (s, body) = call("POST", "/api-mail/test", None);
+    assert_eq!((s, &body["outcome"]), (200, &json!("delivered")), "{body}");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        parse(&messages[0].0).subject,
+        "Test email from courier: 1 INFO Event Log from project proj_a"
+    );
+    // A definition naming a host file is refused without being looked at.
+    let mut with_file = definition;
+    with_file["tls_ca_file"] = json!("/etc/passwd");
+    let (s, body) = call("PUT", "/api-mail-2", Some(with_file));
+    assert_eq!(s, 422, "{body}");
+    assert!(body.to_string().contains("/tls_ca_file"), "{body}");
+}
