@@ -11,8 +11,9 @@
 //! woken at once.
 //!
 //! What a waiting batch holds (documented in `docs/sinks.md`): one of the destination's
-//! request slots (`max_in_flight`, 16 by default for email), its events' share of the
-//! in-flight budget, and its partition's commit point, for up to `min_interval`. The lane's
+//! request slots (`max_in_flight`), its events' share of the in-flight budget, and its
+//! partition's commit point, for up to `min_interval`. With five-minute batches and a
+//! 15-minute interval about three batches wait at a time, within the default four slots. The lane's
 //! in-line retry budget counts from the first attempt, wait included, so a digest refused
 //! with a 4xx after a long wait is parked at once and retried from the retry topic (paced
 //! the same way, through the same sink).
