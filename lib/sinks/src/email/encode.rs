@@ -117,6 +117,25 @@ pub struct Encoder {
 impl Encoder {
     /// The digest of `events` (in any order; listed most severe first).
     pub fn digest(&self, events: &[Event]) -> Digest {
+        self.digest_within(events, self.body_budget())
+    }
+
+    /// Bytes the text and HTML parts may take together: the limit less the headers (the
+    /// addresses included), and room for a transfer encoding (base64 adds a third).
+    fn body_budget(&self) -> usize {
+        let addresses: usize = self
+            .to
+            .iter()
+            .chain(std::iter::once(&self.from))
+            .map(|m| m.to_string().len() + 8)
+            .sum();
+        self.max_message_bytes
+            .saturating_sub(HEADER_RESERVE + addresses)
+            * 10
+            / 14
+    }
+
+    fn digest_within(&self, events: &[Event], budget: usize) -> Digest {
         let values: Vec<Value> = events
             .iter()
             .map(|e| serde_json::from_slice(&e.raw).unwrap_or(Value::Null))
@@ -126,8 +145,6 @@ impl Encoder {
         // Stable: within a level, the batch's order (the topic's).
         entries.sort_by_key(|e| e.rank);
         let subject = subject(&entries, &self.project, test);
-        // The text and HTML parts share the budget; transfer encoding may add a third.
-        let budget = self.max_message_bytes.saturating_sub(HEADER_RESERVE) * 10 / 14;
         let candidates = &entries[..entries.len().min(MAX_LISTED)];
         let (cap, listed) = fit(candidates, budget, &subject);
         let more = entries.len() - listed;
@@ -142,9 +159,22 @@ impl Encoder {
     }
 
     /// The digest of `events` as an RFC 5322 message, with `message_id` (stable per batch, so
-    /// a retried digest can be recognised).
+    /// a retried digest can be recognised), within `max_message_bytes`: the budget estimate
+    /// is checked on the formatted message and lowered until it holds.
     pub fn message(&self, events: &[Event], message_id: &str) -> Result<Message, DeliveryError> {
-        let digest = self.digest(events);
+        let mut budget = self.body_budget();
+        loop {
+            let digest = self.digest_within(events, budget);
+            let listed = digest.listed;
+            let message = self.build(digest, message_id)?;
+            if listed == 0 || message.formatted().len() <= self.max_message_bytes {
+                return Ok(message);
+            }
+            budget = budget * 3 / 4;
+        }
+    }
+
+    fn build(&self, digest: Digest, message_id: &str) -> Result<Message, DeliveryError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(digest.subject)
@@ -221,7 +251,14 @@ pub fn escape(text: &str) -> String {
 }
 
 fn entry_text(e: &Entry, cap: usize, out: &mut String) {
-    let _ = writeln!(out, "[{}] {} {}", e.time, e.level, e.kind);
+    let short = |t: &str| cut(t, MIN_FIELD_CHARS).into_owned();
+    let _ = writeln!(
+        out,
+        "[{}] {} {}",
+        short(&e.time),
+        short(&e.level),
+        short(&e.kind)
+    );
     let _ = writeln!(out, "  {}", cut(&e.message, cap));
     if let Some(t) = &e.trace_id {
         let _ = writeln!(out, "  trace id: {}", cut(t, MIN_FIELD_CHARS));
@@ -237,9 +274,9 @@ fn entry_html(e: &Entry, cap: usize, out: &mut String) {
     let _ = write!(
         out,
         "<tr><td {cell}>{}</td><td {cell}><b>{}</b></td><td {cell}>{}</td><td {cell}>{}",
-        escape(&e.time),
-        escape(&e.level),
-        escape(&e.kind),
+        escape(&cut(&e.time, MIN_FIELD_CHARS)),
+        escape(&cut(&e.level, MIN_FIELD_CHARS)),
+        escape(&cut(&e.kind, MIN_FIELD_CHARS)),
         escape(&cut(&e.message, cap)),
     );
     if let Some(err) = &e.error {
@@ -451,6 +488,35 @@ mod tests {
             .unwrap()
             .formatted();
         assert!(message.len() <= 32 * 1024, "{}", message.len());
+    }
+
+    #[test]
+    fn the_limit_holds_with_many_recipients_long_fields_and_non_ascii_text() {
+        let mut enc = encoder(16 * 1024);
+        enc.to = (0..50)
+            .map(|i| {
+                format!(
+                    "Recipient {} {i} <{}{i}@example.com>",
+                    "N".repeat(150),
+                    "r".repeat(60)
+                )
+                .parse()
+                .unwrap()
+            })
+            .collect();
+        let events: Vec<Event> = (0..200)
+            .map(|i| {
+                ev(
+                    serde_json::json!({"level": "ERROR", "type": "T".repeat(50_000),
+                        "message": "é€😀".repeat(500), "error": {"x": "ü".repeat(3000)}}),
+                    i,
+                )
+            })
+            .collect();
+        let message = enc.message(&events, "msg_2").unwrap().formatted();
+        assert!(message.len() <= 16 * 1024, "{}", message.len());
+        let digest = enc.digest(&events);
+        assert!(!digest.text.contains(&"T".repeat(MIN_FIELD_CHARS + 1)));
     }
 
     #[test]
