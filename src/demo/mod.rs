@@ -130,7 +130,7 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
         let stats = metrics.destination(&d.project, &d.id);
         let (routed, delivered, failed, requests) = stats.read();
         let endpoint = match &d.sink {
-            SinkConfig::Webhook(_) => {
+            SinkConfig::Webhook(_) | SinkConfig::Otlp(_) => {
                 let r = receiver.received(&d.project, &d.id);
                 format!("{} events in {} requests", r.events, r.requests)
             }

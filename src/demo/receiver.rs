@@ -1,4 +1,4 @@
-//! A local webhook receiver for the demo: counts what each destination delivered, and
+//! A local webhook (and OTLP) receiver for the demo: counts what each destination delivered, and
 //! misbehaves where the demo asks it to (`/flaky/…` answers every third request with 503,
 //! `/reject/…` answers 400).
 
@@ -77,9 +77,15 @@ fn count_events(headers: &HeaderMap, body: &[u8]) -> Option<u64> {
     } else {
         body
     };
-    let ndjson = headers
+    let content_type = headers
         .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    // The OTLP destination's export requests (protobuf).
+    if content_type.starts_with(b"application/x-protobuf") {
+        return crate::sinks::otlp::count_records(body, false).map(|n| n as u64);
+    }
+    let ndjson = content_type.starts_with(b"application/x-ndjson");
     if ndjson {
         Some(
             body.split(|b| *b == b'\n')

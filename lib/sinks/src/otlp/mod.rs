@@ -155,6 +155,27 @@ impl OtlpSink {
     }
 }
 
+/// How many log records an uncompressed export request body holds (`json`: OTLP/JSON, else
+/// protobuf); `None` when it is not an `ExportLogsServiceRequest`. For local receivers that
+/// count what they got (`courier demo`).
+pub fn count_records(body: &[u8], json: bool) -> Option<usize> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message;
+    let request: ExportLogsServiceRequest = if json {
+        serde_json::from_slice(body).ok()?
+    } else {
+        ExportLogsServiceRequest::decode(body).ok()?
+    };
+    Some(
+        request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum(),
+    )
+}
+
 /// A one-line description of a destination for `courier validate`, without header values.
 pub fn describe(config: &OtlpConfig) -> String {
     let url = logs_url(&config.endpoint, &config.logs_path)
@@ -251,6 +272,17 @@ mod tests {
             "https://otlp.example:4318/v1/logs"
         );
         assert!(!format!("{sink:?}").contains("sekrit"));
+        let events: Vec<Event> = (0..3)
+            .map(|i| {
+                courier_core::event::test_event(&br#"{"projectId":"p","message":"m"}"#[..], 0, i)
+            })
+            .collect();
+        let body = sink.encoder.request(&events).unwrap();
+        let plain = flate2::read::GzDecoder::new(&body[..]);
+        let plain: Vec<u8> = std::io::Read::bytes(plain).map(Result::unwrap).collect();
+        assert_eq!(count_records(&plain, false), Some(3));
+        assert_eq!(count_records(br#"{"resourceLogs":[]}"#, true), Some(0));
+        assert_eq!(count_records(b"[1]", true), None);
         let d = describe(&config);
         assert_eq!(
             d,
