@@ -600,6 +600,22 @@ fn failures_are_classified_by_the_spec_and_answers_scrubbed() {
         assert!(message.contains("no good; key ****"), "{status}: {message}");
         assert!(!message.contains(KEY), "{status}: {message}");
     }
+    // A partial success whose message echoes the key: still read as one (the protobuf answer is
+    // decoded before the key is masked out of its text), the key masked.
+    for encoding in ["protobuf", "json"] {
+        let sink = self::sink(&receiver, json!({ "encoding": encoding }));
+        receiver.script(json!([
+            { "status": 200, "partial": { "rejected": 1, "message": format!("key {KEY} may not send this") } }
+        ]));
+        let outcome = block(deliver(&sink, &events));
+        assert_eq!(class(&outcome), "rejected", "{encoding}: {outcome:?}");
+        let message = error_message(&outcome);
+        assert!(
+            message.contains("rejected 1 of the 3") && message.contains("key **** may not send this"),
+            "{encoding}: {message}"
+        );
+        assert!(!message.contains(KEY), "{encoding}: {message}");
+    }
     // A path the receiver does not serve.
     let wrong = self::sink(&receiver, json!({ "logs_path": "/v1/log" }));
     let outcome = block(deliver(&wrong, &events));

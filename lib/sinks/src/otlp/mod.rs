@@ -23,7 +23,7 @@ pub use config::{
     DEFAULT_SERVICE_NAME,
 };
 pub use encode::{any, map_event, severity, trace_id, Encoder, Mapped, PROJECT_ATTRIBUTE};
-pub use service::{classify, failure_text, success, Success, Verdict};
+pub use service::{classify, success, Reply, Success, Verdict};
 
 use super::ssrf::Guard;
 use super::util::halving::{self, Answer};
@@ -142,16 +142,15 @@ impl OtlpSink {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let answer = read_limited(response, ANSWER_READ_BYTES).await;
-        let answer = self.scrubber.clean(&answer.body, answer.complete);
-        classify(
-            status,
-            &answer,
+        let read = read_limited(response, ANSWER_READ_BYTES).await;
+        let answer = Reply::read(
+            &read.body,
+            read.complete,
             content_type.as_deref(),
             self.encoding,
-            after,
-            records,
-        )
+            &self.scrubber,
+        );
+        classify(status, &answer, after, records)
     }
 }
 

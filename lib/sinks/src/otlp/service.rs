@@ -22,6 +22,7 @@ use prost::Message;
 
 use super::config::Encoding;
 use crate::util::http::{status_error, MAX_ANSWER_BYTES};
+use crate::util::scrub::Scrubber;
 use crate::{trim_answer, DeliveryError, ErrorKind, Outcome, RejectScope};
 
 /// What to do with one request's answer.
@@ -109,36 +110,60 @@ fn answer_encoding(content_type: Option<&str>, encoding: Encoding) -> Encoding {
     }
 }
 
-/// The `message` of a failure's `google.rpc.Status`, else the answer as text.
-pub fn failure_text(answer: &[u8], content_type: Option<&str>, encoding: Encoding) -> String {
-    let message = match answer_encoding(content_type, encoding) {
-        Encoding::Protobuf => Status::decode(answer).ok().map(|s| s.message),
-        Encoding::Json => serde_json::from_slice::<serde_json::Value>(answer)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)),
-    };
-    match message {
-        Some(m) if !m.trim().is_empty() => trim_answer(m.as_bytes(), MAX_ANSWER_BYTES),
-        _ if answer_encoding(content_type, encoding) == Encoding::Protobuf
-            && std::str::from_utf8(answer).is_err() =>
-        {
-            format!("({} bytes of protobuf)", answer.len())
-        }
-        _ => trim_answer(answer, MAX_ANSWER_BYTES),
+/// A receiver's answer as courier keeps it: what its OTLP message says, decoded from the bytes
+/// as received and only then freed of the configured secrets (masking first would change a
+/// protobuf string's length and make the message unreadable: a partial success echoing the
+/// API key would read as a full success).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// A 2xx answer's partial success, its message masked.
+    pub success: Success,
+    /// A failure's `google.rpc.Status` message, else the answer as text; masked and trimmed.
+    pub text: String,
+}
+
+impl Reply {
+    /// Reads `body` (`complete`: all of it was read) in the answer's `content_type`, the
+    /// request's `encoding` when it names none, masking `scrubber`'s values.
+    pub fn read(
+        body: &[u8],
+        complete: bool,
+        content_type: Option<&str>,
+        encoding: Encoding,
+        scrubber: &Scrubber,
+    ) -> Reply {
+        let clean = |text: &str| {
+            let masked = scrubber.clean(text.as_bytes(), true);
+            trim_answer(&masked, MAX_ANSWER_BYTES)
+        };
+        let encoding = answer_encoding(content_type, encoding);
+        let mut success = success(body, content_type, encoding);
+        success.message = clean(&success.message);
+        let message = match encoding {
+            Encoding::Protobuf => Status::decode(body).ok().map(|s| s.message),
+            Encoding::Json => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned)),
+        };
+        let text = match message {
+            Some(m) if !m.trim().is_empty() => clean(&m),
+            _ if encoding == Encoding::Protobuf && std::str::from_utf8(body).is_err() => {
+                format!("({} bytes of protobuf)", body.len())
+            }
+            _ => trim_answer(&scrubber.clean(body, complete), MAX_ANSWER_BYTES),
+        };
+        Reply { success, text }
     }
 }
 
-/// Classifies the answer to a request of `records` records. `answer` must already be free of
-/// secrets; `content_type` is the answer's.
+/// Classifies the answer to a request of `records` records.
 pub fn classify(
     status: u16,
-    answer: &[u8],
-    content_type: Option<&str>,
-    encoding: Encoding,
+    answer: &Reply,
     retry_after: Option<Duration>,
     records: usize,
 ) -> Verdict {
-    let text = failure_text(answer, content_type, encoding);
+    let text = &answer.text;
     let said = if text.is_empty() {
         String::new()
     } else {
@@ -151,17 +176,17 @@ pub fn classify(
     };
     Verdict::Outcome(match status {
         200..=299 => {
-            let s = success(answer, content_type, encoding);
+            let s = &answer.success;
             if s.rejected == 0 {
                 if !s.message.is_empty() {
                     tracing::warn!(
-                        message = %trim_answer(s.message.as_bytes(), MAX_ANSWER_BYTES),
+                        message = %s.message,
                         "the OTLP receiver accepted every log record with a warning"
                     );
                 }
                 Outcome::Delivered
             } else {
-                let m = trim_answer(s.message.as_bytes(), MAX_ANSWER_BYTES);
+                let m = &s.message;
                 let said = if m.is_empty() { String::new() } else { format!(": {m}") };
                 Outcome::Rejected {
                     error: error(format!(
@@ -211,8 +236,18 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
 
+    fn read(body: &[u8], content_type: Option<&str>, encoding: Encoding) -> Reply {
+        Reply::read(
+            body,
+            true,
+            content_type,
+            encoding,
+            &Scrubber::new(["s3cr3t-key"]),
+        )
+    }
+
     fn class(status: u16, records: usize) -> &'static str {
-        match classify(status, b"", None, Encoding::Protobuf, None, records) {
+        match classify(status, &read(b"", None, Encoding::Protobuf), None, records) {
             Verdict::Split => "split",
             Verdict::Outcome(Outcome::Delivered) => "delivered",
             Verdict::Outcome(Outcome::Retry { .. }) => "retry",
@@ -267,7 +302,7 @@ mod tests {
                 Encoding::Protobuf
             };
             let Verdict::Outcome(Outcome::Rejected { error, scope }) =
-                classify(200, body, ct, enc, None, 5)
+                classify(200, &read(body, ct, enc), None, 5)
             else {
                 panic!("{ct:?}")
             };
@@ -284,9 +319,7 @@ mod tests {
         assert_eq!(
             classify(
                 200,
-                warning,
-                Some("application/json"),
-                Encoding::Json,
+                &read(warning, Some("application/json"), Encoding::Json),
                 None,
                 5
             ),
@@ -303,9 +336,7 @@ mod tests {
         .encode_to_vec();
         let Verdict::Outcome(Outcome::Rejected { error, .. }) = classify(
             400,
-            &body,
-            Some("application/x-protobuf"),
-            Encoding::Protobuf,
+            &read(&body, Some("application/x-protobuf"), Encoding::Protobuf),
             None,
             1,
         ) else {
@@ -317,15 +348,25 @@ mod tests {
         );
         let Verdict::Outcome(Outcome::Retry { retry_after, error }) = classify(
             429,
-            br#"{"code":8,"message":"quota"}"#,
-            Some("application/json"),
-            Encoding::Protobuf,
+            &read(
+                br#"{"code":8,"message":"quota s3cr3t-key"}"#,
+                Some("application/json"),
+                Encoding::Protobuf,
+            ),
             Some(Duration::from_secs(4)),
             3,
         ) else {
             panic!()
         };
         assert_eq!(retry_after, Some(Duration::from_secs(4)));
-        assert!(error.message.ends_with(": quota"), "{}", error.message);
+        assert!(error.message.ends_with(": quota ****"), "{}", error.message);
+        // Decoded before masking: a Status echoing a secret is still read.
+        let body = Status {
+            code: 3,
+            message: "bad key s3cr3t-key".into(),
+        }
+        .encode_to_vec();
+        let answer = read(&body, Some("application/x-protobuf"), Encoding::Protobuf);
+        assert_eq!(answer.text, "bad key ****");
     }
 }
