@@ -9,7 +9,7 @@
 //!   `request_timeout` (60 s here); the S3 sink and Splunk with acknowledgement then even end as
 //!   timeouts instead of the status.
 //! - An echoed secret (header values, the webhook signature, the Datadog API key, the Splunk
-//!   token, S3 credentials) is masked before the answer is kept in the error, which goes on to
+//!   token, the OTLP headers, S3 credentials) is masked before the answer is kept in the error, which goes on to
 //!   logs, the retry topic, failure events and the API (`sinks::scrub`).
 
 mod common;
@@ -22,6 +22,7 @@ use common::small_batch;
 use courier::config::{DeliveryConfig, SecurityConfig, SinkConfig};
 use courier::sinks::datadog::{DatadogConfig, DatadogSink};
 use courier::sinks::http::MAX_ANSWER_BYTES;
+use courier::sinks::otlp::{OtlpConfig, OtlpSink};
 use courier::sinks::s3::S3Sink;
 use courier::sinks::splunk::{SplunkConfig, SplunkSink};
 use courier::sinks::webhook::{WebhookConfig, WebhookSink};
@@ -335,4 +336,38 @@ async fn s3_answers_echoing_the_headers_keep_no_credentials() {
         "{}",
         error.message
     );
+}
+
+#[tokio::test]
+async fn otlp_endless_and_echoing_answers_are_cut_and_keep_no_secret() {
+    let server = Server::start(|_| endless(400)).await;
+    let key = "otlp-api-key-0123456789abcdef";
+    let config: OtlpConfig = serde_json::from_value(
+        json!({ "endpoint": server.base(), "headers": { "x-honeycomb-team": key } }),
+    )
+    .unwrap();
+    let sink = OtlpSink::new(&config, &delivery(), &loopback()).unwrap();
+    assert_status(
+        &error_of(deliver(&sink).await, Some(RejectScope::Data)),
+        400,
+    );
+    assert_bounded(&server);
+    server.set(|_| endless(503));
+    assert_status(&error_of(deliver(&sink).await, None), 503);
+    assert_bounded(&server);
+    server.set(|_| endless(200));
+    assert_eq!(deliver(&sink).await, Outcome::Delivered);
+    assert_bounded(&server);
+    server.set(|_| endless(401));
+    assert_status(&sink.check().await.unwrap_err(), 401);
+    assert_bounded(&server);
+
+    for (status, scope) in [(400, Some(RejectScope::Data)), (503, None)] {
+        server.set(move |_| echo(status));
+        let error = error_of(deliver(&sink).await, scope);
+        assert_masked(&error.message, &[key.to_owned()], &["x-honeycomb-team"]);
+    }
+    server.set(|_| echo(403));
+    let error = sink.check().await.unwrap_err();
+    assert_masked(&error.message, &[key.to_owned()], &["x-honeycomb-team"]);
 }
