@@ -7,7 +7,7 @@
 //!
 //! One folder per sink (its settings, encoding, service and classification); what several
 //! sinks share is in [`util`] (HTTP helpers, scrubbing, compression, request framing, the
-//! 413-halving send loop), and no sink imports a sibling. [`ssrf`] guards every address a
+//! 413-halving send loop, the `tls` table), and no sink imports a sibling. [`ssrf`] guards every address a
 //! sink connects to. [`config`] names every sink; it depends on courier-core only, and the
 //! daemon's configuration loader sits above it.
 

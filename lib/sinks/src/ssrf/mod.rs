@@ -17,7 +17,7 @@
 //!   ([`check_config_url`], reported with the destination's key path) and again by the sink
 //!   before each request ([`Guard::check_url`]).
 //!
-//! Guarded: `webhook` URLs, `splunk_hec` endpoints, Datadog `endpoint` overrides and S3
+//! Guarded: `webhook` URLs, `splunk_hec` and `otlp` endpoints, Datadog `endpoint` overrides and S3
 //! `endpoint` overrides, none of whose requests follow redirects. Datadog `site` intakes and
 //! AWS's own S3 endpoints are host names courier derives itself (left unguarded, so private
 //! links such as AWS PrivateLink, which resolve them to private addresses, keep working). The
