@@ -3,37 +3,12 @@
 
 use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
-use courier_core::settings::bounds;
+use crate::util::tls::read_pem_file;
 
-/// Reads a PEM file of CA certificates: a regular file (not a FIFO, a device or a directory,
-/// which could block or never end) of at most [`bounds::MAX_CA_FILE_BYTES`], holding at least
-/// one certificate.
+/// Reads a PEM file of CA certificates ([`read_pem_file`]: a bounded regular file) holding
+/// at least one certificate.
 pub fn read_ca_file(path: &std::path::Path) -> Result<Certificate, String> {
-    use std::io::Read as _;
-    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
-    let not_regular = || {
-        format!(
-            "{} is not a regular file (a PEM file of CA certificates is expected)",
-            path.display()
-        )
-    };
-    // stat before open: opening a FIFO for reading blocks until a writer comes.
-    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
-        return Err(not_regular());
-    }
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    if !file.metadata().map_err(cannot)?.is_file() {
-        return Err(not_regular());
-    }
-    let limit = bounds::MAX_CA_FILE_BYTES;
-    let mut pem = Vec::new();
-    file.take(limit + 1).read_to_end(&mut pem).map_err(cannot)?;
-    if pem.len() as u64 > limit {
-        return Err(format!(
-            "{} is larger than {limit} bytes; a PEM file of CA certificates is expected",
-            path.display()
-        ));
-    }
+    let pem = read_pem_file(path)?;
     if memchr::memmem::find(&pem, b"-----BEGIN CERTIFICATE-----").is_none() {
         return Err(format!(
             "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",

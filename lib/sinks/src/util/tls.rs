@@ -65,6 +65,22 @@ impl TlsConfig {
 /// Reads a PEM file of CA certificates: a regular file (not a FIFO, a device or a
 /// directory, which could block or never end) of at most [`bounds::MAX_CA_FILE_BYTES`].
 pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = read_pem_file(path)?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The bytes of a CA file, read safely: a regular file (checked before and after opening) of
+/// at most [`bounds::MAX_CA_FILE_BYTES`]. Shared by the TLS clients of every sink (reqwest's
+/// here, lettre's in the email sink).
+pub fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
     let not_regular = || {
@@ -91,13 +107,5 @@ pub fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>,
             path.display()
         ));
     }
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(certs)
+    Ok(pem)
 }
