@@ -18,7 +18,9 @@
 //!   before each request ([`Guard::check_url`]).
 //!
 //! Guarded: `webhook` URLs, `splunk_hec` and `otlp` endpoints, Datadog `endpoint` overrides and S3
-//! `endpoint` overrides, none of whose requests follow redirects. Datadog `site` intakes and
+//! `endpoint` overrides, none of whose requests follow redirects, and the `email` sink's SMTP
+//! `host` (not a URL: the sink resolves it with [`Guard::filter`] and connects to exactly the
+//! vetted addresses; a literal address is checked by `EmailConfig::check_security`). Datadog `site` intakes and
 //! AWS's own S3 endpoints are host names courier derives itself (left unguarded, so private
 //! links such as AWS PrivateLink, which resolve them to private addresses, keep working). The
 //! `s3` sink's requests to an `endpoint` go through the guard by way of its own connector
