@@ -824,6 +824,10 @@ mod fuzz {
         "pause_after",
         "enabled",
         "path",
+        "logs_path",
+        "encoding",
+        "service_name",
+        "resource_attributes",
     ];
 
     fn leaf() -> impl Strategy<Value = Value> {
@@ -837,9 +841,12 @@ mod fuzz {
                 "webhook",
                 "datadog",
                 "splunk_hec",
+                "otlp",
                 "s3",
                 "file",
                 "https://example.com/h",
+                "/v1/logs",
+                "json",
                 "http://127.0.0.1/",
                 "http://169.254.169.254/",
                 "1s",
@@ -878,7 +885,14 @@ mod fuzz {
             ]
         });
         (
-            prop::sample::select(vec!["webhook", "datadog", "splunk_hec", "s3", "file"]),
+            prop::sample::select(vec![
+                "webhook",
+                "datadog",
+                "splunk_hec",
+                "otlp",
+                "s3",
+                "file",
+            ]),
             prop::collection::vec((prop::sample::select(KEYS), value), 0..12),
         )
             .prop_map(|(kind, pairs)| {
@@ -911,6 +925,7 @@ mod fuzz {
 
 mod datadog;
 mod email;
+mod otlp;
 mod s3;
 mod security;
 mod splunk;
