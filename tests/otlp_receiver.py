@@ -7,8 +7,8 @@ and checked against the OTLP specification ("OTLP/HTTP"): the method and path, t
 Content-Type (application/x-protobuf or application/json), Content-Encoding gzip when the
 request says so, the OTLP/JSON mapping (lowerCamelCase keys, hex trace and span ids, enum
 values as integers), and per record the fields courier must set (observed time, a severity
-number that matches the text, a 16-byte trace id when one is given, a body, unique attribute
-keys; per resource a string `service.name`). A request that breaks a rule is answered 400
+number that matches the text, a 16-byte trace id when one is given, an 8-byte span id when one
+is given, unique attribute keys; per resource a string `service.name`). A request that breaks a rule is answered 400
 with a `google.rpc.Status` and its violation recorded.
 
 Usage: otlp_receiver.py --port-file FILE [--path /v1/logs] [--header NAME=VALUE ...]
@@ -154,8 +154,6 @@ def check_and_flatten(request, violations):
                     violations.append(f"trace_id of {len(r.trace_id)} bytes (16 expected)")
                 if len(r.span_id) not in (0, 8):
                     violations.append(f"span_id of {len(r.span_id)} bytes (8 expected)")
-                if not r.HasField("body"):
-                    violations.append("record without a body")
                 records.append(
                     {
                         "resource": resource,
@@ -164,7 +162,7 @@ def check_and_flatten(request, violations):
                         "observed_time_unix_nano": r.observed_time_unix_nano,
                         "severity_number": r.severity_number,
                         "severity_text": r.severity_text,
-                        "body": any_value(r.body),
+                        "body": any_value(r.body) if r.HasField("body") else None,
                         "attributes": {kv.key: any_value(kv.value) for kv in r.attributes},
                         "trace_id": r.trace_id.hex(),
                     }
