@@ -92,6 +92,13 @@ impl DestinationHealth {
         self.circuit().consecutive_failures()
     }
 
+    /// Whether the destination has shown it works: a request succeeded since the lane started
+    /// and none failed since. Until then the lane sends one request at a time
+    /// (`super::acquire_slot`).
+    pub fn proven(&self) -> bool {
+        self.consecutive_failures() == 0 && self.last_times().0.is_some()
+    }
+
     /// When the last request succeeded, and when the last one failed.
     pub fn last_times(&self) -> (Option<SystemTime>, Option<SystemTime>) {
         *self.times.lock().unwrap_or_else(|p| p.into_inner())

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -144,9 +144,12 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     let by_partition = shared.sink.batch_by_partition();
     // One batcher, or one per partition for sinks whose batches must not mix partitions.
     let mut batchers: HashMap<Option<i32>, Batcher> = HashMap::new();
-    let semaphore = Arc::new(Semaphore::new(
-        delivery.max_in_flight.clamp(1, MAX_QUEUE_CAPACITY),
-    ));
+    let slots = Slots {
+        all: Arc::new(Semaphore::new(
+            delivery.max_in_flight.clamp(1, MAX_QUEUE_CAPACITY),
+        )),
+        cautious: Arc::new(Semaphore::new(1)),
+    };
     let mut tasks = JoinSet::new();
     // One timer for the oldest open batch, moved only when that deadline changes (a fresh
     // timer per received event cost a timer-wheel insert and removal each time).
@@ -176,7 +179,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
                 Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
             });
             if let Some(batch) = batcher.push(event, $at) {
-                dispatch(&shared, batch, &semaphore, &mut tasks).await;
+                dispatch(&shared, batch, &slots, &mut tasks).await;
             }
         }};
     }
@@ -228,7 +231,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
                         .is_some_and(|t| crate::clock::deadline(t, expired) <= now)
                     {
                         let batch = batcher.take();
-                        dispatch(&shared, batch, &semaphore, &mut tasks).await;
+                        dispatch(&shared, batch, &slots, &mut tasks).await;
                     }
                 }
             }
@@ -238,59 +241,103 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     for batcher in batchers.values_mut() {
         if !batcher.is_empty() {
             let batch = batcher.take();
-            dispatch(&shared, batch, &semaphore, &mut tasks).await;
+            dispatch(&shared, batch, &slots, &mut tasks).await;
         }
     }
     while tasks.join_next().await.is_some() {}
 }
 
-/// Waits for a free request slot, then delivers the batch in its own task.
+/// A lane's request slots: `max_in_flight` in all, and one for a destination that has not
+/// shown it works ([`DestinationHealth::proven`]).
+struct Slots {
+    all: Arc<Semaphore>,
+    cautious: Arc<Semaphore>,
+}
+
+/// Held while a batch is being delivered.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _cautious: Option<OwnedSemaphorePermit>,
+}
+
+/// Waits for a request slot; `None` when the batch is to be spilled (parked at once) instead.
+///
+/// A destination that has not answered successfully since the lane started, or whose last
+/// request failed, gets one request at a time: a black hole then holds one connection and one
+/// request body instead of `max_in_flight` of each (4,000 connections for 1,000 of them, about
+/// 100 MB, in the stalled benchmark), and its other batches wait in the lane — where, under
+/// budget pressure, they are spilled. The first success opens every slot.
+async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<Slot> {
+    loop {
+        let careful = !shared.health.proven();
+        let cautious = if careful {
+            slots.cautious.clone().try_acquire_owned().ok()
+        } else {
+            None
+        };
+        let cautious_taken = careful && cautious.is_none();
+        if !cautious_taken {
+            if let Ok(permit) = slots.all.clone().try_acquire_owned() {
+                return Some(Slot {
+                    _permit: permit,
+                    _cautious: cautious,
+                });
+            }
+        }
+        drop(cautious);
+        // A destination that is failing and has every request slot taken would hold this
+        // batch — and, through the shared in-flight budget, every other tenant's reading —
+        // until a slot frees (its in-line retries, its timeouts). Under budget pressure the
+        // batch is parked at once instead (one record, by reference): a broken destination
+        // must not cost the healthy ones their pace.
+        if spills(shared) {
+            return None;
+        }
+        // Wait until the slot that was missing frees (only this task takes slots, so it is
+        // still free when looked at again), looking again now and then: the pressure, or the
+        // destination's recovery or failing, may come while this batch waits.
+        let missing = if cautious_taken {
+            &slots.cautious
+        } else {
+            &slots.all
+        };
+        tokio::select! {
+            permit = missing.clone().acquire_owned() => {
+                drop(permit.expect("the lane's semaphores are never closed"));
+            }
+            () = tokio::time::sleep(SPILL_CHECK) => {}
+        }
+    }
+}
+
+/// Waits for a request slot, then delivers the batch in its own task (or spills it).
 async fn dispatch(
     shared: &Arc<LaneShared>,
     batch: Vec<Event>,
-    semaphore: &Arc<Semaphore>,
+    slots: &Slots,
     tasks: &mut JoinSet<()>,
 ) {
     // Reap finished deliveries so the set does not grow with the lane's lifetime.
     while tasks.try_join_next().is_some() {}
-    // A destination that is failing and has every request slot taken would hold this batch —
-    // and, through the shared in-flight budget, every other tenant's reading — until a slot
-    // frees (its in-line retries, its timeouts). Under budget pressure the batch is parked at
-    // once instead (one record, by reference): a broken destination must not cost the
-    // healthy ones their pace.
-    let permit = loop {
-        match semaphore.clone().try_acquire_owned() {
-            Ok(permit) => break permit,
-            Err(_) if spills(shared) => {
-                let shared = shared.clone();
+    let Some(slot) = acquire_slot(shared, slots).await else {
+        let shared = shared.clone();
+        shared
+            .context
+            .metrics
+            .spilled_batches
+            .with_label_values(&[shared.destination_type])
+            .inc();
+        tasks.spawn(
+            async move {
+                deliver::spill(&shared, &batch).await;
                 shared
                     .context
                     .metrics
-                    .spilled_batches
-                    .with_label_values(&[shared.destination_type])
-                    .inc();
-                tasks.spawn(
-                    async move {
-                        deliver::spill(&shared, &batch).await;
-                        shared
-                            .context
-                            .metrics
-                            .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
-                    }
-                    .in_current_span(),
-                );
-                return;
+                    .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
             }
-            Err(_) => {}
-        }
-        // Wait for a slot, looking again now and then: the pressure (or the destination's
-        // failing) may come while this batch waits.
-        tokio::select! {
-            permit = semaphore.clone().acquire_owned() => {
-                break permit.expect("the lane's semaphore is never closed");
-            }
-            () = tokio::time::sleep(SPILL_CHECK) => {}
-        }
+            .in_current_span(),
+        );
+        return;
     };
     let shared = shared.clone();
     shared
@@ -312,7 +359,7 @@ async fn dispatch(
                 .context
                 .metrics
                 .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
-            drop(permit);
+            drop(slot);
         }
         .instrument(span),
     );

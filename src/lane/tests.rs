@@ -528,3 +528,90 @@ async fn absurd_queue_and_concurrency_settings_do_not_panic_the_caller() {
     assert_eq!(h.position(), Some(4), "every offset completed");
     assert_eq!(h.context.metrics.lane_panics.get(), 0);
 }
+
+/// Sleeps on every request, counts the requests in flight at once before and after the first
+/// success; the first `failures` requests fail.
+struct ConcurrencySink {
+    failures: usize,
+    requests: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    succeeded: std::sync::atomic::AtomicBool,
+    most_before_success: std::sync::atomic::AtomicUsize,
+    most_after_success: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Sink for ConcurrencySink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        ScriptedSink::default().encode(events)
+    }
+
+    async fn send(&self, _events: &[Event], _batch: &EncodedBatch) -> Outcome {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.requests.fetch_add(1, SeqCst);
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        let most = if self.succeeded.load(SeqCst) {
+            &self.most_after_success
+        } else {
+            &self.most_before_success
+        };
+        most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        if n < self.failures {
+            retry()
+        } else {
+            self.succeeded.store(true, SeqCst);
+            Outcome::Delivered
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_successfully() {
+    let mut h = harness(1);
+    h.config.destinations[0].delivery.max_in_flight = 4;
+    let sink = Arc::new(ConcurrencySink {
+        failures: 2,
+        requests: Default::default(),
+        in_flight: Default::default(),
+        succeeded: Default::default(),
+        most_before_success: Default::default(),
+        most_after_success: Default::default(),
+    });
+    let lane = spawn(
+        &h.config.destinations[0],
+        sink.clone(),
+        h.health(&h.config.destinations[0]),
+        h.context.clone(),
+    );
+    for offset in 0..40 {
+        let ack = h.acker.track(0, offset, 1);
+        let event = Event {
+            raw: Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#)),
+            partition: 0,
+            offset,
+            failure_event: false,
+            ack,
+        };
+        h.context.metrics.hold_event(event.raw.len());
+        lane.queue.send(event).await.unwrap();
+    }
+    drop(lane.queue);
+    tokio::time::timeout(Duration::from_secs(10), lane.task)
+        .await
+        .expect("the lane finishes")
+        .unwrap();
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(
+        sink.most_before_success.load(SeqCst),
+        1,
+        "a destination that has not answered successfully gets one request at a time"
+    );
+    assert!(
+        sink.most_after_success.load(SeqCst) >= 2,
+        "after its first success every slot is used: {}",
+        sink.most_after_success.load(SeqCst)
+    );
+    assert_eq!(h.position(), Some(40));
+}
