@@ -611,7 +611,8 @@ fn failures_are_classified_by_the_spec_and_answers_scrubbed() {
         assert_eq!(class(&outcome), "rejected", "{encoding}: {outcome:?}");
         let message = error_message(&outcome);
         assert!(
-            message.contains("rejected 1 of the 3") && message.contains("key **** may not send this"),
+            message.contains("rejected 1 of the 3")
+                && message.contains("key **** may not send this"),
             "{encoding}: {message}"
         );
         assert!(!message.contains(KEY), "{encoding}: {message}");
@@ -1031,4 +1032,118 @@ fn test_destination_and_the_api_test_endpoint_reach_the_receiver() {
     for p in ["/endpoint", "/encoding", "/headers/content-type"] {
         assert!(pointers.contains(&p), "{p} in {body}");
     }
+}
+
+/// Broker: tansu (a consumer group that commits, a failures topic read back; no broker fault).
+/// The receiver answers the first request with a partial success (2 records refused): exactly
+/// that request's events are reported in delivery-failure events, once each, with the count and
+/// the receiver's message; every other event is delivered once; the offsets complete.
+#[test]
+fn a_partial_success_becomes_failure_events_for_its_request_end_to_end() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 1);
+    create_topic(&brokers, "courier-failures", 1);
+    let receiver = Receiver::start("/v1/logs", &[("api-key", KEY)]);
+    receiver.script(json!([
+        { "status": 200, "partial": { "rejected": 2, "message": "2 records are older than 24h" } },
+    ]));
+    let mut cfg = CourierConfig::new(&brokers)
+        .delivery("batch_max_events", "10")
+        .destination(otlp_toml("otlp", &receiver, ""));
+    cfg.env.push((KEY_ENV.into(), KEY.into()));
+    let courier = Courier::start_ready(&cfg);
+
+    let mut gen = generator(41, 1);
+    let produced: Vec<Vec<u8>> = ordinary_events(&mut gen, 30, &[PROJECT])
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let ids: Vec<String> = produced.iter().map(|b| event_id(b)).collect();
+    let positions = produce(
+        &brokers,
+        TOPIC,
+        produced.iter().map(|b| (Some(0), b.clone())),
+    );
+    let ends = end_offsets(&positions);
+    wait_explained(
+        "committed offsets reach the end of the topic",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            let committed = committed_offsets(&brokers, "courier-test", TOPIC);
+            ends.iter().all(|(p, e)| committed.get(p) == Some(e))
+        },
+        || courier.log_tail(),
+    );
+
+    let requests = receiver.requests();
+    let uid = |r: &Value| {
+        r["attributes"]["log.record.uid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let partial: Vec<String> = requests[0]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(uid)
+        .collect();
+    assert!(!requests[0]["partial"].is_null(), "{}", requests[0]);
+    assert!(partial.len() >= 2, "{}", requests[0]);
+    let mut delivered: Vec<String> = receiver.accepted().iter().map(uid).collect();
+    delivered.sort();
+    let mut rest: Vec<String> = ids
+        .iter()
+        .filter(|i| !partial.contains(i))
+        .cloned()
+        .collect();
+    rest.sort();
+    assert_eq!(delivered, rest, "every other event delivered once");
+
+    let start = Instant::now();
+    let reported = loop {
+        let failures: Vec<Value> = read_all(&brokers, "courier-failures", Duration::from_secs(3))
+            .into_iter()
+            .map(|(_, _, b)| serde_json::from_slice(&b).expect("failure events are JSON"))
+            .filter(|f: &Value| f["payload"]["eventIds"].is_array())
+            .collect();
+        let count: usize = failures
+            .iter()
+            .map(|f| f["payload"]["eventIds"].as_array().unwrap().len())
+            .sum();
+        if count >= partial.len() {
+            break failures;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{count} of {} events reported\n{}",
+            partial.len(),
+            courier.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut reported_ids = Vec::new();
+    for f in &reported {
+        assert_eq!(f["destinationId"], "otlp", "{f}");
+        assert_eq!(f["destinationType"], "otlp", "{f}");
+        let text = f.to_string();
+        assert!(!text.contains(KEY), "a failure event shows the key: {f}");
+        assert!(
+            text.contains(&format!("rejected 2 of the {} log records", partial.len()))
+                && text.contains("2 records are older than 24h"),
+            "{f}"
+        );
+        for id in f["payload"]["eventIds"].as_array().unwrap() {
+            reported_ids.push(id.as_str().unwrap().to_owned());
+        }
+    }
+    reported_ids.sort();
+    let mut expected = partial.clone();
+    expected.sort();
+    assert_eq!(
+        reported_ids, expected,
+        "exactly the partial request's events, once"
+    );
 }
