@@ -2,6 +2,7 @@
 //! generator, delivering to a local webhook receiver and to files under `./demo-out/`.
 
 mod receiver;
+mod smtp;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -39,9 +40,11 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
     cluster.create_topic("courier-failures", 1, 1)?;
     let brokers = cluster.bootstrap_servers();
     let receiver = Receiver::start().await?;
+    let smtp = smtp::SmtpServer::start("demo-out/mail".into()).await?;
     let env: BTreeMap<String, String> = [
         ("DEMO_BROKERS".to_owned(), brokers.clone()),
         ("DEMO_WEBHOOK".to_owned(), receiver.url()),
+        ("DEMO_SMTP_PORT".to_owned(), smtp.port().to_string()),
     ]
     .into();
     let config = config::parse("config/demo.toml", DEMO_CONFIG, &env)
@@ -139,6 +142,11 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
                 count_lines(&f.path).unwrap_or(0),
                 f.path.display()
             ),
+            SinkConfig::Email(_) => {
+                let n = smtp.received();
+                let s = if n == 1 { "" } else { "s" };
+                format!("{n} digest email{s} in {}/", smtp.dir().display())
+            }
             // The demo configures only local destinations.
             _ => String::new(),
         };

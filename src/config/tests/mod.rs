@@ -52,6 +52,7 @@ fn the_shipped_example_configs_are_valid() {
         ("HOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         ("DEMO_BROKERS", "127.0.0.1:1"),
         ("DEMO_WEBHOOK", "http://127.0.0.1:2"),
+        ("DEMO_SMTP_PORT", "2525"),
         ("NEW_RELIC_LICENSE_KEY", "nr-license-key"),
         ("SMTP_PASSWORD", "smtp-password"),
     ]);

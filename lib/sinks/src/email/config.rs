@@ -81,8 +81,9 @@ impl TlsMode {
 pub struct EmailConfig {
     /// The SMTP server's host name or address.
     pub host: String,
-    /// Its port; default by `tls`: 587, 465 or 25.
-    #[serde(default)]
+    /// Its port; default by `tls_mode`: 587, 465 or 25. A number, or a string of digits (so
+    /// that it can come from `${VAR}`, which fills strings).
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
     /// `starttls` (default), `tls` or `none`.
     #[serde(default)]
@@ -107,6 +108,27 @@ pub struct EmailConfig {
     /// Largest email; the listing is trimmed to fit, with "and N more".
     #[serde(default = "max_message_bytes")]
     pub max_message_bytes: usize,
+}
+
+fn port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u64),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    let invalid = || serde::de::Error::custom("expected a port number between 1 and 65535");
+    let n = match Option::<Port>::deserialize(d)? {
+        None => return Ok(None),
+        Some(Port::Number(n)) => n,
+        Some(Port::Text(t)) => t.trim().parse::<u64>().map_err(|_| invalid())?,
+        Some(Port::Other(_)) => return Err(invalid()),
+    };
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Ok(Some(p)),
+        _ => Err(invalid()),
+    }
 }
 
 fn min_interval() -> Duration {
@@ -153,9 +175,6 @@ impl EmailConfig {
             }
         };
         check("host".into(), check_host(&self.host));
-        if self.port == Some(0) {
-            check("port".into(), Err("must be between 1 and 65535".into()));
-        }
         if let Some(path) = &self.tls_ca_file {
             check(
                 "tls_ca_file".into(),
@@ -342,7 +361,6 @@ mod tests {
     fn every_bad_key_is_named_and_the_password_never_shown() {
         let c = config(serde_json::json!({
             "host": "smtp://mail.example.com:25",
-            "port": 0,
             "username": "u",
             "password": "hunter2-secret\n",
             "from": "not an address",
@@ -356,7 +374,6 @@ mod tests {
             keys,
             [
                 "host",
-                "port",
                 "password",
                 "from",
                 "to[1]",
@@ -372,6 +389,26 @@ mod tests {
             keys_of(serde_json::json!({"tls_mode": "none", "tls_ca_file": "/x.pem"})),
             ["tls_ca_file"]
         );
+    }
+
+    #[test]
+    fn the_port_is_a_number_or_a_string_of_digits() {
+        let port = |v: serde_json::Value| {
+            serde_json::from_value::<EmailConfig>(serde_json::json!({
+                "host": "h", "from": "a@example.com", "to": ["b@example.com"], "port": v
+            }))
+            .map(|c| c.port())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(port(serde_json::json!(2525)), Ok(2525));
+        assert_eq!(port(serde_json::json!("2525")), Ok(2525));
+        for bad in [
+            serde_json::json!(0),
+            serde_json::json!(70000),
+            serde_json::json!("x"),
+        ] {
+            assert!(port(bad).unwrap_err().contains("between 1 and 65535"));
+        }
     }
 
     fn keys_of(extra: serde_json::Value) -> Vec<String> {
