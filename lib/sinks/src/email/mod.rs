@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 
@@ -42,6 +43,8 @@ use courier_core::settings::{DeliveryConfig, SecurityConfig};
 pub struct EmailSink {
     destination: String,
     encoder: Encoder,
+    /// `from` and `to` as the SMTP envelope (MAIL FROM, RCPT TO).
+    envelope: Envelope,
     smtp: service::Smtp,
     pacer: Arc<pace::Pacer>,
 }
@@ -92,6 +95,11 @@ impl EmailSink {
                 Some(tls::parameters(&config.host, ca).map_err(BuildError::Http)?)
             }
         };
+        let envelope = Envelope::new(
+            Some(from.email.clone()),
+            to.iter().map(|m| m.email.clone()).collect(),
+        )
+        .map_err(|e| BuildError::Http(format!("to: {e}")))?;
         let (credentials, scrubber) = match (&config.username, &config.password) {
             (Some(user), Some(password)) => (
                 Some(Credentials::new(user.clone(), password.expose().to_owned())),
@@ -101,6 +109,7 @@ impl EmailSink {
         };
         Ok(Self {
             destination: destination.to_owned(),
+            envelope,
             encoder: Encoder {
                 project: project.to_owned(),
                 destination: destination.to_owned(),
@@ -122,27 +131,27 @@ impl EmailSink {
         })
     }
 
-    /// Builds the email of `events` and sends it once.
+    /// Sends the email of `events` once: `body` when the batch was encoded already, else
+    /// built now (a digest of several batches).
     async fn email(&self, events: &[Event], body: Option<&[u8]>) -> Outcome {
-        let id = batch_id(&self.destination, events);
-        let message = match self.encoder.message(events, &id) {
-            Ok(m) => m,
-            Err(error) => {
-                return Outcome::Rejected {
-                    error,
-                    scope: super::RejectScope::Data,
-                }
-            }
-        };
-        let formatted;
+        let built;
         let bytes = match body {
             Some(b) => b,
             None => {
-                formatted = message.formatted();
-                &formatted
+                let id = batch_id(&self.destination, events);
+                built = match self.encoder.message(events, &id) {
+                    Ok(m) => m.formatted(),
+                    Err(error) => {
+                        return Outcome::Rejected {
+                            error,
+                            scope: super::RejectScope::Data,
+                        }
+                    }
+                };
+                &built
             }
         };
-        self.smtp.send(message.envelope(), bytes).await
+        self.smtp.send(&self.envelope, bytes).await
     }
 }
 
