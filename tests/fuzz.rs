@@ -591,6 +591,12 @@ fn destination_tables() -> Vec<Value> {
             "multipart_part_size": 8_388_608,
             "delivery": {"batch_max_events": 1000, "batch_max_bytes": 1_048_576},
         }),
+        json!({
+            "project": "proj_b", "id": "mail", "type": "email", "host": "smtp.example.com",
+            "port": 587, "tls_mode": "starttls", "username": "u", "password": "smtp-pass-1",
+            "from": "Alerts <alerts@example.com>", "to": ["ops@example.com"],
+            "min_interval": "15m", "max_message_bytes": 262_144,
+        }),
     ]
 }
 
@@ -986,7 +992,11 @@ fn assert_destination_in_bounds(d: &courier::config::DestinationConfig) {
             bounds::chars(&c.host, bounds::MAX_NAME_CHARS).unwrap();
             assert!(!c.to.is_empty());
             bounds::entries(c.to.len(), courier::sinks::email::MAX_RECIPIENTS).unwrap();
-            bounds::size(c.max_message_bytes, courier::sinks::email::MAX_MESSAGE_BYTES).unwrap();
+            bounds::size(
+                c.max_message_bytes,
+                courier::sinks::email::MAX_MESSAGE_BYTES,
+            )
+            .unwrap();
         }
     }
 }
@@ -1095,6 +1105,9 @@ proptest! {
                 prop_assert!(!matches!(d.sink, SinkConfig::File(_)));
                 if let SinkConfig::SplunkHec(c) = &d.sink {
                     prop_assert_eq!(&c.tls.ca_file, &None);
+                }
+                if let SinkConfig::Email(c) = &d.sink {
+                    prop_assert_eq!(&c.tls_ca_file, &None);
                 }
                 // Building the destination's sink (its lane's first step) does not panic.
                 let _ = courier::sinks::build(&d, "event-logs", &security);
