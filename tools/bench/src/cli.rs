@@ -48,10 +48,10 @@ pub struct RunArgs {
     /// Kafka bootstrap servers (a tansu broker with in-memory storage).
     #[arg(long)]
     pub brokers: String,
-    /// Scenarios, comma-separated: throughput, fanout, stalled, latency, isolation (or all).
+    /// Scenarios, comma-separated: throughput, fanout, busy, stalled, latency, isolation (or all).
     #[arg(long, default_value = "all")]
     pub scenarios: String,
-    /// Events of the throughput and fan-out topic.
+    /// Events of the throughput and fan-out topic, and of the busy scenario's.
     #[arg(long, default_value_t = 2_000_000)]
     pub events: u64,
     /// Events of the stalled-destination backlog.

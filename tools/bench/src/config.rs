@@ -34,6 +34,9 @@ pub const BROKEN_RETRY_MAX_ELAPSED: Duration = Duration::from_secs(3);
 pub enum Layout {
     /// One webhook destination per project, no filter: every event is delivered once.
     OnePerProject,
+    /// One project with one webhook destination taking every event (a big tenant, or an
+    /// operator-wide archive), at courier's default delivery settings.
+    Busy,
     /// Three destinations per project with varied filters.
     FanOut,
     /// Per project a healthy destination and one that never answers.
@@ -49,6 +52,7 @@ impl Layout {
     pub fn source(self) -> EventSource {
         match self {
             Layout::Isolation { .. } => EventSource::rotating(ISOLATION_PROJECTS),
+            Layout::Busy => EventSource::rotating(1),
             _ => EventSource::new(),
         }
     }
@@ -107,10 +111,7 @@ format = "json"
 level = "warn"
 
 [delivery]
-batch_max_events = 1000
 batch_timeout = "{batch_timeout}"
-max_in_flight = 4
-queue_max_events = 10000
 "#,
         brokers = s.args.brokers,
         topic = s.topic,
@@ -132,6 +133,7 @@ queue_max_events = 10000
     };
     let projects = match s.layout {
         Layout::Isolation { .. } => ISOLATION_PROJECTS,
+        Layout::Busy => 1,
         _ => PROJECTS,
     };
     for n in 1..=projects {
@@ -146,7 +148,7 @@ queue_max_events = 10000
             }
         };
         match s.layout {
-            Layout::OnePerProject => dest("all", hook(&project, "all"), ""),
+            Layout::OnePerProject | Layout::Busy => dest("all", hook(&project, "all"), ""),
             Layout::FanOut => {
                 dest("all", hook(&project, "all"), "");
                 let second = match n % 3 {
@@ -299,6 +301,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for layout in [
             Layout::OnePerProject,
+            Layout::Busy,
             Layout::FanOut,
             Layout::Stalled,
             Layout::Isolation { broken: false },
@@ -309,6 +312,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{layout:?} is not a valid configuration:\n{e}"));
             let projects = match layout {
                 Layout::Isolation { .. } => ISOLATION_PROJECTS,
+                Layout::Busy => 1,
                 _ => PROJECTS,
             };
             let per_project = match layout {
@@ -333,6 +337,8 @@ mod tests {
         };
         // One destination per project, no filter: each event once.
         assert_eq!(count(Layout::OnePerProject), n);
+        // One project, one destination: each event once.
+        assert_eq!(count(Layout::Busy), n);
         // The stalled destination is not the receiver's `/hook/`.
         assert_eq!(count(Layout::Stalled), n);
         // The `all` destination takes each event, the two filtered ones some.

@@ -170,9 +170,19 @@ pub fn produce_backlog(
     partitions: i32,
     n: u64,
 ) -> anyhow::Result<HashMap<i32, i64>> {
+    produce_backlog_from(brokers, topic, partitions, n, EventSource::new())
+}
+
+/// [`produce_backlog`] with the events of `source`.
+pub fn produce_backlog_from(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    n: u64,
+    mut source: EventSource,
+) -> anyhow::Result<HashMap<i32, i64>> {
     create_topic(brokers, topic, partitions)?;
     let producer = producer(brokers, 50)?;
-    let mut source = EventSource::new();
     let mut buf = Vec::with_capacity(2048);
     let start = Instant::now();
     let mut bytes = 0u64;

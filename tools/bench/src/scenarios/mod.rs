@@ -1,8 +1,9 @@
-//! The five scenarios of `courier-bench run` (docs/benchmarks.md says what each shows and why
+//! The six scenarios of `courier-bench run` (docs/benchmarks.md says what each shows and why
 //! its target is what it is), run in a fixed order against one receiver: throughput and
-//! fan-out share a backlog ([`throughput`]), then [`stalled`], [`latency`] and [`isolation`],
+//! fan-out share a backlog ([`throughput`]), then [`busy`], [`stalled`], [`latency`] and [`isolation`],
 //! each on topics of its own that it deletes when done.
 
+mod busy;
 mod isolation;
 mod latency;
 mod stalled;
@@ -17,7 +18,14 @@ use crate::report::Results;
 use crate::sys::{load_average, now_us};
 
 /// Every scenario, in the order they run.
-const ALL: [&str; 5] = ["throughput", "fanout", "stalled", "latency", "isolation"];
+const ALL: [&str; 6] = [
+    "throughput",
+    "fanout",
+    "busy",
+    "stalled",
+    "latency",
+    "isolation",
+];
 
 /// Runs the scenarios `args` selects, adding their rows to `results`, then prints the table
 /// (and writes it as JSON with `--json`).
@@ -48,6 +56,9 @@ pub fn run(args: &RunArgs, results: &mut Results) -> Result<()> {
 
     if scenarios.contains(&"throughput") || scenarios.contains(&"fanout") {
         throughput::run(&ctx, &scenarios, run_id, results)?;
+    }
+    if scenarios.contains(&"busy") {
+        busy::run(&ctx, run_id, results)?;
     }
     if scenarios.contains(&"stalled") {
         stalled::run(&ctx, run_id, results)?;

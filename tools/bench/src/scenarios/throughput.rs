@@ -68,8 +68,8 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
                 "courier / raw consumer",
                 rate / raw,
                 "ratio",
-                ">= 0.5",
-                rate / raw >= 0.5,
+                ">= 0.85",
+                rate / raw >= 0.85,
             );
         }
         let us = run.cpu_seconds * 1e6 / args.events as f64;
@@ -78,8 +78,8 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
             "courier CPU per event",
             us,
             "µs",
-            "<= 5",
-            us <= 5.0,
+            "<= 3",
+            us <= 3.0,
         );
         results.add("throughput", "courier CPU per million events", us, "s");
         results.check(
@@ -87,8 +87,8 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
             "courier peak RSS (VmHWM)",
             run.peak_rss_mb,
             "MB",
-            "<= 150",
-            run.peak_rss_mb <= 150.0,
+            "<= 128",
+            run.peak_rss_mb <= 128.0,
         );
         add_run(results, "throughput", &run);
     }
@@ -134,8 +134,22 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
             results.add("fanout", "courier / raw consumer", rate / raw, "ratio");
         }
         let us = run.cpu_seconds * 1e6 / args.events as f64;
-        results.add("fanout", "courier CPU per event", us, "µs");
-        results.add("fanout", "courier peak RSS (VmHWM)", run.peak_rss_mb, "MB");
+        results.check(
+            "fanout",
+            "courier CPU per event",
+            us,
+            "µs",
+            "<= 5",
+            us <= 5.0,
+        );
+        results.check(
+            "fanout",
+            "courier peak RSS (VmHWM)",
+            run.peak_rss_mb,
+            "MB",
+            "<= 160",
+            run.peak_rss_mb <= 160.0,
+        );
         add_run(results, "fanout", &run);
     }
     delete_topics(&args.brokers, &[&topic]);
