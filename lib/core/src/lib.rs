@@ -7,6 +7,7 @@
 //!   and the collector of errors that name a file and key path. No sink is named here.
 //! - [`routing`]: which destinations of a project want an event (filters).
 //! - [`metrics`]: every Prometheus metric and the per-destination counters.
+//! - [`shape`]: what a destination receives: redaction, field selection, sampling.
 //! - [`clock`]: deadlines that saturate instead of overflowing.
 //!
 //! Crates depend downwards only: core ← sinks ← the daemon (`courier`); the compiler refuses
@@ -17,3 +18,4 @@ pub mod event;
 pub mod metrics;
 pub mod routing;
 pub mod settings;
+pub mod shape;
