@@ -91,6 +91,12 @@ pub enum Command {
         #[arg(long)]
         destination: String,
     },
+    /// Webhook body templates.
+    Template {
+        /// What to do with them.
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Run the whole pipeline on an embedded broker with generated Event Logs and local
     /// destinations (an in-process webhook receiver and files under ./demo-out/).
     Demo {
@@ -103,6 +109,16 @@ pub enum Command {
     },
 }
 
+/// `courier template …`.
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Print a preset's template (slack, teams, newrelic, pagerduty), to start your own.
+    Show {
+        /// The preset.
+        preset: String,
+    },
+}
+
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -110,6 +126,9 @@ pub fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => report(run(&config)),
         Command::Demo { events, seconds } => report(demo::main(events, seconds)),
+        Command::Template {
+            command: TemplateCommand::Show { preset },
+        } => show_template(&preset),
         Command::TestDestination {
             config,
             project,
@@ -138,6 +157,25 @@ pub fn main() -> ExitCode {
             rate,
             from_failures,
         }),
+    }
+}
+
+/// Prints a preset's template; exit 2 for an unknown preset.
+fn show_template(name: &str) -> ExitCode {
+    use crate::sinks::webhook::presets;
+    match presets::Preset::from_name(name) {
+        Some(preset) => {
+            print!("{}", preset.template());
+            ExitCode::SUCCESS
+        }
+        None => {
+            let names: Vec<&str> = presets::ALL.iter().map(|p| p.name()).collect();
+            eprintln!(
+                "courier template show: no preset {name:?}; presets: {}",
+                names.join(", ")
+            );
+            ExitCode::from(2)
+        }
     }
 }
 

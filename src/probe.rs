@@ -47,6 +47,9 @@ pub struct TestEvent {
     pub latency: Duration,
     /// What became of it.
     pub answer: Answer,
+    /// The request body as sent, secrets masked, for destinations whose body the user
+    /// shapes (a webhook template); `None` for the others.
+    pub body: Option<String>,
 }
 
 impl Probe {
@@ -75,9 +78,11 @@ impl Probe {
         let (event, event_id) = synthetic_event(&self.project, &self.destination);
         let events = [event];
         let started = Instant::now();
+        let mut body = None;
         let answer = match self.sink.encode(&events) {
             Err(error) => Answer::NotEncoded(error),
             Ok(batch) => {
+                body = self.sink.preview(&batch);
                 let limit = self.request_timeout.saturating_add(ANSWER_GRACE);
                 match tokio::time::timeout(limit, self.sink.send(&events, &batch)).await {
                     Ok(outcome) => Answer::Answered(outcome),
@@ -89,6 +94,7 @@ impl Probe {
             event_id,
             latency: started.elapsed(),
             answer,
+            body,
         }
     }
 }

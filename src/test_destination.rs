@@ -54,6 +54,9 @@ pub fn main(config_path: &Path, project: &str, destination: &str) -> ExitCode {
             Err(e) => println!("check:      failed: {e}"),
         }
         let sent = probe.send_test_event().await;
+        if let Some(body) = &sent.body {
+            println!("body:\n{body}");
+        }
         let ms = sent.latency.as_millis();
         match sent.answer {
             Answer::NotEncoded(e) => {

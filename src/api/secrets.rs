@@ -10,7 +10,11 @@ use super::crypto::{Cipher, OpenError};
 /// means each value of the `headers` table is a secret.
 fn secret_keys(kind: &str) -> &'static [(&'static str, bool)] {
     match kind {
-        "webhook" => &[("secret", false), ("headers", true)],
+        "webhook" => &[
+            ("secret", false),
+            ("headers", true),
+            ("template_secret", false),
+        ],
         "datadog" => &[("api_key", false)],
         "splunk_hec" => &[("token", false)],
         "otlp" => &[("headers", true)],

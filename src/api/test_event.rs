@@ -32,6 +32,8 @@ pub struct TestResult {
     pub latency_ms: u64,
     /// The synthetic event's `id`.
     pub event_id: String,
+    /// The request body as sent, secrets masked, for a webhook with a body template.
+    pub body: Option<String>,
 }
 
 fn classify(outcome: &Outcome, result: &mut TestResult) {
@@ -106,6 +108,7 @@ pub(crate) async fn test_destination(
         retry_after_ms: None,
         latency_ms: sent.latency.as_millis() as u64,
         event_id: sent.event_id,
+        body: sent.body,
     };
     match sent.answer {
         Answer::NotEncoded(error) => classify(

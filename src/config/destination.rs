@@ -23,7 +23,7 @@ use crate::sinks::file::FileConfig;
 use crate::sinks::otlp::OtlpConfig;
 use crate::sinks::s3::S3Config;
 use crate::sinks::splunk::SplunkConfig;
-use crate::sinks::webhook::WebhookConfig;
+use crate::sinks::webhook::{self, WebhookConfig};
 
 /// Who wrote a definition, which decides whether it may use the courier host's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +220,7 @@ fn destination_at(
     let filter = match filter_value {
         // Email is read by people: without a filter, errors only.
         None if kind.as_deref() == Some("email") => Some(crate::sinks::email::default_filter()),
+        None if kind.as_deref() == Some("webhook") => Some(webhook::default_filter(&table)),
         None => Some(FilterConfig::default()),
         Some(v) => filter(v, &format!("{prefix}.filter"), errors),
     };
@@ -234,6 +235,10 @@ fn destination_at(
         }
         Some("email") => {
             own_defaults = crate::sinks::email::delivery_defaults(defaults);
+            &own_defaults
+        }
+        Some("webhook") => {
+            own_defaults = webhook::delivery_defaults(&table, defaults);
             &own_defaults
         }
         _ => defaults,
@@ -251,7 +256,14 @@ fn destination_at(
             WebhookConfig::validate,
             SinkConfig::Webhook,
             &[("url", WebhookConfig::check_url)],
-        ),
+        )
+        .filter(|sink| match (sink, &delivery) {
+            (SinkConfig::Webhook(c), Some(d)) => c
+                .check_delivery(d)
+                .map_err(|(key, message)| errors.push(format!("{prefix}.{key}"), message))
+                .is_ok(),
+            _ => true,
+        }),
         // Refused above, unread.
         Some("file") if origin == Origin::Api => None,
         Some("file") => typed_lenient::<FileConfig>(Ok(table), &prefix, errors)

@@ -64,8 +64,29 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
     let mut attempts = 0;
     let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
     loop {
-        let encoded = match shared.sink.encode(&remaining) {
-            Ok(b) => b,
+        let encoded = match shared.sink.encode_checked(&remaining) {
+            Ok((b, refused)) if refused.is_empty() => b,
+            // Events the sink cannot encode (a body template failing on their data) are
+            // reported one by one; the batch goes on with the others.
+            Ok((b, refused)) => {
+                let mut kept = Vec::with_capacity(remaining.len());
+                let mut refused = refused.into_iter().peekable();
+                for (i, event) in remaining.iter().enumerate() {
+                    match refused.next_if(|(r, _)| *r == i) {
+                        Some((_, error)) => {
+                            settler
+                                .fail(std::slice::from_ref(event), &error, attempts)
+                                .await;
+                        }
+                        None => kept.push(event.clone()),
+                    }
+                }
+                if kept.is_empty() {
+                    return;
+                }
+                remaining = std::borrow::Cow::Owned(kept);
+                b
+            }
             Err(error) => return settler.fail(&remaining, &error, attempts).await,
         };
         // The body is a second copy of its events (a destination that hangs holds it for

@@ -163,6 +163,24 @@ pub trait Sink: Send + Sync {
     /// Encodes a batch into the request body.
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError>;
 
+    /// Encodes a batch, setting aside the events that cannot be encoded for their own data
+    /// (a body template that fails on one event): the batch of the others, and each refused
+    /// event's index with why, which the lane reports as rejected data, one failure event
+    /// each. Default: [`Sink::encode`], refusing none.
+    fn encode_checked(
+        &self,
+        events: &[Event],
+    ) -> Result<(EncodedBatch, Vec<(usize, DeliveryError)>), DeliveryError> {
+        Ok((self.encode(events)?, Vec::new()))
+    }
+
+    /// The encoded body as text for people to read (`courier test-destination`, the API's
+    /// test endpoint), secrets masked, for sinks whose body the user shapes (a webhook
+    /// template). Default: none.
+    fn preview(&self, _batch: &EncodedBatch) -> Option<String> {
+        None
+    }
+
     /// Whether batches must hold events of one Kafka partition only (object stores whose
     /// keys are derived from a partition's offset range). Default: no.
     fn batch_by_partition(&self) -> bool {
@@ -198,7 +216,10 @@ pub fn build(
 ) -> Result<Arc<dyn Sink>, BuildError> {
     let delivery = &destination.delivery;
     Ok(match &destination.sink {
-        SinkConfig::Webhook(c) => Arc::new(webhook::WebhookSink::new(c, delivery, security)?),
+        SinkConfig::Webhook(c) => Arc::new(
+            webhook::WebhookSink::new(c, delivery, security)?
+                .named(&destination.project, &destination.id),
+        ),
         SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
         SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic, security)?),
         SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, delivery, security)?),

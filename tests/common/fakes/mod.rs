@@ -1,6 +1,7 @@
 //! Fakes of the services courier delivers to, each an HTTP server in the test process on a
 //! free loopback port: a customer's webhook endpoint ([`webhook`]), Datadog's logs intake
-//! ([`datadog`]), a Splunk HTTP Event Collector ([`splunk`]), and a server that answers by a
+//! ([`datadog`]), a Splunk HTTP Event Collector ([`splunk`]), the services of the webhook
+//! presets — Slack, Teams, New Relic, PagerDuty ([`presets`]) — and a server that answers by a
 //! script with hostile answers — endless bodies, echoed credentials ([`scripted`]).
 //!
 //! Each service fake ENFORCES the service's documented contract — a request that breaks it gets
@@ -14,6 +15,7 @@
 //! [`Behaviour`]: webhook::Behaviour
 
 pub mod datadog;
+pub mod presets;
 pub mod scripted;
 pub mod splunk;
 pub mod webhook;

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::presets::Preset;
 use super::signature::SigningKey;
+use super::template::{BodyTemplate, Limits};
 pub use crate::util::Compression;
-use courier_core::settings::{bounds, Secret};
+use courier_core::routing::FilterConfig;
+use courier_core::settings::{bounds, DeliveryConfig, Secret};
 
 /// Type-specific keys of a `webhook` destination.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +29,55 @@ pub struct WebhookConfig {
     /// Body compression.
     #[serde(default)]
     pub compression: Compression,
+    /// A body template (minijinja); replaces the preset's template.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// A ready template and its defaults ([`Preset`]).
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// The `Content-Type` of templated bodies (default `application/json`).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// A secret the template reads as `template_secret` (the PagerDuty routing key).
+    #[serde(default)]
+    pub template_secret: Option<Secret>,
+}
+
+/// Longest `content_type`.
+const MAX_CONTENT_TYPE_CHARS: usize = 256;
+
+/// `delivery` defaults of a webhook destination whose table is `table`: a preset of
+/// per-event messages (Slack, Teams, PagerDuty) sends one event per request.
+pub fn delivery_defaults(
+    table: &serde_json::Map<String, serde_json::Value>,
+    defaults: &DeliveryConfig,
+) -> DeliveryConfig {
+    match preset_of(table).and_then(Preset::batch_max_events) {
+        Some(n) => DeliveryConfig {
+            batch_max_events: n,
+            ..defaults.clone()
+        },
+        None => defaults.clone(),
+    }
+}
+
+/// The filter of a webhook destination that gives none: PagerDuty's preset pages for
+/// errors only (`min_level = "ERROR"`), others receive everything.
+pub fn default_filter(table: &serde_json::Map<String, serde_json::Value>) -> FilterConfig {
+    match preset_of(table) {
+        Some(Preset::Pagerduty) => FilterConfig {
+            min_level: Some(courier_core::event::Level::Error),
+            ..FilterConfig::default()
+        },
+        _ => FilterConfig::default(),
+    }
+}
+
+fn preset_of(table: &serde_json::Map<String, serde_json::Value>) -> Option<Preset> {
+    table
+        .get("preset")
+        .and_then(serde_json::Value::as_str)
+        .and_then(Preset::from_name)
 }
 
 /// How a batch is laid out in the body.
@@ -98,10 +150,102 @@ impl WebhookConfig {
                 check_header(name, value.expose()),
             );
         }
+        self.validate_template(&mut check);
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
+        }
+    }
+
+    /// The body template's source: `template`, else the preset's; `None` for raw bodies.
+    pub fn template_source(&self) -> Option<&str> {
+        self.template
+            .as_deref()
+            .or_else(|| self.preset.map(Preset::template))
+    }
+
+    /// Checks the template keys; a syntax error names its line.
+    fn validate_template(&self, check: &mut impl FnMut(String, Result<(), String>)) {
+        let templated = self.template_source().is_some();
+        if let Some(source) = &self.template {
+            check(
+                "template".into(),
+                BodyTemplate::compile(source, Limits::default())
+                    .map(|_| ())
+                    .map_err(|e| format!("invalid template: {e}")),
+            );
+        }
+        let only = |key: &str| format!("{key} applies only with template or preset");
+        if let Some(content_type) = &self.content_type {
+            check(
+                "content_type".into(),
+                if !templated {
+                    Err(only("content_type"))
+                } else {
+                    bounds::chars(content_type, MAX_CONTENT_TYPE_CHARS).and_then(|()| {
+                        reqwest::header::HeaderValue::from_str(content_type)
+                            .map(|_| ())
+                            .map_err(|_| "not a valid HTTP header value".to_owned())
+                    })
+                },
+            );
+        }
+        if let Some(secret) = &self.template_secret {
+            check(
+                "template_secret".into(),
+                if templated {
+                    bounds::bytes(secret.expose(), bounds::MAX_SECRET_BYTES)
+                } else {
+                    Err(only("template_secret"))
+                },
+            );
+        }
+        if templated && self.format == WebhookFormat::Ndjson {
+            check(
+                "format".into(),
+                Err("a templated body has no format; remove format".into()),
+            );
+        }
+        if self.preset == Some(Preset::Pagerduty)
+            && self
+                .template_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+        {
+            check(
+                "template_secret".into(),
+                Err("the pagerduty preset needs the integration's routing key here".into()),
+            );
+        }
+        if self.preset == Some(Preset::Newrelic)
+            && !self.headers.keys().any(|k| {
+                k.eq_ignore_ascii_case("api-key") || k.eq_ignore_ascii_case("x-license-key")
+            })
+        {
+            check(
+                "headers".into(),
+                Err("the newrelic preset needs an Api-Key (or X-License-Key) header".into()),
+            );
+        }
+    }
+
+    /// Checks the destination's `delivery` against the template: a per-event preset
+    /// (PagerDuty) renders one event, so its batches must hold one. `(key, message)`.
+    pub fn check_delivery(&self, delivery: &DeliveryConfig) -> Result<(), (String, String)> {
+        match self.preset {
+            Some(p)
+                if p.per_event() && self.template.is_none() && delivery.batch_max_events != 1 =>
+            {
+                Err((
+                    "delivery.batch_max_events".into(),
+                    format!(
+                        "the {} preset sends one event per request: must be 1",
+                        p.name()
+                    ),
+                ))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -10,14 +10,16 @@
 
 mod config;
 mod encode;
+pub mod presets;
 mod signature;
+pub mod template;
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-pub use config::{Compression, WebhookConfig, WebhookFormat};
+pub use config::{default_filter, delivery_defaults, Compression, WebhookConfig, WebhookFormat};
 pub use signature::{InvalidSecret, SigningKey};
 
 use super::ssrf::Guard;
@@ -43,6 +45,16 @@ pub struct WebhookSink {
     scrubber: Scrubber,
     format: WebhookFormat,
     compression: Compression,
+    /// The body template, when the destination has one (else the raw fast path).
+    template: Option<Templated>,
+}
+
+/// A templated destination's template and what its context names.
+struct Templated {
+    template: template::BodyTemplate,
+    project: String,
+    destination: String,
+    secret: Option<courier_core::settings::Secret>,
 }
 
 impl WebhookSink {
@@ -65,11 +77,24 @@ impl WebhookSink {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let content_type = match config.format {
-            WebhookFormat::JsonArray => "application/json",
-            WebhookFormat::Ndjson => "application/x-ndjson",
+        let content_type = match (config.template_source(), config.format) {
+            (Some(_), _) => config.content_type.as_deref().unwrap_or("application/json"),
+            (None, WebhookFormat::JsonArray) => "application/json",
+            (None, WebhookFormat::Ndjson) => "application/x-ndjson",
         };
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let content_type = HeaderValue::from_str(content_type)
+            .map_err(|_| BuildError::Http("content_type: invalid value".into()))?;
+        headers.insert(CONTENT_TYPE, content_type);
+        let template = match config.template_source() {
+            Some(source) => Some(Templated {
+                template: template::BodyTemplate::compile(source, template::Limits::default())
+                    .map_err(|e| BuildError::Http(format!("template: {e}")))?,
+                project: String::new(),
+                destination: String::new(),
+                secret: config.template_secret.clone(),
+            }),
+            None => None,
+        };
         if config.compression == Compression::Gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
@@ -92,11 +117,52 @@ impl WebhookSink {
                     .headers
                     .values()
                     .chain(config.secret.as_ref())
+                    .chain(config.template_secret.as_ref())
                     .map(|s| s.expose()),
             ),
             format: config.format,
             compression: config.compression,
+            template,
         })
+    }
+
+    /// Names the destination, for a template's `project` and `destination`.
+    pub fn named(mut self, project: &str, destination: &str) -> Self {
+        if let Some(t) = &mut self.template {
+            t.project = project.to_owned();
+            t.destination = destination.to_owned();
+        }
+        self
+    }
+
+    /// Renders a batch with the template: the body of the events that render, and the
+    /// others refused one by one.
+    fn render(
+        &self,
+        t: &Templated,
+        events: &[Event],
+    ) -> Result<(EncodedBatch, Vec<(usize, DeliveryError)>), DeliveryError> {
+        let meta = template::Meta {
+            project: &t.project,
+            destination: &t.destination,
+            secret: t.secret.as_ref().map(|s| s.expose()),
+        };
+        let id = |kept: &[usize]| {
+            let kept: Vec<Event> = kept.iter().map(|&i| events[i].clone()).collect();
+            crate::batch_id(self.url.as_str(), &kept)
+        };
+        let rendered = template::render_batch(&t.template, events, id, &meta)?;
+        let uncompressed_bytes = rendered.body.len();
+        let body = self.compression.apply(rendered.body)?;
+        Ok((
+            EncodedBatch {
+                body: bytes::Bytes::from(body),
+                id: id(&rendered.kept),
+                events: rendered.kept.len(),
+                uncompressed_bytes,
+            },
+            rendered.refused,
+        ))
     }
 }
 
@@ -166,7 +232,38 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<std::time::Duratio
 #[async_trait]
 impl Sink for WebhookSink {
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
-        encode::encode(events, self.format, self.compression, self.url.as_str())
+        match &self.template {
+            None => encode::encode(events, self.format, self.compression, self.url.as_str()),
+            Some(t) => match self.render(t, events)? {
+                (batch, refused) if refused.is_empty() => Ok(batch),
+                (_, mut refused) => Err(refused.swap_remove(0).1),
+            },
+        }
+    }
+
+    fn encode_checked(
+        &self,
+        events: &[Event],
+    ) -> Result<(EncodedBatch, Vec<(usize, DeliveryError)>), DeliveryError> {
+        match &self.template {
+            None => Ok((self.encode(events)?, Vec::new())),
+            Some(t) => self.render(t, events),
+        }
+    }
+
+    fn preview(&self, batch: &EncodedBatch) -> Option<String> {
+        self.template.as_ref()?;
+        let mut body = batch.body.to_vec();
+        if self.compression == Compression::Gzip {
+            use std::io::Read as _;
+            let mut plain = Vec::new();
+            let mut reader = flate2::read::GzDecoder::new(&batch.body[..]);
+            if reader.read_to_end(&mut plain).is_err() {
+                return Some(format!("({} bytes, gzip)", batch.body.len()));
+            }
+            body = plain;
+        }
+        Some(self.scrubber.clean_text(&String::from_utf8_lossy(&body)))
     }
 
     async fn send(&self, _events: &[Event], batch: &EncodedBatch) -> Outcome {
