@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Small sizes: 300,000 events, 150,000 stalled, 15 s of latency, 15 s per isolation run.
     #[arg(long)]
     pub quick: bool,
+    /// Projects of the throughput, fan-out and stalled scenarios' data (one or more
+    /// destinations each).
+    #[arg(long, default_value_t = crate::data::PROJECTS as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub projects: u32,
     /// Partitions of the benchmark topics.
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,

@@ -15,7 +15,7 @@ use courier::routing::Router;
 use courier_generator::project_id;
 
 use crate::cli::RunArgs;
-use crate::data::{EventSource, PROJECTS};
+use crate::data::EventSource;
 
 /// Projects of the isolation scenario: one webhook destination each.
 pub const ISOLATION_PROJECTS: usize = 20;
@@ -48,12 +48,12 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// The source of this layout's data.
-    pub fn source(self) -> EventSource {
+    /// The source of this layout's data, when the run has `projects` projects.
+    pub fn source(self, projects: usize) -> EventSource {
         match self {
             Layout::Isolation { .. } => EventSource::rotating(ISOLATION_PROJECTS),
             Layout::Busy => EventSource::rotating(1),
-            _ => EventSource::new(),
+            _ => EventSource::with_projects(projects),
         }
     }
 }
@@ -134,7 +134,7 @@ batch_timeout = "{batch_timeout}"
     let projects = match s.layout {
         Layout::Isolation { .. } => ISOLATION_PROJECTS,
         Layout::Busy => 1,
-        _ => PROJECTS,
+        _ => s.args.projects as usize,
     };
     for n in 1..=projects {
         let project = project_id(n);
@@ -313,7 +313,7 @@ mod tests {
             let projects = match layout {
                 Layout::Isolation { .. } => ISOLATION_PROJECTS,
                 Layout::Busy => 1,
-                _ => PROJECTS,
+                _ => 1000,
             };
             let per_project = match layout {
                 Layout::FanOut => 3,
@@ -333,7 +333,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = 400;
         let count = |layout: Layout| {
-            expected_deliveries(&write(layout, dir.path()), layout.source(), n).unwrap()
+            expected_deliveries(&write(layout, dir.path()), layout.source(1000), n).unwrap()
         };
         // One destination per project, no filter: each event once.
         assert_eq!(count(Layout::OnePerProject), n);

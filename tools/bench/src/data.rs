@@ -14,7 +14,8 @@ use courier_generator::{project_id, Generator, GeneratorConfig};
 pub const MARKER: &[u8] = b"{\"benchTs\":";
 /// Generator seed of all benchmark data.
 const SEED: u64 = 6;
-/// Projects of the generated data (and of the configurations).
+/// Projects of the generated data (and of the configurations) unless `--projects` says
+/// otherwise.
 pub const PROJECTS: usize = 1000;
 
 /// Writes benchmark event `n` into `buf`: a generator event with `benchTs` first.
@@ -32,7 +33,8 @@ impl EventSource {
         Self::with_projects(PROJECTS)
     }
 
-    fn with_projects(projects: usize) -> Self {
+    /// Events of projects picked at random among `projects`.
+    pub fn with_projects(projects: usize) -> Self {
         Self {
             generator: Generator::new(GeneratorConfig {
                 seed: SEED,

@@ -169,8 +169,15 @@ pub fn produce_backlog(
     topic: &str,
     partitions: i32,
     n: u64,
+    projects: usize,
 ) -> anyhow::Result<HashMap<i32, i64>> {
-    produce_backlog_from(brokers, topic, partitions, n, EventSource::new())
+    produce_backlog_from(
+        brokers,
+        topic,
+        partitions,
+        n,
+        EventSource::with_projects(projects),
+    )
 }
 
 /// [`produce_backlog`] with the events of `source`.

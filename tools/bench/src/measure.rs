@@ -114,7 +114,11 @@ pub fn run_courier(
     let config_path = ctx.workdir.join(format!("{name}.toml"));
     std::fs::write(&config_path, courier_config(&setup))?;
     create_topic(&ctx.args.brokers, &format!("bench-failures-{tag}"), 1)?;
-    let expected = expected_deliveries(&config_path, layout.source(), events)?;
+    let expected = expected_deliveries(
+        &config_path,
+        layout.source(ctx.args.projects as usize),
+        events,
+    )?;
     ctx.receiver.reset(during.is_some())?;
     let receiver_cpu0 = ctx.receiver.stats()?.cpu_seconds;
     let broker_cpu0 = ctx

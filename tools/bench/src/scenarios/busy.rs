@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
         &topic,
         args.partitions,
         n,
-        Layout::Busy.source(),
+        Layout::Busy.source(1),
     )?;
     let raw_rate = if args.no_raw {
         None

@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
                 args.partitions,
                 rate,
                 n,
-                &mut EventSource::new(),
+                &mut EventSource::with_projects(args.projects as usize),
             )?;
             let _ = reader.join();
             Ok(ends)

@@ -15,7 +15,13 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
     let n = args.stalled_events;
     let topic = format!("bench-backlog-{run_id}");
     println!("\n== scenario 3: stalled destination ({n}-event backlog)");
-    let ends = produce_backlog(&args.brokers, &topic, args.partitions, n)?;
+    let ends = produce_backlog(
+        &args.brokers,
+        &topic,
+        args.partitions,
+        n,
+        args.projects as usize,
+    )?;
     let base = run_courier(
         ctx,
         "stalled-baseline",

@@ -18,7 +18,13 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
     let mut throughput_rate = None;
     let topic = format!("bench-events-{run_id}");
     println!("\n== data: {} events", args.events);
-    let ends = produce_backlog(&args.brokers, &topic, args.partitions, args.events)?;
+    let ends = produce_backlog(
+        &args.brokers,
+        &topic,
+        args.partitions,
+        args.events,
+        args.projects as usize,
+    )?;
     let raw_rate = if args.no_raw {
         None
     } else {
@@ -40,7 +46,10 @@ pub fn run(ctx: &Ctx<'_>, scenarios: &[&str], run_id: u64, results: &mut Results
         Some(rate)
     };
     if scenarios.contains(&"throughput") {
-        println!("\n== scenario 1: throughput (one webhook destination per project, no filter)");
+        println!(
+            "\n== scenario 1: throughput ({} projects, one webhook destination each, no filter)",
+            args.projects
+        );
         let run = run_courier(
             ctx,
             "throughput",
