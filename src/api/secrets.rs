@@ -216,6 +216,10 @@ mod tests {
         let s3 = masked(&json!({"type": "s3", "bucket": "b", "secret_access_key": "x"}));
         assert_eq!(s3["secret_access_key"], "****");
         assert_eq!(s3["bucket"], "b");
+        let pd = masked(&json!({"type": "webhook", "preset": "pagerduty",
+            "template_secret": "R0ut1ngKeyR0ut1ngKeyR0ut1ngKey32"}));
+        assert_eq!(pd["template_secret"], "****ey32");
+        assert_eq!(pd["preset"], "pagerduty");
     }
 
     #[test]
