@@ -405,3 +405,111 @@ fn template_show_prints_a_preset() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("presets: slack, teams, newrelic, pagerduty"));
 }
+
+/// One API call → (status, body as JSON or a string).
+fn api(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("http://{addr}{path}");
+    rt().block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut req = client
+            .request(method.parse().unwrap(), &url)
+            .bearer_auth("admin-token-0123456789");
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+/// Broker: tansu. Through the Destinations API: a template's syntax error is a 422 naming
+/// `/template` and the line; a PagerDuty preset's `template_secret` is write-only (masked
+/// in answers) and its test shows the rendered body with the key masked, while the fake gets
+/// the real key; the destination then delivers live events.
+#[test]
+fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
+    use base64::Engine as _;
+    let tansu = Tansu::start();
+    create_topic(&tansu.brokers(), TOPIC, 1);
+    create_topic(&tansu.brokers(), FAILURES, 1);
+    let pd = FakeService::start(Service::PagerDuty);
+    let mut cfg = CourierConfig::new(&tansu.brokers());
+    cfg.extra = "\n[api]\nencryption_key_env = \"COURIER_TEST_API_KEY\"\ntokens = [{ token = \"admin-token-0123456789\" }]\n".into();
+    cfg.env.push((
+        "COURIER_TEST_API_KEY".into(),
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+    ));
+    let courier = Courier::start_ready(&cfg);
+    let addr = courier.listen().to_owned();
+    let base = "/v1/projects/proj_a/destinations";
+    let mut answers = Vec::new();
+
+    let bad = json!({"type": "webhook", "url": pd.url(),
+        "template": "{\"a\": {{ event.message|tojson }},\n\"b\": {% if %}}"});
+    let (s, body) = api(&addr, "PUT", &format!("{base}/pd"), Some(bad));
+    assert_eq!(s, 422, "{body}");
+    let details = body["error"]["details"].as_array().unwrap().clone();
+    assert!(
+        details.iter().any(|d| d["pointer"] == "/template"
+            && d["message"]
+                .as_str()
+                .unwrap()
+                .contains("line 2: syntax error")),
+        "{body}"
+    );
+
+    let good = json!({"type": "webhook", "url": pd.url(), "preset": "pagerduty",
+        "template_secret": ROUTING_KEY});
+    let (s, body) = api(&addr, "PUT", &format!("{base}/pd"), Some(good));
+    assert!((200..300).contains(&s), "{s} {body}");
+    answers.push(body.to_string());
+    let (s, body) = api(&addr, "GET", &format!("{base}/pd"), None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["template_secret"], "****ey32", "{body}");
+    answers.push(body.to_string());
+    let test = std::cell::RefCell::new(Value::Null);
+    wait_explained(
+        "the API destination to be running",
+        Duration::from_secs(30),
+        Duration::from_millis(300),
+        || {
+            let (s, body) = api(&addr, "POST", &format!("{base}/pd/test"), None);
+            *test.borrow_mut() = body;
+            s == 200
+        },
+        || format!("{}\n{}", test.borrow(), courier.log_tail()),
+    );
+    let test = test.into_inner();
+    assert_eq!(test["outcome"], "delivered", "{test}");
+    let shown = test["body"].as_str().unwrap();
+    assert!(shown.contains("\"routing_key\": \"****\""), "{shown}");
+    answers.push(test.to_string());
+    assert_eq!(pd.accepted()[0]["routing_key"], ROUTING_KEY);
+
+    let mut e = event_log("proj_a", "live-1");
+    e["level"] = json!("ERROR");
+    produce(
+        &tansu.brokers(),
+        TOPIC,
+        [(Some(0), e.to_string().into_bytes())],
+    );
+    wait_explained(
+        "the live event at PagerDuty",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || pd.accepted().iter().any(|b| b["dedup_key"] == "live-1"),
+        || courier.log_tail(),
+    );
+    assert!(pd.violations().is_empty(), "{:?}", pd.violations());
+    for answer in &answers {
+        assert!(!answer.contains(ROUTING_KEY), "{answer}");
+    }
+    assert!(!courier.log_tail().contains(ROUTING_KEY));
+}
