@@ -37,8 +37,11 @@ pub use config::{
 pub use connector::S3_ANSWER_BYTES;
 pub use key::{KeyContext, KeyTemplate};
 pub use service::{location, Location};
+/// An object's body as [`Sink::encode`] makes it; public for `cargo bench -p courier-sinks`,
+/// which measures it without building a sink (that takes a whole destination).
+pub use self::encode::object_body;
 
-use self::encode::{group_by_partition, object_body, Group};
+use self::encode::{group_by_partition, Group};
 use self::service::Writer;
 use super::util::scrub::Scrubber;
 use super::{batch_id, BuildError, DeliveryError, EncodedBatch, ErrorKind, Outcome, Sink};
