@@ -32,6 +32,7 @@ pub mod replay;
 pub mod retry_worker;
 pub mod server;
 pub mod settle;
+pub mod shaping;
 pub mod signal;
 pub mod source;
 pub mod test_destination;

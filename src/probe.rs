@@ -22,6 +22,8 @@ const ANSWER_GRACE: Duration = Duration::from_secs(5);
 /// A destination ready to be probed.
 pub struct Probe {
     sink: Arc<dyn Sink>,
+    /// The destination's redaction, applied to the synthetic event as to any other.
+    shape: Option<Arc<courier_core::shape::Shaper>>,
     project: String,
     destination: String,
     request_timeout: Duration,
@@ -62,6 +64,7 @@ impl Probe {
     ) -> Result<Self, BuildError> {
         Ok(Self {
             sink: sinks::build(destination, source_topic, security)?,
+            shape: destination.shape.clone(),
             project: destination.project.clone(),
             destination: destination.id.clone(),
             request_timeout: destination.delivery.request_timeout,
@@ -76,12 +79,16 @@ impl Probe {
     /// Sends one synthetic event, once, and classifies the answer.
     pub async fn send_test_event(&self) -> TestEvent {
         let (event, event_id) = synthetic_event(&self.project, &self.destination);
-        let events = [event];
         let started = Instant::now();
         let mut body = None;
-        let answer = match self.sink.encode(&events) {
+        let events =
+            match crate::shaping::shaped(self.shape.as_deref(), std::slice::from_ref(&event)) {
+                Ok(shaped) => Ok(shaped.unwrap_or_else(|| vec![event])),
+                Err(error) => Err(error),
+            };
+        let answer = match events.and_then(|events| Ok((self.sink.encode(&events)?, events))) {
             Err(error) => Answer::NotEncoded(error),
-            Ok(batch) => {
+            Ok((batch, events)) => {
                 body = self.sink.preview(&batch);
                 let limit = self.request_timeout.saturating_add(ANSWER_GRACE);
                 match tokio::time::timeout(limit, self.sink.send(&events, &batch)).await {

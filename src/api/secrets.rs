@@ -28,6 +28,9 @@ fn secret_keys(kind: &str) -> &'static [(&'static str, bool)] {
     }
 }
 
+/// The secret keys every type shares: the HMAC key of `redact_with = "hmac"`.
+const SHAPING_SECRETS: &[(&str, bool)] = &[("redact_key", false)];
+
 /// Calls `f(path, value)` for every secret string of `definition` (`path` like `headers.X`).
 fn for_each_secret(definition: &mut Value, mut f: impl FnMut(&str, &mut String)) {
     let kind = definition
@@ -38,7 +41,7 @@ fn for_each_secret(definition: &mut Value, mut f: impl FnMut(&str, &mut String))
     let Some(table) = definition.as_object_mut() else {
         return;
     };
-    for (key, nested) in secret_keys(&kind) {
+    for (key, nested) in secret_keys(&kind).iter().chain(SHAPING_SECRETS) {
         match (table.get_mut(*key), nested) {
             (Some(Value::String(s)), false) => f(key, s),
             (Some(Value::Object(map)), true) => {

@@ -193,6 +193,17 @@ fn destination_at(
             common.insert((*key).to_owned(), v);
         }
     }
+    let shaping_keys: Map<String, Value> = {
+        let names: Vec<String> = table
+            .keys()
+            .filter(|k| super::shaping::is_shaping_key(k))
+            .cloned()
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|k| table.remove(&k).map(|v| (k, v)))
+            .collect()
+    };
     let filter_value = common.remove("filter");
     let delivery_value = common.remove("delivery");
     let before = errors.len();
@@ -243,6 +254,8 @@ fn destination_at(
         }
         _ => defaults,
     };
+    let shaping =
+        super::shaping::destination(shaping_keys, &prefix, security.redact.as_ref(), errors);
     let delivery = match delivery_value {
         None => Some(defaults.clone()),
         Some(v) => delivery(v, &format!("{prefix}.delivery"), defaults, errors),
@@ -351,6 +364,7 @@ fn destination_at(
         return None;
     }
     let common = common?;
+    let shaping = shaping?;
     Some(DestinationConfig {
         project: common.project,
         id: common.id,
@@ -358,6 +372,8 @@ fn destination_at(
         sink: sink?,
         filter: filter?,
         delivery: delivery?,
+        shape: shaping.shape,
+        sample: shaping.sample,
         table: RawTable(original),
     })
 }

@@ -13,6 +13,7 @@
 pub mod api;
 mod destination;
 mod interpolate;
+mod shaping;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -189,6 +190,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "security",
     "destinations",
     "api",
+    "redact",
 ];
 
 fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
@@ -222,7 +224,8 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     let delivery: DeliveryConfig = section(&mut root, "delivery", errors);
     validate_delivery(&delivery, "delivery", errors);
     let raw_security: courier_core::settings::RawSecurity = section(&mut root, "security", errors);
-    let (security, security_errors) = raw_security.resolve();
+    let (mut security, security_errors) = raw_security.resolve();
+    security.redact = shaping::operator(root.remove("redact"), errors);
     for (path, message) in security_errors {
         errors.push(path, message);
     }

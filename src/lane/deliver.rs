@@ -64,12 +64,22 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
     let mut attempts = 0;
     let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
     loop {
-        let encoded = match shared.sink.encode_checked(&remaining) {
+        // What the destination receives, when it has redaction rules (`remaining` itself
+        // otherwise); `remaining` is what is settled, parked and replayed.
+        let mut shaped = match crate::shaping::shaped(shared.shape.as_deref(), &remaining) {
+            Ok(s) => s,
+            Err(error) => return settler.fail(&remaining, &error, attempts).await,
+        };
+        let encoded = match shared
+            .sink
+            .encode_checked(shaped.as_deref().unwrap_or(&remaining))
+        {
             Ok((b, refused)) if refused.is_empty() => b,
             // Events the sink cannot encode (a body template failing on their data) are
             // reported one by one; the batch goes on with the others.
             Ok((b, refused)) => {
                 let mut kept = Vec::with_capacity(remaining.len());
+                let mut kept_shaped = Vec::new();
                 let mut refused = refused.into_iter().peekable();
                 for (i, event) in remaining.iter().enumerate() {
                     match refused.next_if(|(r, _)| *r == i) {
@@ -78,8 +88,16 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                                 .fail(std::slice::from_ref(event), &error, attempts)
                                 .await;
                         }
-                        None => kept.push(event.clone()),
+                        None => {
+                            kept.push(event.clone());
+                            if let Some(s) = &shaped {
+                                kept_shaped.push(s[i].clone());
+                            }
+                        }
                     }
+                }
+                if shaped.is_some() {
+                    shaped = Some(kept_shaped);
                 }
                 if kept.is_empty() {
                     return;
@@ -92,13 +110,19 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         // The body is a second copy of its events (a destination that hangs holds it for
         // `request_timeout`), so reading pauses for it as for the events themselves.
         let _body = shared.context.metrics.held_bytes(encoded.body.len());
+        // A shaped batch is one more copy of its events, held as long as its body.
+        let _shaped = shaped.as_ref().map(|events| {
+            let bytes = events.iter().map(|e| e.raw.len()).sum();
+            shared.context.metrics.held_bytes(bytes)
+        });
+        let sending = shaped.as_deref().unwrap_or(&remaining);
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
         // says to stop trying in line.
         let outcome = loop {
             attempts += 1;
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
-            let outcome = shared.sink.send(&remaining, &encoded).await;
+            let outcome = shared.sink.send(sending, &encoded).await;
             shared
                 .context
                 .metrics

@@ -37,6 +37,7 @@ use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::Parker;
 use crate::sinks::Sink;
 use crate::source::Acker;
+use courier_core::shape::{Sample, Shaper};
 
 /// What every lane shares with the rest of the pipeline.
 #[derive(Clone)]
@@ -77,6 +78,10 @@ struct LaneShared {
     stats: Arc<DestinationStats>,
     /// Circuit breaker and last error, shared with the retry worker.
     health: Arc<DestinationHealth>,
+    /// Redaction and field selection applied before each encoding ([`crate::shaping`]).
+    shape: Option<Arc<Shaper>>,
+    /// Which events of each level are kept ([`sampled_out`]).
+    sample: Option<Sample>,
 }
 
 /// Starts the lane of `destination`.
@@ -105,6 +110,8 @@ pub fn spawn(
         delivery: destination.delivery.clone(),
         context,
         health,
+        shape: destination.shape.clone(),
+        sample: destination.sample,
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
     let task = tokio::spawn(supervise(shared, rx).instrument(span));
@@ -174,6 +181,9 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     macro_rules! take {
         ($event:expr, $at:expr) => {{
             let event: Event = $event;
+            if sampled_out(&shared, &event) {
+                continue;
+            }
             let key = by_partition.then_some(event.partition);
             let batcher = batchers.entry(key).or_insert_with(|| {
                 Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
@@ -245,6 +255,30 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
         }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Whether the destination's `sample` leaves `event` out; if so it completes here, unsent
+/// (the destination asked for it), and is counted. Taken before batching, so a sampled
+/// destination's batches hold only what it sends, and a replay of the same events keeps the
+/// same ones (the choice hashes the event's id).
+fn sampled_out(shared: &LaneShared, event: &Event) -> bool {
+    let Some(sample) = &shared.sample else {
+        return false;
+    };
+    let topic = &shared.context.source_topic;
+    if sample.keeps(&event.raw, || {
+        format!("{topic}/{}/{}", event.partition, event.offset)
+    }) {
+        return false;
+    }
+    let metrics = &shared.context.metrics;
+    metrics
+        .sampled_out_events
+        .with_label_values(&[shared.destination_type])
+        .inc();
+    shared.context.acker.complete([event.ack]);
+    metrics.release_events(1, event.raw.len());
+    true
 }
 
 /// A lane's request slots: `max_in_flight` in all, and one for a destination that has not

@@ -166,25 +166,61 @@ pub(super) async fn attempt(
         .await
         .expect("a target's semaphore is never closed");
     target.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let outcome = match target.sink.encode(&batch.events) {
-        Ok(encoded) => target.sink.send(&batch.events, &encoded).await,
+    // Parked events are the originals: the destination's redaction applies again here.
+    let shaped = crate::shaping::shaped(target.config.shape.as_deref(), &batch.events);
+    let sending = match &shaped {
+        Ok(s) => Ok(s.as_deref().unwrap_or(&batch.events)),
+        Err(error) => Err(error.clone()),
+    };
+    let settler = settler(
+        target.config.sink.type_name(),
+        &target.config.delivery.retry_schedule,
+        Some(&target.stats),
+    );
+    // Events the sink cannot encode (a body template failing on their data) are reported one
+    // by one, as in a lane; the others are sent.
+    let mut originals = std::borrow::Cow::Borrowed(&batch.events[..]);
+    let encoded = sending.and_then(|events| Ok((events, (target.sink.encode(events)?, Vec::new()))));
+    let outcome = match encoded {
+        Ok((events, (encoded, refused))) if refused.is_empty() => {
+            target.sink.send(events, &encoded).await
+        }
+        Ok((events, (encoded, refused))) => {
+            let refused: std::collections::HashMap<usize, DeliveryError> =
+                refused.into_iter().collect();
+            let mut kept = Vec::new();
+            let mut kept_originals = Vec::new();
+            for (i, (event, original)) in events.iter().zip(&batch.events).enumerate() {
+                match refused.get(&i) {
+                    Some(error) => {
+                        settler
+                            .fail(std::slice::from_ref(original), error, attempt)
+                            .await;
+                    }
+                    None => {
+                        kept.push(event.clone());
+                        kept_originals.push(original.clone());
+                    }
+                }
+            }
+            if kept.is_empty() {
+                return;
+            }
+            originals = std::borrow::Cow::Owned(kept_originals);
+            target.sink.send(&kept, &encoded).await
+        }
         Err(error) => Outcome::Rejected {
             error,
             scope: RejectScope::Data,
         },
     };
     target.health.record(&outcome).await;
-    let settler = settler(
-        target.config.sink.type_name(),
-        &target.config.delivery.retry_schedule,
-        Some(&target.stats),
-    );
     let parts = match outcome {
         Outcome::Partial(parts) => parts,
-        whole => vec![(0..batch.events.len(), whole)],
+        whole => vec![(0..originals.len(), whole)],
     };
     for (range, outcome) in parts {
-        let Some(events) = batch.events.get(range) else {
+        let Some(events) = originals.get(range) else {
             continue;
         };
         settler.settle(events, outcome, attempt).await;

@@ -43,6 +43,8 @@ pub struct Metrics {
     /// Batches parked without an attempt because their failing destination's request slots
     /// were all taken while the in-flight budget was under pressure.
     pub spilled_batches: IntCounterVec,
+    /// Events a destination's `sample` left out (completed without being sent).
+    pub sampled_out_events: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// In-line retries by destination type.
@@ -386,6 +388,12 @@ impl Metrics {
                 &r,
                 "courier_spilled_batches_total",
                 "Batches parked without an attempt: their failing destination's request slots were all taken while more than half of the in-flight budget was held.",
+                &["destination_type"],
+            ),
+            sampled_out_events: counter_vec(
+                &r,
+                "courier_sampled_out_events_total",
+                "Events a destination's sample setting left out, by destination type: completed without being sent, as the destination asked.",
                 &["destination_type"],
             ),
             requests: counter_vec(

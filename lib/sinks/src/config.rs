@@ -5,11 +5,13 @@
 //! the daemon's loader, which reads them from the file or the API and checks them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use courier_core::routing::FilterConfig;
 use courier_core::settings::DeliveryConfig;
+use courier_core::shape::{Sample, Shaper};
 
 use crate::datadog::DatadogConfig;
 use crate::email::EmailConfig;
@@ -34,6 +36,12 @@ pub struct DestinationConfig {
     pub filter: FilterConfig,
     /// Batching and retry settings.
     pub delivery: DeliveryConfig,
+    /// Redaction and field selection (the destination's rules, then the operator's
+    /// `[redact]`), applied to each batch right before it is encoded; `None` keeps the
+    /// byte-identical fast path.
+    pub shape: Option<Arc<Shaper>>,
+    /// `sample`: the fraction of each level's events kept; `None` keeps every event.
+    pub sample: Option<Sample>,
     /// The destination's table as read (after interpolation): a reload rebuilds the
     /// destination when this or its delivery settings change.
     pub table: RawTable,
@@ -52,7 +60,10 @@ impl fmt::Debug for RawTable {
 impl DestinationConfig {
     /// Whether `other` configures this destination differently.
     pub fn differs_from(&self, other: &DestinationConfig) -> bool {
-        self.table != other.table || self.delivery != other.delivery
+        self.table != other.table
+            || self.delivery != other.delivery
+            || self.shape != other.shape
+            || self.sample != other.sample
     }
 }
 

@@ -943,4 +943,5 @@ mod email;
 mod otlp;
 mod s3;
 mod security;
+mod shaping;
 mod splunk;

@@ -15,6 +15,11 @@ pub struct SecurityConfig {
     pub allow_networks: Vec<ipnet::IpNet>,
     /// Refuse `http://` destination URLs.
     pub https_only: bool,
+    /// The operator's `[redact]` section (its own section of the file, carried here because,
+    /// like the rest of this policy, it binds every destination, including the API's): applied
+    /// after each destination's own rules, which cannot remove it. `None` when it changes
+    /// nothing.
+    pub redact: Option<crate::shape::Rules>,
 }
 
 /// Parses one `allow_networks` entry: CIDR (`10.1.0.0/16`, `fd00::/8`) or a single address.
@@ -87,6 +92,7 @@ impl RawSecurity {
             SecurityConfig {
                 allow_networks,
                 https_only: self.https_only,
+                redact: None,
             },
             errors,
         )
@@ -102,6 +108,7 @@ impl SecurityConfig {
                 .map(|n| parse_network(n))
                 .collect::<Result<_, _>>()?,
             https_only: false,
+            redact: None,
         })
     }
 }
