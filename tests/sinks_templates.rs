@@ -513,3 +513,137 @@ fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
     }
     assert!(!courier.log_tail().contains(ROUTING_KEY));
 }
+
+/// Broker: tansu. A parked batch is re-encoded by the retry worker: when the template (here
+/// changed by a reload while the batch was parked) fails for one of its events, that event
+/// alone gets a failure event and the others are delivered.
+#[test]
+fn a_parked_batch_that_fails_to_render_for_one_event_reports_only_that_event() {
+    let tansu = Tansu::start();
+    create_topic(&tansu.brokers(), TOPIC, 1);
+    create_topic(&tansu.brokers(), FAILURES, 1);
+    let fake = FakeService::start(Service::Slack);
+    fake.fail_with(Some(503));
+    let ids = r#"{"text": {{ events|map(attribute="id")|join(",")|tojson }}"#;
+    let config = |template: &str| {
+        CourierConfig::new(&tansu.brokers())
+            .delivery("retry_max_elapsed", "\"300ms\"")
+            .delivery(
+                "retry_schedule",
+                &format!("[{}]", ["\"1s\""; 30].join(", ")),
+            )
+            .delivery("circuit_failure_threshold", "1000")
+            .delivery("batch_timeout", "\"1s\"")
+            .destination(preset_toml(
+                "p_tpl",
+                "custom",
+                &fake.url(),
+                &format!("template = {}", toml_str(template)),
+            ))
+    };
+    let first = format!("{ids}}}");
+    let courier = Courier::start_ready(&config(&first));
+    let events: Vec<Value> = (0..6)
+        .map(|i| {
+            let mut e = event_log("p_tpl", &format!("t-{i}"));
+            if i == 3 {
+                e["timestamp"] = json!("not a time");
+            }
+            e
+        })
+        .collect();
+    produce(
+        &tansu.brokers(),
+        TOPIC,
+        events.iter().map(|e| (Some(0), e.to_string().into_bytes())),
+    );
+    // Parked, attempted by the retry worker and parked again: what follows is the retry
+    // worker's work, not the lane's.
+    wait_explained(
+        "the batch to be parked twice",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            metric_sum(
+                &courier.metrics(),
+                "courier_parked_batches_total",
+                &[("destination_type", "webhook")],
+            )
+            .unwrap_or(0.0)
+                >= 2.0
+        },
+        || courier.log_tail(),
+    );
+    let second = format!(
+        r#"{ids}, "ms": [{{% for e in events %}}{{{{ e.timestamp|epoch_ms }}}}{{% if not loop.last %}},{{% endif %}}{{% endfor %}}]}}"#
+    );
+    std::fs::write(
+        courier.config_path(),
+        config(&second).to_toml(courier.listen()),
+    )
+    .unwrap();
+    wait_explained(
+        "the reload",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            metric_sum(
+                &courier.metrics(),
+                "courier_config_reloads_total",
+                &[("result", "success")],
+            )
+            .unwrap_or(0.0)
+                >= 1.0
+        },
+        || courier.log_tail(),
+    );
+    fake.fail_with(None);
+    let delivered = || -> BTreeSet<String> {
+        fake.accepted()
+            .iter()
+            .flat_map(|b| {
+                b["text"]
+                    .as_str()
+                    .unwrap()
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    wait_explained(
+        "the parked events but t-3 delivered",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || delivered().len() == 5,
+        || courier.log_tail(),
+    );
+    assert_eq!(
+        delivered(),
+        ["t-0", "t-1", "t-2", "t-4", "t-5"].map(String::from).into()
+    );
+    for body in fake.accepted() {
+        assert!(
+            body["ms"].is_array(),
+            "rendered with the reloaded template: {body}"
+        );
+    }
+    let mut reports = Vec::new();
+    wait_explained(
+        "the failure event of t-3",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || {
+            reports = failure_events(&tansu.brokers());
+            reports.iter().any(|e| e["payload"]["eventIds"].is_array())
+        },
+        || courier.log_tail(),
+    );
+    let about: Vec<&Value> = reports
+        .iter()
+        .filter(|e| e["payload"]["eventIds"].is_array())
+        .collect();
+    assert_eq!(about.len(), 1, "{reports:#?}");
+    assert_eq!(about[0]["payload"]["eventIds"], json!(["t-3"]));
+    assert!(about[0]["error"].to_string().contains("not a time"));
+}

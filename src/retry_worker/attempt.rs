@@ -180,7 +180,7 @@ pub(super) async fn attempt(
     // Events the sink cannot encode (a body template failing on their data) are reported one
     // by one, as in a lane; the others are sent.
     let mut originals = std::borrow::Cow::Borrowed(&batch.events[..]);
-    let encoded = sending.and_then(|events| Ok((events, (target.sink.encode(events)?, Vec::new()))));
+    let encoded = sending.and_then(|events| Ok((events, target.sink.encode_checked(events)?)));
     let outcome = match encoded {
         Ok((events, (encoded, refused))) if refused.is_empty() => {
             target.sink.send(events, &encoded).await

@@ -52,6 +52,10 @@ pub enum Service {
 struct Seen {
     accepted: Vec<Value>,
     violations: Vec<String>,
+    /// When set, valid requests get this status and are not accepted.
+    failing: Option<u16>,
+    /// Valid requests answered with `failing`.
+    failed: usize,
 }
 
 /// A running fake of one service.
@@ -94,6 +98,17 @@ impl FakeService {
         self.seen.lock().unwrap().accepted.clone()
     }
 
+    /// From now on, answer valid requests with `status` (a service outage), or accept them
+    /// again (`None`).
+    pub fn fail_with(&self, status: Option<u16>) {
+        self.seen.lock().unwrap().failing = status;
+    }
+
+    /// Valid requests answered with the [`FakeService::fail_with`] status.
+    pub fn failed(&self) -> usize {
+        self.seen.lock().unwrap().failed
+    }
+
     /// Requests that broke the contract, explained.
     pub fn violations(&self) -> Vec<String> {
         self.seen.lock().unwrap().violations.clone()
@@ -117,6 +132,11 @@ async fn handle(
 fn answer(service: &Service, seen: &Mutex<Seen>, checked: Checked) -> Reply {
     let mut seen = seen.lock().unwrap();
     match checked {
+        Ok(_) if seen.failing.is_some() => {
+            seen.failed += 1;
+            let status = seen.failing.expect("checked above");
+            Reply::new(status, "unavailable")
+        }
         Ok(value) => {
             let reply = match service {
                 Service::Slack => Reply::new(200, "ok"),
