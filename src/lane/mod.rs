@@ -162,8 +162,10 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     // timer per received event cost a timer-wheel insert and removal each time).
     let mut timer = std::pin::pin!(tokio::time::sleep(delivery.batch_timeout));
     let mut armed: Option<Instant> = None;
-    // Events are taken from the queue as many at a time as are waiting.
-    let mut received = Vec::with_capacity(RECEIVE_CHUNK);
+    // Events are taken from the queue as many at a time as are waiting (up to RECEIVE_CHUNK).
+    // The buffer grows only as far as a lane's traffic needs: reserved up front it cost 18 KB
+    // per destination, 184 MB of the 684 MB peak with 10,000 destinations.
+    let mut received = Vec::new();
     // The first batch waits a random 50–100% of `batch_timeout`. Destinations that start
     // together and fill their batches by time would otherwise all flush at the same moments,
     // every `batch_timeout`, for good: a burst of requests, and of memory for their bodies.
