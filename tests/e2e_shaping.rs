@@ -439,3 +439,65 @@ fn s3_objects_hold_shaped_events() {
         assert_eq!(got, expected);
     }
 }
+
+/// The retry worker shapes too: a destination that fails at first gets its batches parked
+/// (the retry topic keeps the original events), and what the retry worker delivers later is
+/// redacted like what a lane sends.
+#[test]
+fn parked_batches_are_shaped_when_the_retry_worker_sends_them() {
+    let tansu = broker();
+    let brokers = tansu.brokers();
+    let hook = WebhookReceiver::start(ReceiverConfig::default());
+    hook.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .delivery("retry_max_elapsed", "\"0s\"")
+        .delivery("retry_schedule", "[\"1s\"]")
+        .delivery("probe_interval", "\"300ms\"")
+        .destination(format!(
+            "{}redact = [\"payload.**.password\"]\ndrop = [\"payload.note\", \"payload.fields.Email\"]\n",
+            hook.destination_toml(PROJECT, "hook")
+        ));
+    let courier = Courier::start_ready(&cfg);
+    let n = 20;
+    let (events, _) = produce_events(&brokers, "p", n);
+    wait_explained(
+        "the failing destination's batches are parked",
+        CATCH_UP,
+        Duration::from_millis(100),
+        || {
+            metric_sum(&courier.metrics(), "courier_parked_batches_total", &[])
+                .is_some_and(|p| p > 0.0)
+        },
+        || courier.log_tail(),
+    );
+    assert_eq!(hook.event_count(), 0);
+    hook.set_behaviour(Behaviour::Ok);
+    wait_explained(
+        "the retry worker delivers every parked event",
+        CATCH_UP,
+        Duration::from_millis(100),
+        || hook.event_count() >= n,
+        || courier.log_tail(),
+    );
+    let by_id: HashMap<&str, &Value> = events
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for bytes in hook.events() {
+        let text = String::from_utf8(bytes).unwrap();
+        assert_no_secret_values("the retry worker", &text);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        let mut expected = by_id[got["id"].as_str().unwrap()].clone();
+        expected["payload"]["password"] = json!("[REDACTED]");
+        expected["payload"]["nested"]["deep"]["password"] = json!("[REDACTED]");
+        expected["payload"].as_object_mut().unwrap().remove("note");
+        expected["payload"]["fields"]
+            .as_object_mut()
+            .unwrap()
+            .remove("Email");
+        assert_eq!(got, expected);
+        seen.insert(got["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(seen.len(), n);
+}
