@@ -477,7 +477,7 @@ fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
     let test = std::cell::RefCell::new(Value::Null);
     wait_explained(
         "the API destination to be running",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         Duration::from_millis(300),
         || {
             let (s, body) = api(&addr, "POST", &format!("{base}/pd/test"), None);
@@ -502,7 +502,7 @@ fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
     );
     wait_explained(
         "the live event at PagerDuty",
-        Duration::from_secs(30),
+        Duration::from_secs(90),
         Duration::from_millis(200),
         || pd.accepted().iter().any(|b| b["dedup_key"] == "live-1"),
         || courier.log_tail(),
