@@ -1,5 +1,8 @@
 //! The `webhook` sink: batches POSTed as a JSON array or NDJSON of the unchanged events, with
-//! optional gzip and Standard Webhooks signatures.
+//! optional gzip and Standard Webhooks signatures — or, for receivers with a format of their
+//! own (Slack, Teams, New Relic, PagerDuty), a body rendered by a sandboxed template
+//! ([`template`], [`presets`]). Only templated destinations parse their events; the others
+//! keep the byte-copying fast path.
 //!
 //! Outcomes: 2xx delivered; 408, 429 and 5xx except 501, timeouts and connection errors are
 //! retried; 410 rejects the destination's configuration (its circuit opens); every other
