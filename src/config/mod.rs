@@ -13,6 +13,7 @@
 pub mod api;
 mod destination;
 mod interpolate;
+mod pointer;
 mod shaping;
 
 use std::collections::{BTreeMap, HashSet};

@@ -15,9 +15,17 @@ use serde_json::{Map, Value};
 use courier_core::settings::{typed_table, Errors};
 use courier_core::shape::{Rules, RulesConfig, Sample, Shaper, KEYS};
 
-/// The keys this module reads from a destination table.
-pub(super) fn is_shaping_key(key: &str) -> bool {
-    KEYS.contains(&key) || key == "sample"
+/// Takes the keys this module reads out of a destination table.
+pub(super) fn take_keys(table: &mut Map<String, Value>) -> Map<String, Value> {
+    let names: Vec<String> = table
+        .keys()
+        .filter(|k| KEYS.contains(&k.as_str()) || *k == "sample")
+        .cloned()
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|k| table.remove(&k).map(|v| (k, v)))
+        .collect()
 }
 
 /// A destination's shaping, with the operator's rules (`operator`, from `[redact]`) joined.
