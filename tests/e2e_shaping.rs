@@ -389,6 +389,11 @@ fn sampling_keeps_the_same_ids_on_every_run() {
             &[("destination_type", "webhook")],
         );
         assert_eq!(out, Some((n - expected.len()) as f64));
+        // Sampled-out events gave their place in the in-flight budget back.
+        assert_eq!(
+            metric_sum(&courier.metrics(), "courier_in_flight_events", &[]),
+            Some(0.0)
+        );
         courier.terminate(Duration::from_secs(30));
         runs.push(kept.into_iter().collect::<BTreeSet<_>>());
     }
