@@ -57,8 +57,7 @@ impl std::fmt::Debug for OtlpSink {
 
 /// `endpoint` + `logs_path`, without doubling the slash.
 pub fn logs_url(endpoint: &str, logs_path: &str) -> Result<reqwest::Url, BuildError> {
-    let url = format!("{}{logs_path}", endpoint.trim_end_matches('/'));
-    reqwest::Url::parse(&url).map_err(|e| BuildError::Http(format!("{url}: {e}")))
+    crate::util::http::join_url(endpoint, logs_path)
 }
 
 impl OtlpSink {

@@ -33,8 +33,8 @@ pub use service::{classify, HecAnswer, Verdict};
 use super::ssrf::Guard;
 use super::util::halving::{self, Answer, Results};
 use super::util::http::{
-    read_limited, retry_after, send_guarded, status_error, transport_error, MAX_ANSWER_BYTES,
-    USER_AGENT,
+    join_url, read_limited, retry_after, send_guarded, status_error, transport_error,
+    MAX_ANSWER_BYTES, USER_AGENT,
 };
 use super::util::scrub::Scrubber;
 use super::util::Compression;
@@ -137,11 +137,6 @@ pub fn describe(config: &SplunkConfig) -> String {
     text
 }
 
-fn join(base: &str, path: &str) -> Result<reqwest::Url, BuildError> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    reqwest::Url::parse(&url).map_err(|e| BuildError::Http(format!("{url}: {e}")))
-}
-
 impl SplunkSink {
     /// Builds the sink (reading `tls.ca_file`); the configuration must have passed
     /// [`SplunkConfig::validate`]. Connections follow the SSRF guard of `security`.
@@ -198,9 +193,9 @@ impl SplunkSink {
         }
         Ok(Self {
             client,
-            event_url: join(&config.endpoint, "/services/collector/event")?,
-            ack_url: join(&config.endpoint, "/services/collector/ack")?,
-            health_url: join(&config.endpoint, "/services/collector/health")?,
+            event_url: join_url(&config.endpoint, "/services/collector/event")?,
+            ack_url: join_url(&config.endpoint, "/services/collector/ack")?,
+            health_url: join_url(&config.endpoint, "/services/collector/health")?,
             guard,
             headers,
             query_headers,

@@ -12,7 +12,13 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use crate::ssrf::Guard;
-use crate::{trim_answer, DeliveryError, ErrorKind, Outcome};
+use crate::{trim_answer, BuildError, DeliveryError, ErrorKind, Outcome};
+
+/// `base` (an endpoint, with or without a trailing slash) followed by `path`.
+pub fn join_url(base: &str, path: &str) -> Result<reqwest::Url, BuildError> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    reqwest::Url::parse(&url).map_err(|e| BuildError::Http(format!("{url}: {e}")))
+}
 
 /// Sends `request` (to `url`) the way every HTTP sink sends a batch: a literal IP host is
 /// checked by `guard` first (it is never resolved, so the guard's resolver cannot vet it),
