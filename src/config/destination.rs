@@ -124,6 +124,8 @@ fn destination_at(
         }
     }
     let shaping_keys = super::shaping::take_keys(&mut table);
+    let rate_limit =
+        super::rate_limit::destination(&mut table, &prefix, security.rate_ceiling, errors);
     let filter_value = common.remove("filter");
     let delivery_value = common.remove("delivery");
     let before = errors.len();
@@ -294,6 +296,7 @@ fn destination_at(
         delivery: delivery?,
         shape: shaping.shape,
         sample: shaping.sample,
+        rate_limit: rate_limit.ok()?,
         table: RawTable(original),
     })
 }

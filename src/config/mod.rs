@@ -14,6 +14,7 @@ pub mod api;
 mod destination;
 mod interpolate;
 mod pointer;
+mod rate_limit;
 mod shaping;
 
 use std::collections::{BTreeMap, HashSet};
@@ -227,6 +228,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
     let raw_security: courier_core::settings::RawSecurity = section(&mut root, "security", errors);
     let (mut security, security_errors) = raw_security.resolve();
     security.redact = shaping::operator(root.remove("redact"), errors);
+    security.rate_ceiling = rate_limit::ceiling(&limits, errors);
     for (path, message) in security_errors {
         errors.push(path, message);
     }

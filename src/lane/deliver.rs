@@ -60,7 +60,8 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         max: shared.delivery.retry_max_backoff,
         budget: shared.delivery.retry_max_elapsed,
     };
-    let mut schedule = policy.start(Instant::now());
+    let batch_started = Instant::now();
+    let mut schedule = policy.start(batch_started);
     let mut attempts = 0;
     let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
     loop {
@@ -119,6 +120,26 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
         // says to stop trying in line.
         let outcome = loop {
+            // The destination's rate limit: wait for its buckets, within what is left of
+            // the batch's in-line budget; past it, the batch is parked.
+            if let Some(rate) = shared.health.rate() {
+                let budget = policy.budget.saturating_sub(batch_started.elapsed());
+                let acquired = tokio::select! {
+                    r = rate.acquire(sending.len(), budget, tokio::time::sleep) => r,
+                    () = shared.context.abandon.cancelled() => return,
+                };
+                if let Err(limited) = acquired {
+                    shared
+                        .context
+                        .metrics
+                        .rate_limited_batches
+                        .with_label_values(&[shared.destination_type])
+                        .inc();
+                    return settler
+                        .park(&remaining, &rate_limited_error(shared, limited))
+                        .await;
+                }
+            }
             attempts += 1;
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
@@ -252,6 +273,33 @@ fn circuit_error(shared: &LaneShared) -> DeliveryError {
         message: format!(
             "destination {} is failing (circuit open); the batch was parked without an attempt",
             shared.destination_id
+        ),
+    }
+}
+
+/// A batch parked because its destination's rate limit would have held it past its in-line
+/// budget (`retry_max_elapsed`).
+fn rate_limited_error(shared: &LaneShared, limited: super::rate::RateLimited) -> DeliveryError {
+    rate_limited(
+        &shared.destination_id,
+        shared.delivery.retry_max_elapsed,
+        limited,
+    )
+}
+
+/// The error of a batch parked for its destination's rate limit (lanes and retry worker).
+pub fn rate_limited(
+    destination: &str,
+    budget: std::time::Duration,
+    limited: super::rate::RateLimited,
+) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::RateLimited,
+        http_status: None,
+        message: format!(
+            "destination {destination}'s rate_limit would have held the batch {} more, past its in-line budget (retry_max_elapsed = {}); it was parked and is retried later",
+            humantime::format_duration(std::time::Duration::from_millis(limited.wait.as_millis() as u64)),
+            humantime::format_duration(budget)
         ),
     }
 }

@@ -24,6 +24,8 @@ pub struct DestinationHealth {
     times: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
     failures: Arc<FailureReporter>,
     metrics: Arc<Metrics>,
+    /// The destination's `rate_limit`, drawn from by its lane and the retry worker alike.
+    rate: Option<super::rate::RateLimiter>,
 }
 
 impl Drop for DestinationHealth {
@@ -61,7 +63,16 @@ impl DestinationHealth {
             times: Mutex::new((None, None)),
             failures,
             metrics,
+            rate: destination
+                .rate_limit
+                .as_ref()
+                .map(super::rate::RateLimiter::new),
         }
+    }
+
+    /// The destination's rate limiter; `None` when it has no `rate_limit`.
+    pub fn rate(&self) -> Option<&super::rate::RateLimiter> {
+        self.rate.as_ref()
     }
 
     fn circuit(&self) -> MutexGuard<'_, Circuit> {

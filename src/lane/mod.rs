@@ -13,6 +13,7 @@ mod batch;
 mod circuit;
 mod deliver;
 mod health;
+pub(crate) mod rate;
 mod retry;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use tracing::Instrument;
 
 pub use batch::Batcher;
 pub use circuit::{Circuit, Decision, State as CircuitState, Transition};
+pub use deliver::rate_limited;
 pub use health::DestinationHealth;
 pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
 

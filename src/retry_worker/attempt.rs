@@ -177,6 +177,28 @@ pub(super) async fn attempt(
         &target.config.delivery.retry_schedule,
         Some(&target.stats),
     );
+    // The destination's rate limit binds parked batches as well (the lane's buckets, shared
+    // through its health); a wait longer than the in-line budget parks the batch again.
+    if let Some(rate) = target.health.rate() {
+        let budget = target.config.delivery.retry_max_elapsed;
+        if let Err(limited) = rate
+            .acquire(batch.events.len(), budget, tokio::time::sleep)
+            .await
+        {
+            shared
+                .metrics
+                .rate_limited_batches
+                .with_label_values(&[target.config.sink.type_name()])
+                .inc();
+            let error = crate::lane::rate_limited(&target.config.id, budget, limited);
+            let outcome = Outcome::Retry {
+                error,
+                retry_after: None,
+            };
+            settler.settle(&batch.events, outcome, attempt).await;
+            return;
+        }
+    }
     // Events the sink cannot encode (a body template failing on their data) are reported one
     // by one, as in a lane; the others are sent.
     let mut originals = std::borrow::Cow::Borrowed(&batch.events[..]);

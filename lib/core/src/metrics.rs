@@ -45,6 +45,9 @@ pub struct Metrics {
     pub spilled_batches: IntCounterVec,
     /// Events a destination's `sample` left out (completed without being sent).
     pub sampled_out_events: IntCounterVec,
+    /// Batches parked because their destination's `rate_limit` would have made them wait
+    /// longer than their in-line budget.
+    pub rate_limited_batches: IntCounterVec,
     /// Requests by destination type and outcome.
     pub requests: IntCounterVec,
     /// In-line retries by destination type.
@@ -394,6 +397,12 @@ impl Metrics {
                 &r,
                 "courier_sampled_out_events_total",
                 "Events a destination's sample setting left out, by destination type: completed without being sent, as the destination asked.",
+                &["destination_type"],
+            ),
+            rate_limited_batches: counter_vec(
+                &r,
+                "courier_rate_limited_batches_total",
+                "Batches parked because their destination's rate_limit would have made them wait longer than their in-line budget (retry_max_elapsed), by destination type.",
                 &["destination_type"],
             ),
             requests: counter_vec(

@@ -42,9 +42,31 @@ pub struct DestinationConfig {
     pub shape: Option<Arc<Shaper>>,
     /// `sample`: the fraction of each level's events kept; `None` keeps every event.
     pub sample: Option<Sample>,
+    /// `rate_limit` with the operator's ceiling applied (the ceiling alone when the
+    /// destination has none); `None`: sent as fast as the destination answers.
+    pub rate_limit: Option<RateLimit>,
     /// The destination's table as read (after interpolation): a reload rebuilds the
     /// destination when this or its delivery settings change.
     pub table: RawTable,
+}
+
+/// A destination's effective rates: token buckets the lane and the retry worker draw from
+/// before each request. Each bucket holds `burst` of its own cells (events or requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events per second, and the bucket's size in events.
+    pub events: Option<Bucket>,
+    /// Requests per second, and the bucket's size in requests.
+    pub requests: Option<Bucket>,
+}
+
+/// One token bucket: `per_second` cells refilled each second, at most `burst` held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Cells per second (at least 1).
+    pub per_second: u32,
+    /// Cells the bucket holds (at least 1).
+    pub burst: u32,
 }
 
 /// A destination's table as read. It holds secrets, so it never prints.

@@ -99,6 +99,9 @@ pub enum ErrorKind {
     /// An SMTP server answered with a negative reply (4xx or 5xx), or lettre could not go on
     /// with the conversation (the email sink).
     SmtpReply,
+    /// The destination's `rate_limit` would have held the batch longer than its in-line
+    /// budget; it was parked without an attempt (retried later, as a failing destination's).
+    RateLimited,
 }
 
 impl ErrorKind {
@@ -117,6 +120,7 @@ impl ErrorKind {
             ErrorKind::ParkedEventsLost => "parked_events_lost",
             ErrorKind::Internal => "internal",
             ErrorKind::SmtpReply => "smtp_reply",
+            ErrorKind::RateLimited => "rate_limited",
         }
     }
 }

@@ -24,7 +24,7 @@ pub use sections::{
     check_bounds, FailuresConfig, KafkaConfig, KafkaOptions, LimitsConfig, LogConfig, LogFormat,
     MetricsConfig, ParkingMode, ServerConfig,
 };
-pub use security::{parse_network, RawSecurity, SecurityConfig};
+pub use security::{parse_network, RateCeiling, RawSecurity, SecurityConfig};
 
 /// One configuration error: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]

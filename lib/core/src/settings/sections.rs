@@ -169,6 +169,11 @@ pub struct LimitsConfig {
     pub max_in_flight_events: usize,
     /// Bytes of events held in all lanes together before reading pauses.
     pub max_in_flight_bytes: usize,
+    /// The highest `rate_limit.events_per_second` any destination gets (its own when lower);
+    /// destinations without a `rate_limit` get this one. `None`: no ceiling.
+    pub max_destination_events_per_second: Option<u32>,
+    /// The same for `rate_limit.requests_per_second`.
+    pub max_destination_requests_per_second: Option<u32>,
 }
 
 impl Default for LimitsConfig {
@@ -177,6 +182,8 @@ impl Default for LimitsConfig {
             max_event_bytes: 1024 * 1024,
             max_in_flight_events: 100_000,
             max_in_flight_bytes: 128 * 1024 * 1024,
+            max_destination_events_per_second: None,
+            max_destination_requests_per_second: None,
         }
     }
 }

@@ -20,6 +20,19 @@ pub struct SecurityConfig {
     /// after each destination's own rules, which cannot remove it. `None` when it changes
     /// nothing.
     pub redact: Option<crate::shape::Rules>,
+    /// `[limits] max_destination_events_per_second` and `max_destination_requests_per_second`
+    /// (carried here for the same reason as `redact`): no destination's `rate_limit` may
+    /// exceed them, and a destination without one gets them.
+    pub rate_ceiling: RateCeiling,
+}
+
+/// The operator's ceiling on every destination's rates; `None`: no ceiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateCeiling {
+    /// Events per second.
+    pub events_per_second: Option<u32>,
+    /// Requests per second.
+    pub requests_per_second: Option<u32>,
 }
 
 /// Parses one `allow_networks` entry: CIDR (`10.1.0.0/16`, `fd00::/8`) or a single address.
@@ -93,6 +106,7 @@ impl RawSecurity {
                 allow_networks,
                 https_only: self.https_only,
                 redact: None,
+                rate_ceiling: RateCeiling::default(),
             },
             errors,
         )
@@ -109,6 +123,7 @@ impl SecurityConfig {
                 .collect::<Result<_, _>>()?,
             https_only: false,
             redact: None,
+            rate_ceiling: RateCeiling::default(),
         })
     }
 }
