@@ -93,6 +93,7 @@ pub async fn run(
         source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
         spill_above_events: config.limits.max_in_flight_events / 2,
+        daily_caps: true,
     };
     let mut destinations = Destinations::new(
         context,

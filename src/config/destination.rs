@@ -126,6 +126,7 @@ fn destination_at(
     let shaping_keys = super::shaping::take_keys(&mut table);
     let rate_limit =
         super::rate_limit::destination(&mut table, &prefix, security.rate_ceiling, errors);
+    let daily_cap_value = table.remove("daily_cap");
     let filter_value = common.remove("filter");
     let delivery_value = common.remove("delivery");
     let before = errors.len();
@@ -178,6 +179,7 @@ fn destination_at(
     };
     let shaping =
         super::shaping::destination(shaping_keys, &prefix, security.redact.as_ref(), errors);
+    let daily_cap = daily_cap_value.and_then(|v| super::shaping::daily_cap(v, &prefix, errors));
     let delivery = match delivery_value {
         None => Some(defaults.clone()),
         Some(v) => delivery(v, &format!("{prefix}.delivery"), defaults, errors),
@@ -297,6 +299,7 @@ fn destination_at(
         shape: shaping.shape,
         sample: shaping.sample,
         rate_limit: rate_limit.ok()?,
+        daily_cap,
         table: RawTable(original),
     })
 }

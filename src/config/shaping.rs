@@ -1,5 +1,5 @@
 //! The shaping keys of a destination table (`redact`, `drop`, `keep`, `redact_with`,
-//! `redact_key`, `sample`) and the operator's `[redact]` section: read, checked (errors name
+//! `redact_key`, `sample`, `daily_cap`) and the operator's `[redact]` section: read, checked (errors name
 //! the key path, never a key's value), and compiled into what the lanes apply
 //! ([`courier_core::shape`]).
 //!
@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use courier_core::daily_cap::DailyCap;
 use courier_core::settings::{typed_table, Errors};
 use courier_core::shape::{Rules, RulesConfig, Sample, Shaper, KEYS};
 
@@ -85,4 +86,20 @@ fn compiled(config: &RulesConfig, prefix: &str, errors: &mut Errors) -> Option<R
             }
         })
         .ok()
+}
+
+/// A destination's `daily_cap` table at `prefix`; `None` when wrong (each error recorded).
+pub(super) fn daily_cap(value: Value, prefix: &str, errors: &mut Errors) -> Option<DailyCap> {
+    let path = format!("{prefix}.daily_cap");
+    let cap = typed_table::<DailyCap>(value, &path, errors)?;
+    let problems = cap.check();
+    for (key, message) in &problems {
+        let at = if key.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        errors.push(at, message.clone());
+    }
+    problems.is_empty().then_some(cap)
 }

@@ -2,13 +2,14 @@
 //! source partition of a failed batch — and as many per partition as it takes for each to fit
 //! in one Kafka message (see [`super::size`]).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 
 use super::size::{self, MAX_ERROR_MESSAGE_CHARS};
 use super::DeliveryFailure;
 use crate::event::{Event, Unroutable, FAILURE_EVENT_TYPE};
 use crate::sinks::DeliveryError;
+use courier_core::daily_cap::DailyCap;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,6 +53,11 @@ struct StateEvent<'a> {
 #[derive(Serialize)]
 struct StatePayload {
     state: &'static str,
+    /// `daily_cap_reached` only: the UTC day (`YYYY-MM-DD`) and the cap that was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cap: Option<DailyCap>,
 }
 
 #[derive(Serialize)]
@@ -300,10 +306,50 @@ pub(super) fn state_event(
                 first_attempt_at: None,
                 last_attempt_at: None,
             }),
-        payload: StatePayload { state },
+        payload: StatePayload {
+            state,
+            day: None,
+            cap: None,
+        },
     };
     (to_bytes(&event), state)
 }
+
+/// A destination reached its `daily_cap` on `day` (UTC): its live events are skipped until
+/// the next day. The id is the same for every announcement of that destination and day.
+pub(super) fn daily_cap_event(
+    project: &str,
+    destination_id: &str,
+    destination_type: &str,
+    cap: DailyCap,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Vec<u8> {
+    let day = day.format("%Y-%m-%d").to_string();
+    let event = StateEvent {
+        id: stable_id("state", &[project, destination_id, DAILY_CAP_STATE, &day]),
+        timestamp: rfc3339(now),
+        level: "WARN",
+        kind: FAILURE_EVENT_TYPE,
+        message: format!(
+            "Destination {destination_id} reached its daily cap; its events are skipped until the next UTC day"
+        ),
+        status: "EVENT_STATUS.FAILED",
+        project_id: project,
+        destination_id,
+        destination_type,
+        error: None,
+        payload: StatePayload {
+            state: DAILY_CAP_STATE,
+            day: Some(day),
+            cap: Some(cap),
+        },
+    };
+    to_bytes(&event)
+}
+
+/// The `payload.state` (and `courier_failure_events_total` kind) of a reached daily cap.
+pub(super) const DAILY_CAP_STATE: &str = "daily_cap_reached";
 
 /// A message that could not be routed, as an Event Log.
 pub(super) fn unroutable_event(

@@ -209,6 +209,37 @@ impl FailureReporter {
         Ok(())
     }
 
+    /// Writes the state event of a destination that reached its `daily_cap` on `day` (UTC).
+    pub async fn daily_cap_reached(
+        &self,
+        project: &str,
+        destination_id: &str,
+        destination_type: &str,
+        cap: courier_core::daily_cap::DailyCap,
+        day: chrono::NaiveDate,
+    ) -> Result<(), Abandoned> {
+        let payload = event::daily_cap_event(
+            project,
+            destination_id,
+            destination_type,
+            cap,
+            day,
+            Utc::now(),
+        );
+        match self.produce_bytes(project, &payload).await {
+            Ok(()) => self
+                .metrics
+                .failure_events
+                .with_label_values(&[event::DAILY_CAP_STATE])
+                .inc(),
+            Err(ProduceError::Abandoned(a)) => return Err(a),
+            Err(e @ ProduceError::TooLarge { .. }) => {
+                self.unwritable(&e, project, destination_id);
+            }
+        }
+        Ok(())
+    }
+
     /// Reports a message that could not be routed. A `projectId` too large to fit is left
     /// out (the source range still names the message).
     pub async fn unroutable(

@@ -39,6 +39,7 @@ use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::Parker;
 use crate::sinks::Sink;
 use crate::source::Acker;
+use courier_core::daily_cap::{Admit, DailyCap, DailyCount};
 use courier_core::shape::{Sample, Shaper};
 
 /// What every lane shares with the rest of the pipeline.
@@ -60,6 +61,9 @@ pub struct LaneContext {
     /// are all busy parks its next batches at once instead of holding them ([`dispatch`]):
     /// half of `limits.max_in_flight_events`; `usize::MAX` never spills (replays).
     pub spill_above_events: usize,
+    /// Whether destinations' `daily_cap` applies: live traffic only. A replay delivers what an
+    /// operator or customer asked for, capped or not.
+    pub daily_caps: bool,
 }
 
 /// The sending side of a running lane.
@@ -84,6 +88,9 @@ struct LaneShared {
     shape: Option<Arc<Shaper>>,
     /// Which events of each level are kept ([`sampled_out`]).
     sample: Option<Sample>,
+    /// The day's count of the destination's `daily_cap` ([`capped`]); only the lane's own
+    /// task takes it.
+    cap: Option<(DailyCap, std::sync::Mutex<DailyCount>)>,
 }
 
 /// Starts the lane of `destination`.
@@ -101,6 +108,10 @@ pub fn spawn(
             .queue_max_events
             .clamp(1, MAX_QUEUE_CAPACITY),
     );
+    let cap = destination
+        .daily_cap
+        .filter(|_| context.daily_caps)
+        .map(|cap| (cap, std::sync::Mutex::new(DailyCount::new(cap))));
     let shared = Arc::new(LaneShared {
         project: destination.project.clone(),
         destination_id: destination.id.clone(),
@@ -114,6 +125,7 @@ pub fn spawn(
         health,
         shape: destination.shape.clone(),
         sample: destination.sample,
+        cap,
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
     let task = tokio::spawn(supervise(shared, rx).instrument(span));
@@ -185,7 +197,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     macro_rules! take {
         ($event:expr, $at:expr) => {{
             let event: Event = $event;
-            if sampled_out(&shared, &event) {
+            if sampled_out(&shared, &event) || capped(&shared, &event, &mut tasks) {
                 continue;
             }
             let key = by_partition.then_some(event.partition);
@@ -278,6 +290,58 @@ fn sampled_out(shared: &LaneShared, event: &Event) -> bool {
     let metrics = &shared.context.metrics;
     metrics
         .sampled_out_events
+        .with_label_values(&[shared.destination_type])
+        .inc();
+    shared.context.acker.complete([event.ack]);
+    metrics.release_events(1, event.raw.len());
+    true
+}
+
+/// Whether the destination's `daily_cap` is reached for today (UTC, by the wall clock) and
+/// `event` is skipped; if so it completes here, unsent (the customer chose to lose what is over
+/// the cap), and is counted. The first event over the cap each day writes the destination's
+/// `daily_cap_reached` state event. Taken after sampling: what a sample leaves out is not sent,
+/// so it does not count.
+fn capped(shared: &Arc<LaneShared>, event: &Event, tasks: &mut JoinSet<()>) -> bool {
+    let Some((cap, count)) = &shared.cap else {
+        return false;
+    };
+    let today = chrono::Utc::now().date_naive();
+    let admit = count
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(today, event.raw.len());
+    match admit {
+        Admit::Send => return false,
+        Admit::Skip => {}
+        Admit::Reached => {
+            tracing::warn!(project = %shared.project, destination = %shared.destination_id,
+                "destination reached its daily cap; its events are skipped until the next UTC day");
+            let (shared, cap) = (shared.clone(), *cap);
+            tasks.spawn(
+                async move {
+                    let written = shared
+                        .context
+                        .failures
+                        .daily_cap_reached(
+                            &shared.project,
+                            &shared.destination_id,
+                            shared.destination_type,
+                            cap,
+                            today,
+                        )
+                        .await;
+                    if let Err(abandoned) = written {
+                        tracing::warn!(%abandoned, "daily cap state event not written");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+    }
+    let metrics = &shared.context.metrics;
+    metrics
+        .capped_events
         .with_label_values(&[shared.destination_type])
         .inc();
     shared.context.acker.complete([event.ack]);

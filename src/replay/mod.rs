@@ -310,6 +310,8 @@ async fn run(
             abandon: abandon.clone(),
             // A replay delivers what it was asked to; it never parks early.
             spill_above_events: usize::MAX,
+            // Replays are not capped: someone asked for these events.
+            daily_caps: false,
         },
         failures.clone(),
         metrics.clone(),

@@ -9,11 +9,13 @@
 //! - [`metrics`]: every Prometheus metric and the per-destination counters.
 //! - [`shape`]: what a destination receives: redaction, field selection, sampling.
 //! - [`clock`]: deadlines that saturate instead of overflowing.
+//! - [`daily_cap`]: a destination's per-day volume cap and its count.
 //!
 //! Crates depend downwards only: core ← sinks ← the daemon (`courier`); the compiler refuses
 //! an import that would point up.
 
 pub mod clock;
+pub mod daily_cap;
 pub mod event;
 pub mod metrics;
 pub mod routing;

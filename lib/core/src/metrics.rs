@@ -45,6 +45,8 @@ pub struct Metrics {
     pub spilled_batches: IntCounterVec,
     /// Events a destination's `sample` left out (completed without being sent).
     pub sampled_out_events: IntCounterVec,
+    /// Events a destination's `daily_cap` skipped (completed without being sent).
+    pub capped_events: IntCounterVec,
     /// Batches parked because their destination's `rate_limit` would have made them wait
     /// longer than their in-line budget.
     pub rate_limited_batches: IntCounterVec,
@@ -397,6 +399,12 @@ impl Metrics {
                 &r,
                 "courier_sampled_out_events_total",
                 "Events a destination's sample setting left out, by destination type: completed without being sent, as the destination asked.",
+                &["destination_type"],
+            ),
+            capped_events: counter_vec(
+                &r,
+                "courier_capped_events_total",
+                "Events skipped because their destination reached its daily_cap for the UTC day, by destination type: completed without being sent, as the destination asked.",
                 &["destination_type"],
             ),
             rate_limited_batches: counter_vec(

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use courier_core::routing::FilterConfig;
+use courier_core::daily_cap::DailyCap;
 use courier_core::settings::DeliveryConfig;
 use courier_core::shape::{Sample, Shaper};
 
@@ -42,6 +43,8 @@ pub struct DestinationConfig {
     pub shape: Option<Arc<Shaper>>,
     /// `sample`: the fraction of each level's events kept; `None` keeps every event.
     pub sample: Option<Sample>,
+    /// `daily_cap`: most events/bytes of live traffic sent per UTC day (per replica).
+    pub daily_cap: Option<DailyCap>,
     /// `rate_limit` with the operator's ceiling applied (the ceiling alone when the
     /// destination has none); `None`: sent as fast as the destination answers.
     pub rate_limit: Option<RateLimit>,

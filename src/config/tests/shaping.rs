@@ -103,3 +103,46 @@ fn the_api_adds_to_operator_rules_and_cannot_remove_them() {
     let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(pointers, ["/sample/INFO", "/drop/0"], "{errors:?}");
 }
+
+#[test]
+fn daily_cap_reads_either_limit_and_errors_name_the_key_path() {
+    let c = load("", "daily_cap = { events = 100 }").unwrap();
+    let cap = c.destinations[0].daily_cap.unwrap();
+    assert_eq!((cap.events, cap.bytes), (Some(100), None));
+    let c = load("", "daily_cap = { bytes = 1_000_000, events = 5 }").unwrap();
+    let cap = c.destinations[0].daily_cap.unwrap();
+    assert_eq!((cap.events, cap.bytes), (Some(5), Some(1_000_000)));
+    assert!(load("", "").unwrap().destinations[0].daily_cap.is_none());
+    for (keys, path) in [
+        ("daily_cap = {}", "destinations[0].daily_cap:"),
+        (
+            "daily_cap = { events = 0 }",
+            "destinations[0].daily_cap.events:",
+        ),
+        (
+            "daily_cap = { bytes = 2_000_000_000_000_000 }",
+            "destinations[0].daily_cap.bytes:",
+        ),
+        ("daily_cap = { event = 5 }", "destinations[0].daily_cap"),
+        ("daily_cap = 5", "destinations[0].daily_cap"),
+    ] {
+        let text = load("", keys).unwrap_err().join("\n");
+        assert!(
+            text.contains(&format!("test.toml: {path}")),
+            "{keys}: {text}"
+        );
+    }
+    // The API: the same checks, pointers at the key.
+    let config = load("", "").unwrap();
+    let d = json!({"project": "p", "id": "a", "type": "webhook", "url": "https://example.com/h", "daily_cap": {"events": -1, "bytes": 0}});
+    let errors = parse_destination(d, &config.delivery, &config.security).unwrap_err();
+    let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(pointers.contains(&"/daily_cap/events"), "{errors:?}");
+    let d = json!({"project": "p", "id": "a", "type": "webhook", "url": "https://example.com/h", "daily_cap": {"events": 10, "bytes": 0}});
+    let errors = parse_destination(d, &config.delivery, &config.security).unwrap_err();
+    let pointers: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(pointers, ["/daily_cap/bytes"], "{errors:?}");
+    let d = json!({"project": "p", "id": "a", "type": "webhook", "url": "https://example.com/h", "daily_cap": {"events": 10}});
+    let parsed = parse_destination(d, &config.delivery, &config.security).unwrap();
+    assert_eq!(parsed.daily_cap.unwrap().events, Some(10));
+}
