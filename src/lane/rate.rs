@@ -8,7 +8,8 @@
 //! destinations, with their own buckets, go on at their pace. A wait that would end after the
 //! batch's in-line budget is refused ([`RateLimited`]) and the batch parked, as a failing
 //! destination's would be. A batch larger than the bucket is taken in chunks of at most the
-//! bucket's size (`governor` refuses more cells than the burst at once).
+//! bucket's size (`governor` refuses more cells than the burst at once). Requests queue for
+//! the buckets in arrival order, so the waits are fair among a destination's batches.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct RateLimiter<C: Clock = DefaultClock> {
     events: Option<(Limiter<C>, NonZeroU32)>,
     requests: Option<(Limiter<C>, NonZeroU32)>,
     clock: C,
+    /// Requests take their cells one after the other, in the order they came (tokio's mutex
+    /// is fair): batches polling the buckets side by side would race for each refill, and one
+    /// could lose every time until its budget ran out.
+    queue: tokio::sync::Mutex<()>,
 }
 
 /// The wait would exceed the budget: the batch goes to the retry topic instead.
@@ -61,6 +66,7 @@ impl<C: Clock + Clone> RateLimiter<C> {
             events: bucket(limit.events),
             requests: bucket(limit.requests),
             clock,
+            queue: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -77,6 +83,13 @@ impl<C: Clock + Clone> RateLimiter<C> {
         S: FnMut(Duration) -> F,
         F: std::future::Future<Output = ()>,
     {
+        let queued = std::time::Instant::now();
+        let _turn = self.queue.lock().await;
+        // The time spent behind earlier requests counts in the budget.
+        let behind = queued.elapsed();
+        let budget = budget
+            .checked_sub(behind)
+            .ok_or(RateLimited { wait: behind })?;
         let mut waited = Duration::ZERO;
         if let Some((limiter, _)) = &self.requests {
             waited += self
