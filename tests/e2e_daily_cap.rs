@@ -7,13 +7,14 @@
 //! while an earlier is skipped) — and an uncapped destination of the same project receives all
 //! 300. The skipped 200 complete (the commit point reaches the end of the topic), leave the
 //! in-flight budget, are counted in `courier_capped_events_total`, and the destination's
-//! `daily_cap_reached` state event is written to the failures topic once.
+//! `daily_cap_reached` state event is written to the failures topic once. A replay of the
+//! range afterwards is not capped and delivers the skipped events.
 //!
 //! The test assumes it does not run across UTC midnight (a new day would reopen the cap).
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::*;
@@ -161,4 +162,32 @@ fn a_capped_destination_gets_the_first_events_and_one_state_event() {
     let failures = read_all(&brokers, FAILURES, Duration::from_secs(1));
     assert_eq!(failures.len(), 1, "only the state event");
     courier.terminate(Duration::from_secs(30));
+
+    // A replay of the whole range is not capped: it delivers the skipped 200 (and the first
+    // 100 again), with no new state event.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_courier"))
+        .arg("replay")
+        .arg("--config")
+        .arg(courier.config_path())
+        .args([
+            "--from",
+            "0",
+            "--to",
+            &(n / 2).to_string(),
+            "--destination",
+            "capped",
+        ])
+        .output()
+        .expect("run courier replay");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: HashSet<String> = capped.events().iter().map(|b| event_id(b)).collect();
+    assert_eq!(ids.len(), n, "every event delivered once the replay ran");
+    assert_eq!(capped.event_count(), n + cap);
+    let states = read_all(&brokers, FAILURES, Duration::from_secs(1));
+    assert_eq!(states.len(), 1, "the replay wrote no state event");
 }
