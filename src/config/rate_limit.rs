@@ -167,6 +167,34 @@ mod tests {
         );
     }
 
+    /// The ceiling of the file binds the API's definitions (they are parsed with the file's
+    /// `security`), and its own bounds are checked with the key path.
+    #[test]
+    fn the_files_ceiling_binds_the_apis_definitions() {
+        let env = std::collections::BTreeMap::new();
+        let text = "[kafka]\nbrokers = \"b:9092\"\ntopic = \"t\"\ngroup_id = \"g\"\n[limits]\nmax_destination_events_per_second = 100\n";
+        let config = crate::config::parse("f.toml", text, &env).unwrap();
+        let d = json!({"project": "p", "id": "a", "type": "webhook",
+            "url": "https://example.com/h", "rate_limit": {"events_per_second": 5000}});
+        let parsed =
+            crate::config::parse_destination(d, &config.delivery, &config.security).unwrap();
+        let b = parsed.rate_limit.unwrap().events.unwrap();
+        assert_eq!((b.per_second, b.burst), (100, 100));
+        let d =
+            json!({"project": "p", "id": "b", "type": "webhook", "url": "https://example.com/h"});
+        let parsed =
+            crate::config::parse_destination(d, &config.delivery, &config.security).unwrap();
+        assert_eq!(parsed.rate_limit.unwrap().events.unwrap().per_second, 100);
+        let errors =
+            crate::config::parse("f.toml", &text.replace("= 100", "= 0"), &env).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .contains("limits.max_destination_events_per_second"),
+            "{errors}"
+        );
+    }
+
     #[test]
     fn every_number_is_bounded_and_named() {
         let (r, errors) = read(
