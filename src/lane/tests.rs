@@ -150,7 +150,7 @@ url = "http://127.0.0.1:9/"
 
 impl Harness {
     /// Feeds offsets 0..n of partition 0 through a lane with `sink`, waits for it to finish.
-    async fn run(&self, sink: Arc<ScriptedSink>, n: i64) {
+    async fn run(&self, sink: Arc<impl Sink + 'static>, n: i64) {
         let lane = spawn(
             &self.config.destinations[0],
             sink,
@@ -580,29 +580,7 @@ async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_success
         most_before_success: Default::default(),
         most_after_success: Default::default(),
     });
-    let lane = spawn(
-        &h.config.destinations[0],
-        sink.clone(),
-        h.health(&h.config.destinations[0]),
-        h.context.clone(),
-    );
-    for offset in 0..40 {
-        let ack = h.acker.track(0, offset, 1);
-        let event = Event {
-            raw: Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#)),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack,
-        };
-        h.context.metrics.hold_event(event.raw.len());
-        lane.queue.send(event).await.unwrap();
-    }
-    drop(lane.queue);
-    tokio::time::timeout(Duration::from_secs(10), lane.task)
-        .await
-        .expect("the lane finishes")
-        .unwrap();
+    h.run(sink.clone(), 40).await;
     use std::sync::atomic::Ordering::SeqCst;
     assert_eq!(
         sink.most_before_success.load(SeqCst),

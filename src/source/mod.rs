@@ -506,7 +506,6 @@ impl Source {
     }
 }
 
-
 /// Whether reading waits, given what the lanes hold: `events` events and `bytes` bytes
 /// (events, and the request bodies encoded from them).
 ///

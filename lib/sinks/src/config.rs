@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use courier_core::routing::FilterConfig;
 use courier_core::daily_cap::DailyCap;
+use courier_core::routing::FilterConfig;
 use courier_core::settings::DeliveryConfig;
 use courier_core::shape::{Sample, Shaper};
 

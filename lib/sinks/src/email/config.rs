@@ -420,7 +420,7 @@ mod tests {
         let strict = SecurityConfig {
             allow_networks: Vec::new(),
             https_only: true,
-            redact: None,
+            ..SecurityConfig::default()
         };
         let c = config(serde_json::json!({"host": "127.0.0.1"}));
         let (key, message) = c.check_security(&SecurityConfig::default()).unwrap_err();
@@ -429,7 +429,7 @@ mod tests {
         let allowed = SecurityConfig {
             allow_networks: vec!["127.0.0.0/8".parse().unwrap()],
             https_only: false,
-            redact: None,
+            ..SecurityConfig::default()
         };
         assert_eq!(c.check_security(&allowed), Ok(()));
         let plain = config(serde_json::json!({"tls_mode": "none"}));

@@ -29,6 +29,9 @@ use futures::stream::{self, StreamExt};
 use object_store::path::Path;
 use object_store::Attributes;
 
+/// An object's body as [`Sink::encode`] makes it; public for `cargo bench -p courier-sinks`,
+/// which measures it without building a sink (that takes a whole destination).
+pub use self::encode::object_body;
 pub use config::{
     delivery_defaults, Compression, S3Config, ServerSideEncryption, DEFAULT_KEY_TEMPLATE,
     DEFAULT_MULTIPART_PART_SIZE, DEFAULT_MULTIPART_THRESHOLD, S3_BATCH_MAX_BYTES,
@@ -37,9 +40,6 @@ pub use config::{
 pub use connector::S3_ANSWER_BYTES;
 pub use key::{KeyContext, KeyTemplate};
 pub use service::{location, Location};
-/// An object's body as [`Sink::encode`] makes it; public for `cargo bench -p courier-sinks`,
-/// which measures it without building a sink (that takes a whole destination).
-pub use self::encode::object_body;
 
 use self::encode::{group_by_partition, Group};
 use self::service::Writer;

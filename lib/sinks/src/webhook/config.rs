@@ -23,9 +23,10 @@ pub struct WebhookConfig {
     /// Extra headers; values may hold credentials and are never printed.
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
-    /// Body format.
+    /// Body format, when set ([`WebhookConfig::body_format`] applies the default); a
+    /// templated body has none.
     #[serde(default)]
-    pub format: WebhookFormat,
+    pub format: Option<WebhookFormat>,
     /// Body compression.
     #[serde(default)]
     pub compression: Compression,
@@ -104,6 +105,11 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 impl WebhookConfig {
+    /// The body format of an untemplated destination (`json_array` unless set).
+    pub fn body_format(&self) -> WebhookFormat {
+        self.format.unwrap_or_default()
+    }
+
     /// Checks `url`: its length, http or https, a host. Also used on the raw table when the
     /// rest of it does not deserialize, so a refused URL is reported with the other errors.
     pub fn check_url(url: &str) -> Result<(), String> {
@@ -201,7 +207,7 @@ impl WebhookConfig {
                 },
             );
         }
-        if templated && self.format == WebhookFormat::Ndjson {
+        if templated && self.format.is_some() {
             check(
                 "format".into(),
                 Err("a templated body has no format; remove format".into()),
@@ -265,4 +271,33 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
         return Err("not a valid HTTP header value".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(table: serde_json::Value) -> WebhookConfig {
+        serde_json::from_value(table).unwrap()
+    }
+
+    #[test]
+    fn a_templated_body_refuses_any_format_even_the_default_one() {
+        for format in ["json_array", "ndjson"] {
+            let errors = config(serde_json::json!({
+                "url": "https://hooks.slack.com/services/T/B/x",
+                "preset": "slack",
+                "format": format,
+            }))
+            .validate()
+            .unwrap_err();
+            assert!(
+                errors.iter().any(|(key, _)| key == "format"),
+                "{format}: {errors:?}"
+            );
+        }
+        let plain = config(serde_json::json!({ "url": "https://example.com/hook" }));
+        assert_eq!(plain.body_format(), WebhookFormat::JsonArray);
+        assert!(plain.validate().is_ok());
+    }
 }

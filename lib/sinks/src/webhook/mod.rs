@@ -80,7 +80,7 @@ impl WebhookSink {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let content_type = match (config.template_source(), config.format) {
+        let content_type = match (config.template_source(), config.body_format()) {
             (Some(_), _) => config.content_type.as_deref().unwrap_or("application/json"),
             (None, WebhookFormat::JsonArray) => "application/json",
             (None, WebhookFormat::Ndjson) => "application/x-ndjson",
@@ -123,7 +123,7 @@ impl WebhookSink {
                     .chain(config.template_secret.as_ref())
                     .map(|s| s.expose()),
             ),
-            format: config.format,
+            format: config.body_format(),
             compression: config.compression,
             template,
         })
