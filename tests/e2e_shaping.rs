@@ -2,7 +2,8 @@
 //! records produced one per batch, TESTING.md quirk 2; no broker fault is injected).
 //!
 //! Redaction and field selection are checked in the bytes each sink sends — a webhook
-//! receiver, the Datadog and Splunk HEC fakes of `tests/common/fakes/` — with the operator's
+//! receiver, the Datadog and Splunk HEC fakes of `tests/common/fakes/`, S3 objects (moto), the
+//! records an OTLP receiver decoded with the official protobuf definitions — with the operator's
 //! `[redact]` in force for every destination, including one created through the API that tries
 //! to keep what the operator redacts. Sampling is checked over two runs of the same topic by
 //! two consumer groups: the same event ids are kept, and they are the ids the hash selects.
@@ -505,4 +506,70 @@ fn parked_batches_are_shaped_when_the_retry_worker_sends_them() {
         seen.insert(got["id"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen.len(), n);
+}
+
+/// OTLP (`tests/otlp_receiver.py` in its own process, decoding with the official protobuf
+/// definitions): the operator's `[redact]` (passwords at any depth) and the destination's
+/// `redact` (the message, the e-mail address, the note) are in the records the receiver
+/// decoded — the body and the `paragon.payload` attribute hold `[REDACTED]`, never the
+/// originals — while the rest of the payload and the mapped attributes are intact; every
+/// event arrives once.
+#[test]
+fn otlp_records_hold_redacted_values() {
+    use common::otlp::Receiver;
+    let tansu = broker();
+    let brokers = tansu.brokers();
+    let receiver = Receiver::start("/v1/logs", &[]);
+    let mut cfg = CourierConfig::new(&brokers).destination(format!(
+        "[[destinations]]\nproject = {}\nid = \"otlp\"\ntype = \"otlp\"\nendpoint = {}\nencoding = \"protobuf\"\nredact = [\"message\", \"payload.fields.Email\", \"payload.note\"]\n",
+        toml_str(PROJECT),
+        toml_str(&receiver.url())
+    ));
+    cfg.extra = "\n[redact]\nredact = [\"payload.**.password\"]\n".into();
+    let courier = Courier::start_ready(&cfg);
+    let n = 30;
+    let (events, ends) = produce_events(&brokers, "l", n);
+    wait_committed(&brokers, "courier-test", &ends, &courier);
+    wait_explained(
+        "the receiver accepted every event",
+        CATCH_UP,
+        Duration::from_millis(100),
+        || receiver.accepted().len() >= n,
+        || courier.log_tail(),
+    );
+    assert!(
+        receiver.violations().is_empty(),
+        "{:?}",
+        receiver.violations()
+    );
+    let records = receiver.accepted();
+    let by_id: HashMap<&str, &Value> = events
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for record in &records {
+        assert_no_secret_values("OTLP", &record.to_string());
+        let id = record["attributes"]["log.record.uid"]
+            .as_str()
+            .expect("log.record.uid");
+        assert!(seen.insert(id.to_owned()), "event {id} received twice");
+        let e = by_id[id];
+        assert_eq!(record["body"], "[REDACTED]", "{record}");
+        assert_eq!(
+            record["attributes"]["enduser.id"], e["endUserId"],
+            "{record}"
+        );
+        assert_eq!(
+            record["attributes"]["paragon.payload"],
+            json!({
+                "password": "[REDACTED]",
+                "fields": {"Email": "[REDACTED]", "Name": e["payload"]["fields"]["Name"]},
+                "note": "[REDACTED]",
+                "nested": {"deep": {"password": "[REDACTED]", "n": e["payload"]["nested"]["deep"]["n"]}}
+            }),
+            "{record}"
+        );
+    }
+    assert_eq!(seen.len(), n, "every event once");
 }

@@ -22,6 +22,7 @@ pub mod fakes;
 mod http;
 mod kafka;
 pub mod moto;
+pub mod otlp;
 mod wait;
 
 // Tests `use common::*`: the harness and the webhook fake (most end-to-end tests deliver to
