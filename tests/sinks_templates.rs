@@ -1,7 +1,7 @@
 //! Webhook body templates and presets: each preset against a fake that enforces its service's
-//! documented request format (`tests/common/fakes/presets.rs`), through the `Sink` trait and,
-//! for Slack and PagerDuty, end to end through the binary and tansu; a template that fails to
-//! render for one event (exactly that event's failure event); syntax errors in `validate`;
+//! documented request format (`tests/common/fakes/presets.rs`), through the `Sink` trait and
+//! end to end through the binary and tansu; a template that fails to render for one event
+//! (exactly that event's failure event); syntax errors in `validate`;
 //! the rendered body in `courier test-destination`; `courier template show`.
 
 mod common;
@@ -314,6 +314,124 @@ fn presets_and_a_failing_template_end_to_end() {
     assert!(
         !reports.iter().any(|r| r.to_string().contains(ROUTING_KEY)),
         "the routing key is never in a failure event"
+    );
+}
+
+/// Broker: tansu. Through the binary: a Teams preset gets one Adaptive Card message per event of
+/// its project (the event's message and level in the card); a New Relic preset gets its
+/// project's events as logs (epoch-millisecond timestamps, the event as attributes) with the
+/// `Api-Key` header from a `${VAR}` secret; an event of a third project reaches neither. Each
+/// fake enforces its service's format, so a broken preset fails here.
+#[test]
+fn teams_and_newrelic_presets_end_to_end() {
+    let tansu = Tansu::start();
+    create_topic(&tansu.brokers(), TOPIC, 1);
+    create_topic(&tansu.brokers(), FAILURES, 1);
+    let teams = FakeService::start(Service::Teams);
+    let newrelic = FakeService::start(Service::NewRelic {
+        api_key: NR_KEY.into(),
+    });
+    let mut cfg = CourierConfig::new(&tansu.brokers())
+        .destination(preset_toml(
+            "p_teams",
+            "teams",
+            &teams.url(),
+            "preset = \"teams\"",
+        ))
+        .destination(preset_toml(
+            "p_nr",
+            "nr",
+            &newrelic.url(),
+            "preset = \"newrelic\"\nheaders = { \"Api-Key\" = \"${COURIER_TEST_NR_KEY}\" }",
+        ));
+    cfg.env.push(("COURIER_TEST_NR_KEY".into(), NR_KEY.into()));
+    let mut produced = Vec::new();
+    for i in 0..5 {
+        let mut e = event_log("p_teams", &format!("tm-{i}"));
+        e["message"] = json!(format!("teams tm-{i} <&>"));
+        e["level"] = json!(if i % 2 == 0 { "ERROR" } else { "WARN" });
+        produced.push(e);
+        let mut e = event_log("p_nr", &format!("nr-{i}"));
+        e["message"] = json!(format!("new relic nr-{i}"));
+        produced.push(e);
+        produced.push(event_log("p_other", &format!("other-{i}")));
+    }
+    produce(
+        &tansu.brokers(),
+        TOPIC,
+        produced
+            .iter()
+            .map(|e| (Some(0), e.to_string().into_bytes())),
+    );
+    let courier = Courier::start_ready(&cfg);
+    let nr_logs = || -> Vec<Value> {
+        newrelic
+            .accepted()
+            .iter()
+            .flat_map(|b| b[0]["logs"].as_array().unwrap().clone())
+            .collect()
+    };
+    wait_explained(
+        "both fakes to get their project's events",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || teams.accepted().len() >= 5 && nr_logs().len() >= 5,
+        || {
+            format!(
+                "teams {:?}\nnewrelic {:?}\n{}",
+                teams.violations(),
+                newrelic.violations(),
+                courier.log_tail()
+            )
+        },
+    );
+    for fake in [&teams, &newrelic] {
+        assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+    }
+    // Teams: one message per event, exactly the project's events, each card showing the
+    // event's message and level.
+    let mut cards: Vec<(String, String)> = teams
+        .accepted()
+        .iter()
+        .map(|b| {
+            let body = &b["attachments"][0]["content"]["body"];
+            assert_eq!(body[0]["text"], "1 event(s) in project p_teams", "{b}");
+            assert_eq!(body[2]["facts"][0]["title"], "Level", "{b}");
+            (
+                body[1]["text"].as_str().unwrap().to_owned(),
+                body[2]["facts"][0]["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    cards.sort();
+    let expected: Vec<(String, String)> = (0..5)
+        .map(|i| {
+            let level = if i % 2 == 0 { "ERROR" } else { "WARN" };
+            (format!("teams tm-{i} <&>"), level.to_owned())
+        })
+        .collect();
+    assert_eq!(cards, expected);
+    // New Relic: exactly the project's events, once each, as logs with the event attached.
+    for b in newrelic.accepted() {
+        assert_eq!(b[0]["common"]["attributes"]["courier.project"], "p_nr");
+        assert_eq!(b[0]["common"]["attributes"]["courier.destination"], "nr");
+    }
+    let mut ids: Vec<String> = nr_logs()
+        .iter()
+        .map(|log| {
+            assert_eq!(log["timestamp"], json!(1_767_225_600_000i64), "{log}");
+            assert_eq!(
+                log["message"],
+                format!("new relic {}", log["attributes"]["id"].as_str().unwrap())
+            );
+            log["attributes"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (0..5).map(|i| format!("nr-{i}")).collect::<Vec<_>>());
+    assert!(
+        !courier.log_tail().contains(NR_KEY),
+        "the Api-Key is never logged"
     );
 }
 
