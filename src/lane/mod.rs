@@ -287,14 +287,16 @@ fn sampled_out(shared: &LaneShared, event: &Event) -> bool {
     }) {
         return false;
     }
-    let metrics = &shared.context.metrics;
-    metrics
-        .sampled_out_events
-        .with_label_values(&[shared.destination_type])
-        .inc();
-    shared.context.acker.complete([event.ack]);
-    metrics.release_events(1, event.raw.len());
+    skip(shared, event, &shared.context.metrics.sampled_out_events);
     true
+}
+
+/// Completes `event` unsent — the customer chose to lose it (sampling, a daily cap) — gives
+/// it back to the in-flight budget and counts it in `counter`.
+fn skip(shared: &LaneShared, event: &Event, counter: &prometheus::IntCounterVec) {
+    counter.with_label_values(&[shared.destination_type]).inc();
+    shared.context.acker.complete([event.ack]);
+    shared.context.metrics.release_events(1, event.raw.len());
 }
 
 /// Whether the destination's `daily_cap` is reached for today (UTC, by the wall clock) and
@@ -339,13 +341,7 @@ fn capped(shared: &Arc<LaneShared>, event: &Event, tasks: &mut JoinSet<()>) -> b
             );
         }
     }
-    let metrics = &shared.context.metrics;
-    metrics
-        .capped_events
-        .with_label_values(&[shared.destination_type])
-        .inc();
-    shared.context.acker.complete([event.ack]);
-    metrics.release_events(1, event.raw.len());
+    skip(shared, event, &shared.context.metrics.capped_events);
     true
 }
 
