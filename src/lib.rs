@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod failures;
+pub mod fleet;
 /// The Event Log generator (its own crate, `lib/generator`), re-exported for the demo and tests.
 pub use courier_generator as generator;
 pub mod kafka;

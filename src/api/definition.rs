@@ -56,7 +56,6 @@ impl Inner {
         }
         self.store
             .snapshot()
-            .entries
             .get(&(project.to_owned(), id.to_owned()))
             .map(|e| Found {
                 definition: e.definition.clone(),
@@ -78,12 +77,7 @@ impl Inner {
             .destinations
             .iter()
             .any(|d| d.project == project)
-            || self
-                .store
-                .snapshot()
-                .entries
-                .keys()
-                .any(|(p, _)| p == project)
+            || self.store.snapshot().keys().any(|(p, _)| p == project)
             || self.tokens.named_projects().any(|p| p == project)
     }
 
@@ -112,7 +106,6 @@ impl Inner {
         let held = self
             .store
             .snapshot()
-            .entries
             .keys()
             .filter(|(p, _)| p == project)
             .count();

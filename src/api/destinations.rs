@@ -65,7 +65,7 @@ pub(crate) async fn list(
         file_ids.push(d.id.clone());
         out.push(view(&d.table.0, &d.project, &d.id, FILE));
     }
-    for ((p, id), e) in &api.store.snapshot().entries {
+    for ((p, id), e) in &*api.store.snapshot() {
         if *p == project && !file_ids.contains(id) {
             out.push(view(&e.definition, p, id, API));
         }

@@ -16,7 +16,7 @@ use crate::config::{self, Config};
 /// file's current `[delivery]`/`[security]` is left out with an error logged.
 pub fn merge(file: &Config, snapshot: &Snapshot) -> Config {
     let mut merged = file.clone();
-    for ((project, id), entry) in &snapshot.entries {
+    for ((project, id), entry) in snapshot {
         if file
             .destinations
             .iter()
@@ -104,21 +104,21 @@ url = "https://example.com/a"
     #[test]
     fn the_store_adds_to_the_file_which_wins_on_conflict() {
         let mut snapshot = Snapshot::default();
-        snapshot.entries.insert(
+        snapshot.insert(
             ("p".into(), "from-api".into()),
             entry(json!({"project": "p", "id": "from-api", "type": "webhook", "url": "https://example.com/b"})),
         );
-        snapshot.entries.insert(
+        snapshot.insert(
             ("p".into(), "from-file".into()),
             entry(json!({"project": "p", "id": "from-file", "type": "webhook", "url": "https://example.com/other"})),
         );
-        snapshot.entries.insert(
+        snapshot.insert(
             ("p".into(), "broken".into()),
             entry(json!({"project": "p", "id": "broken", "type": "webhook"})),
         );
         // Stored before its value had a bound: left out, not run (it used to crash-loop the
         // fleet, every replica replaying it at start).
-        snapshot.entries.insert(
+        snapshot.insert(
             ("p".into(), "huge".into()),
             entry(json!({"project": "p", "id": "huge", "type": "webhook",
                 "url": "https://example.com/c",

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -26,9 +27,57 @@ pub struct ApiConfig {
     /// The compacted topic of destination definitions (created when missing).
     #[serde(default = "default_topic")]
     pub destinations_topic: String,
+    /// The compacted topic where every replica publishes its destinations' state (created
+    /// when missing); the API and the console aggregate the live replicas' rows.
+    #[serde(default = "default_status_topic")]
+    pub status_topic: String,
+    /// How often a replica publishes its state.
+    #[serde(default = "default_status_interval", with = "humantime_serde")]
+    pub status_interval: Duration,
+    /// A replica that has not published for this long is left out of the aggregate (it
+    /// stopped or lost the broker).
+    #[serde(default = "default_replica_timeout", with = "humantime_serde")]
+    pub replica_timeout: Duration,
+    /// This replica's name in the status and jobs topics; stable across restarts so that a
+    /// restarted replica resumes its jobs. Default: the `HOSTNAME` environment variable (a
+    /// pod's name), else the machine's host name.
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// The compacted topic of replay jobs (created when missing): any replica answers for any
+    /// job, and a job outlives the replica that ran it.
+    #[serde(default = "default_jobs_topic")]
+    pub jobs_topic: String,
     /// The key, read from `encryption_key_env` when the configuration is loaded.
     #[serde(skip)]
     pub key: Option<EncryptionKey>,
+}
+
+/// The default compacted topic of the replicas' published state.
+pub const DEFAULT_STATUS_TOPIC: &str = "courier-status";
+/// The default compacted topic of replay jobs.
+pub const DEFAULT_JOBS_TOPIC: &str = "courier-jobs";
+/// Bounds of `status_interval`.
+pub const STATUS_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(60));
+/// The upper bound of `replica_timeout`; its lower bound is three status intervals.
+pub const MAX_REPLICA_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest `replica_id`.
+pub const MAX_REPLICA_ID_CHARS: usize = 128;
+
+fn default_status_topic() -> String {
+    DEFAULT_STATUS_TOPIC.to_owned()
+}
+
+fn default_jobs_topic() -> String {
+    DEFAULT_JOBS_TOPIC.to_owned()
+}
+
+fn default_status_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_replica_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_topic() -> String {
@@ -41,6 +90,11 @@ impl fmt::Debug for ApiConfig {
             .field("tokens", &self.tokens)
             .field("encryption_key_env", &self.encryption_key_env)
             .field("destinations_topic", &self.destinations_topic)
+            .field("status_topic", &self.status_topic)
+            .field("status_interval", &self.status_interval)
+            .field("replica_timeout", &self.replica_timeout)
+            .field("replica_id", &self.replica_id)
+            .field("jobs_topic", &self.jobs_topic)
             .field("key", &self.key)
             .finish()
     }
@@ -71,11 +125,79 @@ impl fmt::Debug for EncryptionKey {
 pub const MIN_TOKEN_LEN: usize = 16;
 
 impl ApiConfig {
+    /// This replica's name: `replica_id`, else `HOSTNAME`, else the host name, else
+    /// "courier" (a single replica needs no name).
+    pub fn replica(&self) -> String {
+        if let Some(id) = &self.replica_id {
+            return id.clone();
+        }
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars().count() <= MAX_REPLICA_ID_CHARS
+                && !s.chars().any(|c| c.is_control() || c == '/')
+        };
+        if let Ok(h) = std::env::var("HOSTNAME") {
+            if valid(h.trim()) {
+                return h.trim().to_owned();
+            }
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| valid(h))
+            .unwrap_or_else(|| "courier".to_owned())
+    }
+
     /// Checks the section; returns `(key path, message)` for each problem.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut errors = Vec::new();
         if let Err(message) = crate::config::bounds::topic(&self.destinations_topic) {
             errors.push(("api.destinations_topic".into(), message));
+        }
+        for (key, topic) in [
+            ("api.status_topic", &self.status_topic),
+            ("api.jobs_topic", &self.jobs_topic),
+        ] {
+            if let Err(message) = crate::config::bounds::topic(topic) {
+                errors.push((key.into(), message));
+            }
+        }
+        let topics = [
+            &self.destinations_topic,
+            &self.status_topic,
+            &self.jobs_topic,
+        ];
+        if topics[0] == topics[1] || topics[0] == topics[2] || topics[1] == topics[2] {
+            errors.push((
+                "api.status_topic".into(),
+                "api.destinations_topic, api.status_topic and api.jobs_topic must be three different topics".into(),
+            ));
+        }
+        if let Err(message) =
+            crate::config::bounds::duration(self.status_interval, STATUS_INTERVAL_RANGE)
+        {
+            errors.push(("api.status_interval".into(), message));
+        }
+        let min_timeout = self.status_interval.saturating_mul(3);
+        if let Err(message) = crate::config::bounds::duration(
+            self.replica_timeout,
+            (min_timeout, MAX_REPLICA_TIMEOUT.max(min_timeout)),
+        ) {
+            errors.push((
+                "api.replica_timeout".into(),
+                format!("{message}; it must cover three status intervals"),
+            ));
+        }
+        if let Some(id) = &self.replica_id {
+            if id.trim().is_empty()
+                || id.chars().count() > MAX_REPLICA_ID_CHARS
+                || id.chars().any(|c| c.is_control() || c == '/')
+            {
+                errors.push((
+                    "api.replica_id".into(),
+                    format!("must be 1 to {MAX_REPLICA_ID_CHARS} characters without '/' or control characters"),
+                ));
+            }
         }
         if self.encryption_key_env.trim().is_empty() {
             errors.push((
