@@ -17,6 +17,7 @@ pub use courier_sinks as sinks;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod failures;
 pub mod fleet;

@@ -1,4 +1,5 @@
-//! The HTTP server: `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP server: `/metrics`, `/healthz`, `/readyz`, and with `[api]` the `/v1` API and
+//! the web console under `/console`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -101,29 +102,34 @@ pub async fn serve(
     health: Arc<Health>,
     stop: CancellationToken,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    serve_with(listen, metrics, health, None, stop).await
+    Ok(serve_with(listen, metrics, health, None, stop).await?.1)
 }
 
-/// [`serve`], with the destinations API's `/v1` routes when `api` is given.
+/// [`serve`], with the destinations API's `/v1` routes when `api` is given; the address it
+/// listens on (`listen` may name port 0: any free port).
 pub async fn serve_with(
     listen: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     api: Option<crate::api::Api>,
     stop: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "HTTP server listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "HTTP server listening");
     let mut app = router(metrics, health);
     if let Some(api) = api {
-        app = app.merge(crate::api::router(api));
+        // The web console goes with the API it calls (same port, same tokens).
+        app = app
+            .merge(crate::api::router(api))
+            .merge(crate::console::router());
     }
-    Ok(tokio::spawn(async move {
+    Ok((address, tokio::spawn(async move {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "HTTP server failed");
         }
-    }))
+    })))
 }
