@@ -40,8 +40,8 @@ pub struct Inner {
     pub registry: HealthRegistry,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Jobs started through the API (replays of failures).
-    pub jobs: super::jobs::Jobs,
+    /// Jobs started through the API (replays of failures), recorded in the jobs topic.
+    pub jobs: Arc<super::jobs::Jobs>,
     /// Cancelled when courier stops: running jobs stop with it.
     pub stop: tokio_util::sync::CancellationToken,
 }
@@ -97,6 +97,7 @@ pub fn router(api: Api) -> Router {
             post(super::jobs::replay_failures),
         )
         .route("/v1/jobs/{job}", get(super::jobs::get_job))
+        .route("/v1/projects/{project}/jobs", get(super::jobs::list_jobs))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(api)

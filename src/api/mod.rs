@@ -49,6 +49,7 @@ pub async fn start(
     stop: CancellationToken,
 ) -> Result<(Config, JoinHandle<()>), store::StoreError> {
     let store = store::Store::open(file, api_config, stop.clone()).await?;
+    let jobs = jobs::Jobs::open(file, api_config, stop.clone()).await?;
     let mut changes = store.subscribe();
     let snapshot = changes.borrow_and_update().clone();
     let merged = merge::merge(file, &snapshot);
@@ -59,9 +60,11 @@ pub async fn start(
         file: file_rx,
         registry,
         metrics,
-        jobs: jobs::Jobs::default(),
+        jobs,
         stop: stop.clone(),
     });
+    // The jobs this replica was running when it stopped run again.
+    tokio::spawn(jobs::resume(api.clone()));
     let merger = tokio::spawn(merge::run(file_tx, file_reloads, changes, reloads, stop));
     Ok((merged, merger))
 }

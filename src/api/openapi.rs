@@ -201,6 +201,7 @@ impl Modify for Security {
         destinations::pause,
         jobs::replay_failures,
         jobs::get_job,
+        jobs::list_jobs,
     ),
     components(schemas(
         ErrorBody,
@@ -219,6 +220,7 @@ impl Modify for Security {
         jobs::JobProgress,
         jobs::ReplayCounts,
         jobs::ReplayRequest,
+        jobs::JobList,
     )),
     modifiers(&Security),
     tags(
