@@ -106,6 +106,10 @@ pub enum Command {
         /// Stop after this many seconds even if not everything was delivered.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Also serve the destinations API and the web console (address and a demo token are
+        /// printed), and keep a trickle of events flowing until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
 }
 
@@ -125,7 +129,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => report(run(&config)),
-        Command::Demo { events, seconds } => report(demo::main(events, seconds)),
+        Command::Demo {
+            events,
+            seconds,
+            serve,
+        } => report(demo::main(events, seconds, serve)),
         Command::Template {
             command: TemplateCommand::Show { preset },
         } => show_template(&preset),
@@ -291,7 +299,7 @@ async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let server_stop = CancellationToken::new();
     let api = config.api.as_ref().map(|_| crate::api::Api::default());
-    let server = server::serve_with(
+    let (_, server) = server::serve_with(
         config.server.listen,
         metrics.clone(),
         health.clone(),

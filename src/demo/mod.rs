@@ -2,6 +2,7 @@
 //! generator, delivering to a local webhook receiver and to files under `./demo-out/`.
 
 mod receiver;
+mod serve;
 mod smtp;
 
 use std::collections::BTreeMap;
@@ -28,26 +29,33 @@ use crate::{logging, pipeline};
 /// The demo's configuration, shipped as `config/demo.toml`.
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
-/// Runs the demo: `events` messages, at most `seconds` seconds.
-pub fn main(events: u64, seconds: u64) -> anyhow::Result<()> {
+/// Runs the demo: `events` messages, at most `seconds` seconds; with `serve`, the API and the
+/// console stay up (and a trickle of events flows) until Ctrl-C.
+pub fn main(events: u64, seconds: u64, serve: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(run(events, Duration::from_secs(seconds)))
+    runtime.block_on(run(events, Duration::from_secs(seconds), serve))
 }
 
-async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
+async fn run(events: u64, limit: Duration, serve: bool) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("cannot start the embedded broker")?;
     cluster.create_topic("event-logs", 4, 1)?;
     cluster.create_topic("courier-failures", 1, 1)?;
     let brokers = cluster.bootstrap_servers();
     let receiver = Receiver::start().await?;
     let smtp = smtp::SmtpServer::start("demo-out/mail".into()).await?;
-    let env: BTreeMap<String, String> = [
+    let mut env: BTreeMap<String, String> = [
         ("DEMO_BROKERS".to_owned(), brokers.clone()),
         ("DEMO_WEBHOOK".to_owned(), receiver.url()),
         ("DEMO_SMTP_PORT".to_owned(), smtp.port().to_string()),
     ]
     .into();
-    let config = config::parse("config/demo.toml", DEMO_CONFIG, &env)
+    let (text, access) = if serve {
+        let (text, access) = serve::enable_api(DEMO_CONFIG, &mut env);
+        (text, Some(access))
+    } else {
+        (DEMO_CONFIG.to_owned(), None)
+    };
+    let config = config::parse("config/demo.toml", &text, &env)
         .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
     logging::init(&config.log);
     let out = std::path::Path::new("demo-out");
@@ -60,14 +68,37 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
     health.config_loaded.store(true, Ordering::Relaxed);
     let stop = CancellationToken::new();
     let server_stop = CancellationToken::new();
-    let server = server::serve(
+    let api = config.api.as_ref().map(|_| crate::api::Api::default());
+    let (address, server) = server::serve_with(
         config.server.listen,
         metrics.clone(),
         health.clone(),
+        api.clone(),
         server_stop.clone(),
     )
     .await?;
     tokio::spawn(crate::signal::stop_on_signal(stop.clone()));
+    // The demo's file is fixed (no reloads); with the API, the store's changes reach the
+    // pipeline through the merger.
+    let (file_reloads, _file_rx) = tokio::sync::mpsc::channel(1);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let (running, merger) = match (&api, &config.api) {
+        (Some(api), Some(api_config)) => {
+            let (merged, merger) = crate::api::start(
+                api,
+                &config,
+                api_config,
+                metrics.clone(),
+                health.destinations.clone(),
+                _file_rx,
+                reload_tx,
+                stop.clone(),
+            )
+            .await?;
+            (merged, Some(merger))
+        }
+        _ => (config.clone(), None),
+    };
 
     println!(
         "courier demo: {events} Event Logs (1 in 500 malformed) from 5 projects → {} destinations; embedded broker {brokers}, webhook receiver {}",
@@ -79,30 +110,53 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
     let producer = produce(
         brokers.clone(),
         events,
+        serve,
         produced.clone(),
         producing_done.clone(),
         stop.clone(),
     );
     let started = Instant::now();
-    let monitor = monitor(
-        events,
-        limit,
-        metrics.clone(),
-        produced.clone(),
-        producing_done.clone(),
-        stop.clone(),
-    );
-    let (drain, ()) = tokio::join!(
-        // The demo's configuration is fixed: no reloads.
-        pipeline::run(
-            &config,
+    let monitor = async {
+        monitor(
+            events,
+            limit,
             metrics.clone(),
-            health,
-            tokio::sync::mpsc::channel(1).1,
-            stop.clone()
-        ),
+            produced.clone(),
+            producing_done.clone(),
+            (!serve).then(|| stop.clone()),
+        )
+        .await;
+        if let Some(access) = &access {
+            let elapsed = started.elapsed();
+            let consumed = metrics.consumed.get();
+            println!();
+            if consumed >= events {
+                println!(
+                    "the first {events} messages consumed in {:.1}s; serving until Ctrl-C",
+                    elapsed.as_secs_f64()
+                );
+            } else {
+                println!("{consumed} of the first {events} messages consumed within the time limit; serving until Ctrl-C");
+            }
+            summary(&config, &metrics, &receiver, &smtp);
+            println!();
+            println!("console: http://{address}/console/");
+            println!(
+                "token:   {}   (an operator token made up for this run: every project)",
+                access.token
+            );
+            println!("a few events a second keep flowing; press Ctrl-C to stop");
+        }
+    };
+    let (drain, ()) = tokio::join!(
+        pipeline::run(&running, metrics.clone(), health, reload_rx, stop.clone()),
         monitor
     );
+    stop.cancel();
+    drop(file_reloads);
+    if let Some(merger) = merger {
+        let _ = merger.await;
+    }
     let drain = drain?;
     producer
         .join()
@@ -119,6 +173,17 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         consumed as f64 / elapsed.as_secs_f64().max(0.001)
     );
+    summary(&config, &metrics, &receiver, &smtp);
+    Ok(())
+}
+
+/// The per-destination table and the failure count.
+fn summary(
+    config: &config::Config,
+    metrics: &Metrics,
+    receiver: &Receiver,
+    smtp: &smtp::SmtpServer,
+) {
     let unroutable: u64 = crate::event::Unroutable::ALL
         .iter()
         .map(|r| metrics.unroutable.with_label_values(&[r.as_str()]).get())
@@ -169,7 +234,6 @@ async fn run(events: u64, limit: Duration) -> anyhow::Result<()> {
     println!(
         "failure events written: {failure_events} (delivery failures and unroutable messages)"
     );
-    Ok(())
 }
 
 fn count_lines(path: &std::path::Path) -> std::io::Result<usize> {
@@ -181,6 +245,7 @@ fn count_lines(path: &std::path::Path) -> std::io::Result<usize> {
 fn produce(
     brokers: String,
     events: u64,
+    trickle: bool,
     produced: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
     stop: CancellationToken,
@@ -197,11 +262,25 @@ fn produce(
         });
         let started = Instant::now();
         const RATE_PER_SEC: u64 = 4_000;
-        for n in 0..events {
+        // After the first `events`, `--serve` keeps a few a second flowing until Ctrl-C.
+        const TRICKLE_PER_SEC: u64 = 5;
+        let end = if trickle { u64::MAX } else { events };
+        for n in 0..end {
             if stop.is_cancelled() {
                 break;
             }
-            let due = Duration::from_micros(n * 1_000_000 / RATE_PER_SEC);
+            if n == events {
+                producer
+                    .flush(Duration::from_secs(10))
+                    .context("the demo producer did not flush")?;
+                done.store(true, Ordering::Relaxed);
+            }
+            let due = if n < events {
+                Duration::from_micros(n * 1_000_000 / RATE_PER_SEC)
+            } else {
+                Duration::from_micros(events * 1_000_000 / RATE_PER_SEC)
+                    + Duration::from_millis((n - events) * 1_000 / TRICKLE_PER_SEC)
+            };
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -232,15 +311,16 @@ fn produce(
     })
 }
 
-/// Shows progress and stops the pipeline once everything produced was consumed and nothing
-/// is left in the lanes, or when the time limit passes.
+/// Shows progress until everything produced was consumed and nothing is left in the lanes,
+/// or the time limit passes; then stops the pipeline through `stop` (none: `--serve` keeps
+/// it running).
 async fn monitor(
     events: u64,
     limit: Duration,
     metrics: Arc<Metrics>,
     produced: Arc<AtomicU64>,
     producing_done: Arc<AtomicBool>,
-    stop: CancellationToken,
+    stop: Option<CancellationToken>,
 ) {
     let terminal = std::io::stderr().is_terminal();
     let bar = if terminal {
@@ -260,9 +340,15 @@ async fn monitor(
     let mut idle_ticks = 0;
     let mut last_line = Instant::now();
     loop {
+        let stopped = async {
+            match &stop {
+                Some(stop) => stop.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(250)) => {}
-            () = stop.cancelled() => break,
+            () = stopped => break,
         }
         let consumed = metrics.consumed.get();
         let delivered: u64 = metrics.destinations().iter().map(|(_, s)| s.read().1).sum();
@@ -284,7 +370,7 @@ async fn monitor(
             None => {}
         }
         let finished = producing_done.load(Ordering::Relaxed)
-            && consumed >= produced.load(Ordering::Relaxed)
+            && consumed >= produced.load(Ordering::Relaxed).min(events)
             && in_flight == 0;
         idle_ticks = if finished { idle_ticks + 1 } else { 0 };
         // Two quiet ticks in a row: unroutable reports and commits have had time to land.
@@ -298,5 +384,7 @@ async fn monitor(
     if let Some(bar) = bar {
         bar.finish();
     }
-    stop.cancel();
+    if let Some(stop) = stop {
+        stop.cancel();
+    }
 }
