@@ -67,6 +67,7 @@ impl Api {
 pub fn router(api: Api) -> Router {
     Router::new()
         .route("/v1/openapi.json", get(openapi_json))
+        .route("/v1/projects", get(super::projects::list_projects))
         .route("/v1/projects/{project}/destinations", get(list))
         .route(
             "/v1/projects/{project}/destinations:validate",

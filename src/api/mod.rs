@@ -18,6 +18,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod projects;
 pub mod status;
 pub mod test_event;
 

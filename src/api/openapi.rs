@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail, ErrorInfo};
-use super::{destinations, jobs, status, test_event};
+use super::{destinations, jobs, projects, status, test_event};
 use crate::config::bounds;
 
 /// The keys a destination definition may have, by type (the `[[destinations]]` keys).
@@ -190,6 +190,7 @@ impl Modify for Security {
         description = "Configure, test and watch a project's event destinations. Every error answer is `{\"error\": {\"code\", \"message\", \"details\": [{\"pointer\", \"message\"}]}}`.",
     ),
     paths(
+        projects::list_projects,
         destinations::list,
         destinations::get_one,
         destinations::put,
@@ -209,6 +210,7 @@ impl Modify for Security {
         ErrorDetail,
         Destination,
         DestinationInput,
+        projects::ProjectList,
         destinations::DestinationList,
         destinations::Validation,
         test_event::TestResult,
