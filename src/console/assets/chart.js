@@ -51,7 +51,9 @@ export function chart(status) {
 }
 
 // healthy, failing, paused or disabled, from the definition's `enabled` and the status's
-// circuit and last error (an error newer than the last success is failing).
+// circuit, last error (an error newer than the last success is failing) and minutes (events
+// failed and none delivered in the last 5 minutes is failing too: a destination that answers
+// but refuses every batch keeps its circuit closed).
 export function health(status, definition) {
   const enabled = (definition && definition.enabled) ?? (status && status.enabled);
   if (enabled === false) return 'disabled';
@@ -63,6 +65,10 @@ export function health(status, definition) {
     const errorAt = Date.parse(err.at || '') || 0;
     const okAt = Date.parse(status.last_success_at || '') || 0;
     if (!status.last_success_at || errorAt >= okAt) return 'failing';
+  }
+  if (Array.isArray(status.minutes) && status.minutes.length) {
+    const recent = status.minutes.slice(-5);
+    if (total(recent, 'failed') > 0 && total(recent, 'delivered') === 0) return 'failing';
   }
   if (status.running === false) return 'unknown';
   return 'healthy';
