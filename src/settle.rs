@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use courier_core::recent_failures::{FailureRecord, MAX_IDS_PER_FAILURE};
+
 use crate::event::Event;
+use crate::failures::size::reported_id;
 use crate::failures::{DeliveryFailure, FailureReporter};
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::{scheduled_delay, ParkRequest, Parker};
@@ -183,6 +186,9 @@ impl Settler<'_> {
                     .inc_by(n);
                 if let Some(stats) = self.stats {
                     stats.add_failed(n);
+                    stats
+                        .recent_failures
+                        .push(self.failure_record(events, error));
                 }
                 self.acker.complete(events.iter().map(|e| e.ack));
             }
@@ -193,6 +199,26 @@ impl Settler<'_> {
                 tracing::warn!(%abandoned, "failure event not written; the records are read again later");
             }
         }
+    }
+}
+
+impl Settler<'_> {
+    /// What the published status lists for a batch that finally failed: its first ids as
+    /// its failure event lists them (failure events inside the batch are not reported).
+    fn failure_record(&self, events: &[Event], error: &DeliveryError) -> FailureRecord {
+        let ids = events
+            .iter()
+            .filter(|e| !e.failure_event)
+            .take(MAX_IDS_PER_FAILURE)
+            .map(|e| reported_id(&e.raw, self.source_topic, e.partition, e.offset));
+        FailureRecord::new(
+            Utc::now(),
+            error.kind.as_str(),
+            error.http_status,
+            &error.message,
+            events.len() as u64,
+            ids,
+        )
     }
 }
 

@@ -68,6 +68,12 @@ impl HealthRegistry {
         let map = self.0.read().unwrap_or_else(|p| p.into_inner());
         map.get(&(project.to_owned(), id.to_owned())).cloned()
     }
+
+    /// Every running destination's health, keyed by (project, id).
+    pub fn all(&self) -> Vec<((String, String), Arc<DestinationHealth>)> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, h)| (k.clone(), h.clone())).collect()
+    }
 }
 
 /// The running destinations.

@@ -10,6 +10,7 @@
 //! - [`shape`]: what a destination receives: redaction, field selection, sampling.
 //! - [`clock`]: deadlines that saturate instead of overflowing.
 //! - [`daily_cap`]: a destination's per-day volume cap and its count.
+//! - [`recent_failures`]: a destination's last delivery failures, for the published status.
 //!
 //! Crates depend downwards only: core ← sinks ← the daemon (`courier`); the compiler refuses
 //! an import that would point up.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod daily_cap;
 pub mod event;
 pub mod metrics;
+pub mod recent_failures;
 pub mod routing;
 pub mod settings;
 pub mod shape;

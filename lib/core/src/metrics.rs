@@ -115,6 +115,8 @@ pub struct DestinationStats {
     pub requests: AtomicU64,
     /// Events parked in the retry topic.
     pub parked: AtomicU64,
+    /// The last delivery failures (the published status lists them).
+    pub recent_failures: crate::recent_failures::RecentFailures,
     exported: Option<ExportedStats>,
 }
 
@@ -522,6 +524,12 @@ impl Metrics {
                 })
             })
             .clone()
+    }
+
+    /// The counters of one destination, if it has any (never creates them).
+    pub fn existing_destination(&self, project: &str, id: &str) -> Option<Arc<DestinationStats>> {
+        let map = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(project.to_owned(), id.to_owned())).cloned()
     }
 
     /// Drops a removed destination's counters and its per-destination series: a fleet whose
