@@ -40,6 +40,8 @@ pub struct Inner {
     pub registry: HealthRegistry,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The fleet's published status (every live replica's destinations).
+    pub fleet: Arc<crate::fleet::FleetStatus>,
     /// Jobs started through the API (replays of failures), recorded in the jobs topic.
     pub jobs: Arc<super::jobs::Jobs>,
     /// Cancelled when courier stops: running jobs stop with it.
@@ -84,6 +86,14 @@ pub fn router(api: Api) -> Router {
         .route(
             "/v1/projects/{project}/destinations/{id}/status",
             get(status),
+        )
+        .route(
+            "/v1/projects/{project}/status",
+            get(super::status::project_status),
+        )
+        .route(
+            "/v1/projects/{project}/failures",
+            get(super::failures::list_failures),
         )
         .route(
             "/v1/projects/{project}/destinations/{id}/enable",

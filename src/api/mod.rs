@@ -15,6 +15,7 @@ pub mod auth;
 mod definition;
 pub mod destinations;
 pub mod error;
+pub mod failures;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
@@ -50,6 +51,14 @@ pub async fn start(
     stop: CancellationToken,
 ) -> Result<(Config, JoinHandle<()>), store::StoreError> {
     let store = store::Store::open(file, api_config, stop.clone()).await?;
+    let (fleet, publisher) = crate::fleet::start_status(
+        file,
+        api_config,
+        registry.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )
+    .await?;
     let jobs = jobs::Jobs::open(file, api_config, stop.clone()).await?;
     let mut changes = store.subscribe();
     let snapshot = changes.borrow_and_update().clone();
@@ -61,11 +70,17 @@ pub async fn start(
         file: file_rx,
         registry,
         metrics,
+        fleet,
         jobs,
         stop: stop.clone(),
     });
     // The jobs this replica was running when it stopped run again.
     tokio::spawn(jobs::resume(api.clone()));
     let merger = tokio::spawn(merge::run(file_tx, file_reloads, changes, reloads, stop));
-    Ok((merged, merger))
+    // Ends once both have: the publisher withdraws this replica's status rows on the way.
+    let tasks = tokio::spawn(async move {
+        let _ = merger.await;
+        let _ = publisher.await;
+    });
+    Ok((merged, tasks))
 }

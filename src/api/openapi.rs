@@ -9,7 +9,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorDetail, ErrorInfo};
-use super::{destinations, jobs, projects, status, test_event};
+use super::{destinations, failures, jobs, projects, status, test_event};
 use crate::config::bounds;
 
 /// The keys a destination definition may have, by type (the `[[destinations]]` keys).
@@ -200,6 +200,8 @@ impl Modify for Security {
         status::status,
         destinations::enable,
         destinations::pause,
+        status::project_status,
+        failures::list_failures,
         jobs::replay_failures,
         jobs::get_job,
         jobs::list_jobs,
@@ -217,6 +219,10 @@ impl Modify for Security {
         status::Status,
         status::LastError,
         status::EventCounts,
+        status::ProjectStatus,
+        crate::fleet::minutes::MinuteView,
+        failures::FailureList,
+        crate::fleet::aggregate::FailureView,
         jobs::JobView,
         jobs::JobState,
         jobs::JobProgress,
