@@ -114,6 +114,24 @@ function replaySection(page, project, id) {
       ev ? ` — ${count(ev.routed)} found, ${count(ev.delivered)} delivered, ${count(ev.failed)} failed again` : '',
       j.error ? ` — ${j.error}` : '');
   };
+  // Polls a job every half second until it ends (or the page is left).
+  const follow = async (first) => {
+    let j = first;
+    job.hidden = false;
+    show(j);
+    while (j.state === 'running' && page.alive()) {
+      await new Promise((r) => setTimeout(r, 500));
+      j = await call('GET', path('jobs', j.id));
+      show(j);
+    }
+  };
+  // A replay of this destination already running (started earlier, or by someone else) is
+  // followed as well.
+  call('GET', path('projects', project, 'jobs')).then((answer) => {
+    const running = ((answer && answer.jobs) || []).find((j) => j.destination === id && j.state === 'running');
+    if (running && job.hidden) return follow(running);
+    return null;
+  }).catch(() => {});
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     fieldError.hidden = true;
@@ -128,14 +146,7 @@ function replaySection(page, project, id) {
     }
     submit.disabled = true;
     try {
-      let j = await call('POST', path('projects', project, 'destinations', id, 'replay-failures'), { from: from.toISOString() });
-      job.hidden = false;
-      show(j);
-      while (j.state === 'running' && page.alive()) {
-        await new Promise((r) => setTimeout(r, 500));
-        j = await call('GET', path('jobs', j.id));
-        show(j);
-      }
+      await follow(await call('POST', path('projects', project, 'destinations', id, 'replay-failures'), { from: from.toISOString() }));
     } catch (err) {
       if (err instanceof ApiError && err.details.length) showApiError(err, controls, general);
       else { replace(general, h('p', {}, err.message)); general.hidden = false; }
@@ -197,9 +208,20 @@ export async function destinationPage(page, project, id) {
       failuresNote = missingEndpoint(e) ? 'This courier does not list failures.' : e.message;
     }
     if (!page.alive()) return;
-    replace(statusArea, statusPanel(definition, s));
-    replace(failuresArea, failures ? failuresTable(failures) : h('p', {}, failuresNote));
+    // Only what changed is drawn again (an opened list of ids stays open).
+    const statusKey = JSON.stringify([s, definition.enabled]);
+    if (statusKey !== shownStatus) {
+      shownStatus = statusKey;
+      replace(statusArea, statusPanel(definition, s));
+    }
+    const failuresKey = JSON.stringify([failures, failuresNote]);
+    if (failuresKey !== shownFailures) {
+      shownFailures = failuresKey;
+      replace(failuresArea, failures ? failuresTable(failures) : h('p', {}, failuresNote));
+    }
   }
+  let shownStatus = null;
+  let shownFailures = null;
   await refresh();
   page.every(3000, refresh);
 }
