@@ -230,7 +230,7 @@ pub async fn replay_failures(
         }
     }
     let view = job.view();
-    runner::spawn(jobs.clone(), job, config, None, inner.stop.child_token());
+    runner::spawn(jobs.clone(), job, config, inner.stop.child_token());
     let location = format!("/v1/jobs/{}", view.id);
     let mut response = (StatusCode::ACCEPTED, Json(view)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -42,11 +42,11 @@ pub(super) fn replay_config(inner: &Inner, project: &str, id: &str) -> Result<Co
 
 /// What the replay of `job` reads: failure events of `[from, to)`, `to` `None` meaning the
 /// end of the failures topic.
-fn args_of(job: &JobRecord, to: Option<DateTime<Utc>>) -> ReplayArgs {
+fn args_of(job: &JobRecord) -> ReplayArgs {
     ReplayArgs {
         config: std::path::PathBuf::new(),
         from: job.from.to_rfc3339(),
-        to: to.map_or_else(|| "end".to_owned(), |t| t.to_rfc3339()),
+        to: job.to.map_or_else(|| "end".to_owned(), |t| t.to_rfc3339()),
         topic: None,
         partitions: Vec::new(),
         projects: vec![job.project.clone()],
@@ -58,26 +58,14 @@ fn args_of(job: &JobRecord, to: Option<DateTime<Utc>>) -> ReplayArgs {
 }
 
 /// Runs `job` (already recorded as running) in a task of its own until it ends or `stop`.
-pub(super) fn spawn(
-    jobs: Arc<Jobs>,
-    job: JobRecord,
-    config: Config,
-    to: Option<DateTime<Utc>>,
-    stop: CancellationToken,
-) {
+pub(super) fn spawn(jobs: Arc<Jobs>, job: JobRecord, config: Config, stop: CancellationToken) {
     let span = tracing::info_span!("replay_job", job = %job.id, project = %job.project,
         destination = %job.destination);
-    tokio::spawn(run(jobs, job, config, to, stop).instrument(span));
+    tokio::spawn(run(jobs, job, config, stop).instrument(span));
 }
 
-async fn run(
-    jobs: Arc<Jobs>,
-    mut job: JobRecord,
-    config: Config,
-    to: Option<DateTime<Utc>>,
-    stop: CancellationToken,
-) {
-    let args = args_of(&job, to);
+async fn run(jobs: Arc<Jobs>, mut job: JobRecord, config: Config, stop: CancellationToken) {
+    let args = args_of(&job);
     tracing::info!(from = %args.from, to = %args.to, dry_run = args.dry_run,
         resumes = job.resumes, "replay of failures started");
     let progress = Arc::new(Progress::new(false));
@@ -150,8 +138,9 @@ async fn write_end(jobs: &Jobs, job: &JobRecord) {
 
 /// Runs again the jobs this replica was running when it stopped (recorded `running`, owner
 /// this replica), from their start: a replay is idempotent for receivers (the same events,
-/// the same webhook ids). A job whose `to` was the end of the failures topic reads up to its
-/// creation time, so the second run covers the same failure events as the first. A job that
+/// the same webhook ids). A job whose `to` was the end of the failures topic reads to the
+/// end it has now (by offset, not by a clock): failure events written since the job started
+/// are included, replayed like the others. A job that
 /// cannot run again (its destination was deleted, paused or made invalid meanwhile) is
 /// marked failed with the reason.
 pub(crate) async fn resume(api: Api) {
@@ -179,8 +168,7 @@ pub(crate) async fn resume(api: Api) {
                 if let Err(e) = jobs.table.put(&job.id, Some(&job.encode())).await {
                     tracing::warn!(job = %job.id, error = %e, "cannot write the resumed job");
                 }
-                let to = job.to.or(Some(job.created_at));
-                spawn(jobs.clone(), job, config, to, inner.stop.child_token());
+                spawn(jobs.clone(), job, config, inner.stop.child_token());
             }
             Err(e) => {
                 let reason = format!(
