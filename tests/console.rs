@@ -123,20 +123,29 @@ fn start_endpoint(shared: Shared) -> String {
     format!("http://{addr}")
 }
 
-fn admin_put(addr: &str, path: &str, body: Value) -> (u16, String) {
+/// One call to courier's API → (status, body as JSON).
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     rt().block_on(async {
-        let resp = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .put(format!("http://{addr}{path}"))
-            .bearer_auth(ADMIN)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("PUT");
-        (resp.status().as_u16(), resp.text().await.unwrap())
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut req = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("call courier");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     })
 }
 
@@ -172,12 +181,26 @@ fn the_console_in_chromium_shows_tests_fixes_and_replays_a_destination() {
     ));
     let courier = Courier::start_ready(&cfg);
     // Another project's destination, which the scoped token must never see.
-    let (s, body) = admin_put(
+    let (s, body) = call(
         courier.listen(),
+        "PUT",
         "/v1/projects/proj_b/destinations/b-private",
-        json!({ "type": "webhook", "url": format!("{base}/hook") }),
+        Some(ADMIN),
+        Some(json!({ "type": "webhook", "url": format!("{base}/hook") })),
     );
     assert_eq!(s, 201, "{body}");
+    // The picker's list: the operator sees every project (proj_a is named by a token, proj_b
+    // has a destination), the scoped token its own, nobody without a token.
+    let projects = |token| call(courier.listen(), "GET", "/v1/projects", token, None);
+    assert_eq!(
+        projects(Some(ADMIN)),
+        (200, json!({ "projects": ["proj_a", "proj_b"] }))
+    );
+    assert_eq!(
+        projects(Some(PROJ_A)),
+        (200, json!({ "projects": ["proj_a"] }))
+    );
+    assert_eq!(projects(None).0, 401);
 
     let artifacts = root.join("target/console-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -64,10 +64,12 @@ const browser = await chromium.launch({
 });
 const problems = [];
 let step = 0;
+let page = null;
 try {
   const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
+  page = await context.newPage();
+  // Generous: a loaded CI machine is slow, and every wait ends as soon as its condition holds.
+  page.setDefaultTimeout(30000);
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
   page.on('console', (m) => {
     if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push('console error: ' + m.text());
@@ -96,7 +98,11 @@ try {
   const xssRan = () => page.evaluate(() => window.__xss !== undefined);
 
   // 1. Sign in, by keyboard.
-  await page.goto(CONSOLE_URL);
+  const first = await page.goto(CONSOLE_URL);
+  const headers = first.headers();
+  check(/default-src 'none'/.test(headers['content-security-policy'] || '') && /script-src 'self'/.test(headers['content-security-policy']),
+    `the page has its Content-Security-Policy: ${headers['content-security-policy']}`);
+  check(headers['x-content-type-options'] === 'nosniff' && headers['referrer-policy'] === 'no-referrer', 'nosniff and no-referrer');
   await page.waitForURL(/#\/signin$/);
   await page.getByLabel('API token').waitFor();
   await axe('sign-in');
@@ -120,10 +126,18 @@ try {
   await page.getByText('No destinations yet.').waitFor();
   await page.getByRole('link', { name: 'New destination' }).click();
   await page.getByRole('heading', { name: 'New destination' }).waitFor();
+  // Every type has its form.
+  for (const [type, field] of [['datadog', '#f-api_key'], ['splunk_hec', '#f-token'], ['otlp', '#f-logs_path'],
+    ['email', '#f-to'], ['s3', '#f-bucket'], ['webhook', '#f-preset']]) {
+    await page.locator('#f-type').selectOption(type);
+    await page.locator(field).waitFor();
+  }
+  check(JSON.stringify(await page.locator('#f-preset option').allTextContents()) ===
+    JSON.stringify(['(default)', 'slack', 'teams', 'newrelic', 'pagerduty']), 'the webhook presets are offered');
   await page.getByLabel('Destination id').fill('hooks');
   await page.locator('#f-url').fill('ftp://' + new URL(HOOK_URL).host + '/hook');
   await page.getByText('Delivery', { exact: true }).click();
-  await page.locator('#f-delivery-batch_timeout').fill('100ms');
+  await page.locator('#f-delivery-batch_timeout').fill('soon');
   // A failed batch is parked once, tried again a second later, then reported as failed.
   await page.locator('#f-delivery-retry_max_elapsed').fill('0s');
   await page.locator('#f-delivery-retry_schedule').fill('1s');
@@ -135,9 +149,12 @@ try {
   check(/http/.test(urlErrorText), `the URL's error names the scheme: ${urlErrorText}`);
   check(await page.locator('#f-url').getAttribute('aria-invalid') === 'true', 'the URL field is marked invalid');
   check(await page.evaluate(() => document.activeElement && document.activeElement.id) === 'f-url', 'focus moves to the field in error');
+  const timeoutError = await page.locator('#err-f-delivery-batch_timeout').textContent();
+  check(timeoutError.length > 0, 'the nested /delivery/batch_timeout error is at its field');
   await shot('field-error');
-  log('422 at the url field:', urlErrorText);
+  log('422 at the url field:', urlErrorText, '— and at delivery.batch_timeout:', timeoutError);
   await page.locator('#f-url').fill(HOOK_URL);
+  await page.locator('#f-delivery-batch_timeout').fill('100ms');
   await page.getByRole('button', { name: 'Create destination' }).click();
   await page.waitForURL(/#\/p\/proj_a\/d\/hooks$/);
   await page.getByRole('heading', { name: 'hooks' }).waitFor();
@@ -161,9 +178,9 @@ try {
   });
   await page.getByRole('link', { name: 'proj_a' }).click();
   const card = page.locator('li.card[data-destination="hooks"]');
-  await until('the project page counts 10 delivered', async () => /\b10 delivered/.test(await card.locator('.counts').textContent()), 20000);
+  await until('the project page counts 10 delivered', async () => /\b10 delivered/.test(await card.locator('.counts').textContent()), 30000);
   const chart = card.locator('figure.chart');
-  await until('the chart counts the 10 deliveries', async () => Number(await chart.getAttribute('data-delivered')) === 10, 20000);
+  await until('the chart counts the 10 deliveries', async () => Number(await chart.getAttribute('data-delivered')) === 10, 30000);
   check(await chart.locator('rect.bar-delivered').count() > 0, 'the chart draws delivered bars');
   check(await card.locator('[data-health]').getAttribute('data-health') === 'healthy', 'the badge is healthy');
   await axe('project');
@@ -177,16 +194,23 @@ try {
     const s = await control('GET', '/state');
     return failed.every((id) => s.refused.includes(id));
   });
-  await until('the badge turns to failing', async () => (await card.locator('[data-health]').getAttribute('data-health')) === 'failing', 20000);
+  await until('the badge turns to failing', async () => (await card.locator('[data-health]').getAttribute('data-health')) === 'failing', 30000);
   await until('the 5 events are reported failed', async () => /\b5 failed/.test(await card.locator('.counts').textContent()), 30000);
   await shot('project-failing');
-  await card.getByRole('link', { name: 'hooks' }).click();
+  // By keyboard: Tab to the destination's link (a visible focus ring), Enter.
+  await page.locator('h1').focus();
+  await until('Tab reaches the destination link', async () => {
+    await page.keyboard.press('Tab');
+    return page.evaluate(() => document.activeElement.textContent === 'hooks' && document.activeElement.tagName === 'A');
+  }, 10000);
+  check(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle !== 'none'), 'the focused link shows a focus ring');
+  await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'hooks' }).waitFor();
   await until('the last error shows the answer as text', async () =>
-    (await page.locator('.status pre.answer').first().textContent()).includes('<img src=x onerror='), 20000);
+    (await page.locator('.status pre.answer').first().textContent()).includes('<img src=x onerror='), 30000);
   const failures = page.locator('table.failures');
   await until('the failures list shows the answer as text', async () =>
-    (await failures.locator('pre.answer').first().textContent()).includes('<img src=x onerror='), 20000);
+    (await failures.locator('pre.answer').first().textContent()).includes('<img src=x onerror='), 30000);
   const ids = await failures.locator('ul.ids li').allTextContents();
   check(failed.every((id) => ids.includes(id)), `the failures list the refused event ids: ${JSON.stringify(ids)}`);
   check(await failures.locator('img').count() === 0, 'no <img> element in the failures list');
@@ -262,6 +286,14 @@ try {
 } catch (e) {
   console.error(e.stack || String(e));
   if (problems.length) console.error('page problems:', problems);
+  if (page) {
+    try {
+      console.error('at', page.url(), 'the page reads:\n' + (await page.locator('body').innerText()).slice(0, 3000));
+      await page.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true });
+    } catch (e2) {
+      console.error('no screenshot of the failure:', e2.message);
+    }
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();

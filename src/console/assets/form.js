@@ -141,7 +141,9 @@ export function showApiError(error, controls, general) {
   replace(general, h('p', {}, error.message),
     unplaced.length ? h('ul', {}, unplaced.map((m) => h('li', {}, m))) : null);
   general.hidden = false;
-  (first ? first.input : general).focus();
+  // The first field in error, in the form's order.
+  const firstInForm = first && controls.find((c) => c.input.getAttribute('aria-invalid') === 'true');
+  (firstInForm ? firstInForm.input : general).focus();
 }
 
 // The form. `definition` is the destination as read (null for a new one); `onSaved(view)`
