@@ -46,13 +46,13 @@ function failuresTable(failures) {
     h('caption', { class: 'visually-hidden' }, 'Recent delivery failures, newest first'),
     h('thead', {}, h('tr', {}, ['When', 'Kind', 'HTTP', 'Events', 'The destination answered'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, failures.map((f) => h('tr', {},
-      h('td', {}, when(f.at)), h('td', {}, f.kind || '—'),
-      h('td', {}, f.http_status ? String(f.http_status) : '—'),
-      h('td', {}, count(f.events),
+      h('td', { 'data-label': 'When' }, when(f.at)), h('td', { 'data-label': 'Kind' }, f.kind || '—'),
+      h('td', { 'data-label': 'HTTP' }, f.http_status ? String(f.http_status) : '—'),
+      h('td', { 'data-label': 'Events' }, count(f.events),
         Array.isArray(f.event_ids) && f.event_ids.length
           ? h('details', {}, h('summary', {}, 'ids'), h('ul', { class: 'ids' }, f.event_ids.map((id) => h('li', {}, id))))
           : null),
-      h('td', {}, h('pre', { class: 'answer' }, f.message || '')))))));
+      h('td', { 'data-label': 'The destination answered' }, h('pre', { class: 'answer' }, f.message || '')))))));
 }
 
 function testSection(project, id) {
