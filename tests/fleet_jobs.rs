@@ -2,7 +2,8 @@
 //! broker per test), called over real HTTP. A job started on one replica is answered, to its
 //! end, by another; a second replay of the destination is refused by the other replica too;
 //! a job whose replica is killed (SIGKILL) mid-run is run again when that replica starts with
-//! the same `replica_id`, and ends `completed` with every failed event delivered.
+//! the same `replica_id`, and ends `completed` with every failed event delivered; one whose
+//! replica never comes back is marked failed by the live replica with the smallest name.
 //!
 //! tansu, not the mock cluster: the jobs table is a compacted topic read by every replica, and
 //! the test restarts a process (the events are produced one record per batch, TESTING.md
@@ -24,12 +25,13 @@ const PROJ_A: &str = "proj-a-token-0123456789";
 const KEY_ENV: &str = "COURIER_TEST_API_KEY";
 const DESTINATION: &str = "/v1/projects/proj_a/destinations/flaky";
 
-/// A replica named `replica` (the jobs' owner), every replica of a test in one group.
+/// A replica named `replica` (the jobs' owner), every replica of a test in one group; a
+/// replica is out of the fleet 3 s after its last status heartbeat.
 fn config(brokers: &str, replica: &str) -> CourierConfig {
     let mut cfg = CourierConfig::new(brokers)
         .kafka_option("partition.assignment.strategy", "range,roundrobin");
     cfg.extra = format!(
-        "\n[api]\nencryption_key_env = {}\nreplica_id = {}\ntokens = [{{ token = {} }}, {{ token = {}, projects = [\"proj_a\"] }}]\n",
+        "\n[api]\nencryption_key_env = {}\nreplica_id = {}\nstatus_interval = \"1s\"\nreplica_timeout = \"3s\"\ntokens = [{{ token = {} }}, {{ token = {}, projects = [\"proj_a\"] }}]\n",
         toml_str(KEY_ENV),
         toml_str(replica),
         toml_str(ADMIN),
@@ -166,7 +168,7 @@ fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_job_started_on_one_replica_is_answered_by_another() {
-    let (failed, a) = fail_events(30, |brokers| {
+    let (failed, mut a) = fail_events(30, |brokers| {
         Courier::start_ready(&config(brokers, "replica-a"))
     });
     let brokers = failed.tansu.brokers();
@@ -243,6 +245,34 @@ fn a_job_started_on_one_replica_is_answered_by_another() {
     assert_eq!(s, 403, "{body}");
     let (s, body) = call(b.listen(), "GET", "/v1/jobs/job_unknown", ADMIN, None);
     assert_eq!(s, 404, "{body}");
+
+    // A replica that stops for good while running a job: the live replica with the smallest
+    // name (B, the only one left) marks the job failed once A has been silent for
+    // replica_timeout.
+    let (s, job) = call(
+        a.listen(),
+        "POST",
+        &replay,
+        PROJ_A,
+        Some(json!({ "from": "10m", "rate": 1 })),
+    );
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().expect("a job id").to_owned();
+    let path = format!("/v1/jobs/{id}");
+    wait(
+        "B knows the second job",
+        Duration::from_secs(10),
+        &b,
+        || call(b.listen(), "GET", &path, PROJ_A, None).1["state"] == "running",
+    );
+    a.kill9();
+    let end = wait_end(&b, &id);
+    assert_eq!(end["state"], "failed", "{end}");
+    assert_eq!(
+        end["error"], "replica replica-a stopped while running it; start it again",
+        "{end}"
+    );
+    assert!(end["finished_at"].is_string(), "{end}");
 }
 
 #[test]

@@ -74,8 +74,10 @@ pub async fn start(
         jobs,
         stop: stop.clone(),
     });
-    // The jobs this replica was running when it stopped run again.
+    // The jobs this replica was running when it stopped run again; those of replicas gone
+    // for good are failed.
     tokio::spawn(jobs::resume(api.clone()));
+    tokio::spawn(jobs::sweep(api.clone(), stop.clone()));
     let merger = tokio::spawn(merge::run(file_tx, file_reloads, changes, reloads, stop));
     // Ends once both have: the publisher withdraws this replica's status rows on the way.
     let tasks = tokio::spawn(async move {

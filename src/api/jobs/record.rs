@@ -282,6 +282,25 @@ pub fn earlier_rival<'a>(rows: &'a Rows<JobCodec>, job: &JobRecord) -> Option<&'
         .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
 }
 
+/// The running jobs whose owner stopped for good, as the live replica with the smallest name
+/// (`live`, sorted) sees them: owner not among `live`, record not written for `timeout`.
+/// Empty on any other replica, so one replica writes their end.
+pub fn abandoned<'a>(
+    rows: &'a Rows<JobCodec>,
+    live: &[String],
+    me: &str,
+    now: DateTime<Utc>,
+    timeout: std::time::Duration,
+) -> Vec<&'a JobRecord> {
+    if live.first().map(String::as_str) != Some(me) {
+        return Vec::new();
+    }
+    let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
+    rows.values()
+        .filter(|j| j.running() && !live.contains(&j.owner) && now - j.updated_at > timeout)
+        .collect()
+}
+
 /// A running replay of the destination, if any.
 pub fn running_for<'a>(
     rows: &'a Rows<JobCodec>,
@@ -490,6 +509,34 @@ mod tests {
         assert!(listed
             .windows(2)
             .all(|w| w[0].created_at >= w[1].created_at));
+    }
+
+    #[test]
+    fn the_smallest_live_replica_takes_the_jobs_of_replicas_gone_past_the_timeout() {
+        let now: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().unwrap();
+        let timeout = std::time::Duration::from_secs(30);
+        let old = now - Duration::seconds(31);
+        let gone = JobRecord::new(spec("p", "d"), "replica-c", old);
+        let mut finished = JobRecord::new(spec("p", "e"), "replica-c", old);
+        finished.finish(Err("x".into()), old);
+        let recent = JobRecord::new(spec("p", "f"), "replica-c", now - Duration::seconds(5));
+        let live_owner = JobRecord::new(spec("p", "g"), "replica-b", old);
+        let rows = rows([gone.clone(), finished, recent, live_owner]);
+        let live = ["replica-a".to_owned(), "replica-b".to_owned()];
+
+        let taken: Vec<&str> = abandoned(&rows, &live, "replica-a", now, timeout)
+            .iter()
+            .map(|j| j.id.as_str())
+            .collect();
+        assert_eq!(
+            taken,
+            [gone.id.as_str()],
+            "gone, running and silent past the timeout"
+        );
+        assert!(
+            abandoned(&rows, &live, "replica-b", now, timeout).is_empty(),
+            "only the smallest live replica acts"
+        );
     }
 
     #[test]

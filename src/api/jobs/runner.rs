@@ -1,6 +1,7 @@
 //! Running a job: the replay in a task of its own, its progress written to the jobs topic at
 //! most once a second (a periodic publication, not read back) and its end written and read
-//! back. At start, a replica runs again the jobs it was running when it stopped.
+//! back. At start, a replica runs again the jobs it was running when it stopped; [`sweep`]
+//! fails the jobs of replicas that stopped for good.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::record::{JobProgress, JobRecord};
+use super::record::{self, JobProgress, JobRecord};
 use super::Jobs;
 use crate::api::error::ApiError;
 use crate::api::http::{Api, Inner};
@@ -179,6 +180,37 @@ pub(crate) async fn resume(api: Api) {
                 job.finish(Err(reason), now);
                 write_end(&jobs, &job).await;
             }
+        }
+    }
+}
+
+/// Until `stop`: every `status_interval`, the live replica with the smallest name (by the
+/// fleet's status heartbeats) marks failed the running jobs of replicas that have not been
+/// live for `replica_timeout` — nobody else would ever end them. Their replica, started again
+/// with the same `replica_id` before that, runs them again instead ([`resume`]).
+pub(crate) async fn sweep(api: Api, stop: CancellationToken) {
+    let Ok(inner) = api.get() else {
+        return;
+    };
+    let jobs = inner.jobs.clone();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(jobs.sweep_every) => {}
+        }
+        let live = inner.fleet.live_replicas();
+        let rows = jobs.table.rows();
+        let now = Utc::now();
+        for job in record::abandoned(&rows, &live, &jobs.replica, now, jobs.replica_timeout) {
+            let mut job = job.clone();
+            let reason = format!(
+                "replica {} stopped while running it; start it again",
+                job.owner
+            );
+            tracing::warn!(job = %job.id, project = %job.project, destination = %job.destination,
+                %reason, "job failed");
+            job.finish(Err(reason), now);
+            write_end(&jobs, &job).await;
         }
     }
 }
