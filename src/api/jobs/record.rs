@@ -37,7 +37,7 @@ pub struct JobRecord {
     /// Start of the range of failure events (included).
     pub from: DateTime<Utc>,
     /// End of the range (excluded); `None`: the end of the failures topic when the job
-    /// started.
+    /// started (or was run again after a restart of its owner).
     pub to: Option<DateTime<Utc>>,
     /// Whether it only counts.
     pub dry_run: bool,
@@ -135,7 +135,7 @@ pub struct ReplayCounts {
     pub failed: u64,
 }
 
-/// What a new job is asked to do.
+/// What a new job is asked to do: the [`JobRecord`] fields of the same names.
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub project: String,
