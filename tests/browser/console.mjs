@@ -204,6 +204,11 @@ try {
     return page.evaluate(() => document.activeElement.textContent === 'hooks' && document.activeElement.tagName === 'A');
   }, 10000);
   check(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle !== 'none'), 'the focused link shows a focus ring');
+  // The page refreshes itself (a new chart node) without taking the focus away.
+  await page.evaluate(() => { document.querySelector('li.card[data-destination="hooks"] figure').dataset.seen = 'yes'; });
+  await until('the project page refreshes', () => page.evaluate(() =>
+    !document.querySelector('li.card[data-destination="hooks"] figure').dataset.seen), 30000);
+  check(await page.evaluate(() => document.activeElement.textContent === 'hooks'), 'the focus stays on the link across a refresh');
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'hooks' }).waitFor();
   await until('the last error shows the answer as text', async () =>

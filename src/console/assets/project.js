@@ -47,35 +47,55 @@ async function statuses(project, destinations) {
   return byId;
 }
 
-function card(project, d, s) {
-  const state = health(s, d);
+// A destination's card. Its link is made once and never replaced: a refresh redraws the
+// badge, counters and chart only, so keyboard focus on the link survives it.
+function newCard(project, id) {
+  const c = {
+    badge: h('span'), meta: h('p', { class: 'meta' }), counts: h('p', { class: 'counts' }), chart: h('div'),
+  };
+  c.li = h('li', { class: 'card', 'data-destination': id },
+    h('div', { class: 'card-head' }, h('h2', {}, h('a', { href: href.destination(project, id) }, id)), c.badge),
+    c.meta, c.counts, c.chart);
+  return c;
+}
+
+function fill(c, d, s) {
   const events = (s && s.events) || {};
-  return h('li', { class: 'card', 'data-destination': d.id },
-    h('div', { class: 'card-head' },
-      h('h2', {}, h('a', { href: href.destination(project, d.id) }, d.id)),
-      badge(state)),
-    h('p', { class: 'meta' }, `${d.type} · ${d.managed_by === 'api' ? 'created through the API' : 'configuration file'}`),
-    h('p', { class: 'counts' }, `${count(events.delivered)} delivered · ${count(events.failed)} failed · ${count(events.parked)} parked`),
-    chart(s));
+  replace(c.badge, badge(health(s, d)));
+  c.meta.textContent = `${d.type} · ${d.managed_by === 'api' ? 'created through the API' : 'configuration file'}`;
+  c.counts.textContent = `${count(events.delivered)} delivered · ${count(events.failed)} failed · ${count(events.parked)} parked`;
+  replace(c.chart, chart(s));
 }
 
 export async function projectPage(page, project) {
   const list = h('ul', { class: 'cards', 'aria-busy': 'true' });
+  const empty = h('p', { class: 'empty', hidden: true }, 'No destinations yet.');
   page.show(
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Projects')),
     h('div', { class: 'title-row' },
       h('h1', { tabindex: '-1' }, 'Project ', h('span', { class: 'name' }, project)),
       h('a', { class: 'button', href: href.create(project) }, 'New destination')),
-    list);
+    empty, list);
+  const cards = new Map();
   const refresh = async () => {
     const { destinations } = await call('GET', path('projects', project, 'destinations'));
     const byId = await statuses(project, destinations);
     if (!page.alive()) return;
-    if (destinations.length === 0) {
-      replace(list, h('li', { class: 'empty' }, 'No destinations yet.'));
-    } else {
-      replace(list, destinations.map((d) => card(project, d, byId.get(d.id))));
+    const ids = destinations.map((d) => d.id);
+    for (const [id, c] of cards) {
+      if (!ids.includes(id)) {
+        c.li.remove();
+        cards.delete(id);
+      }
     }
+    for (const d of destinations) {
+      if (!cards.has(d.id)) cards.set(d.id, newCard(project, d.id));
+      fill(cards.get(d.id), d, byId.get(d.id));
+    }
+    // Nodes move only when the order changed (moving one drops its focus).
+    const order = ids.map((id) => cards.get(id).li);
+    if (order.some((li, i) => list.children[i] !== li)) list.append(...order);
+    empty.hidden = destinations.length !== 0;
     list.setAttribute('aria-busy', 'false');
   };
   await refresh();
