@@ -2,7 +2,8 @@
 //! broker per test), called over real HTTP. A job started on one replica is answered, to its
 //! end, by another; a second replay of the destination is refused by the other replica too;
 //! a job whose replica stops (SIGTERM, then SIGKILL) mid-run is run again when that replica
-//! starts with the same `replica_id`, and ends `completed` with every failed event delivered; one whose
+//! starts with the same `replica_id`, and ends `completed` with every failed event delivered
+//! (or `failed` with the reason when its destination was paused meanwhile); one whose
 //! replica never comes back is marked failed by the live replica with the smallest name.
 //!
 //! tansu, not the mock cluster: the jobs table is a compacted topic read by every replica, and
@@ -373,4 +374,46 @@ fn a_job_outlives_a_restart_and_a_sigkill_of_its_replica() {
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["jobs"][0]["id"], json!(id), "{list}");
     assert_eq!(list["jobs"][0]["state"], "completed", "{list}");
+
+    // A job that cannot run again: its destination was paused before the replica restarted.
+    let (s, job) = call(
+        a.listen(),
+        "POST",
+        &replay,
+        PROJ_A,
+        Some(json!({ "from": "10m", "rate": 1 })),
+    );
+    assert_eq!(s, 202, "{job}");
+    let id = job["id"].as_str().expect("a job id").to_owned();
+    let (s, body) = call(
+        a.listen(),
+        "POST",
+        &format!("{DESTINATION}/pause"),
+        PROJ_A,
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let mut a = a;
+    a.kill9();
+    std::thread::sleep(Duration::from_secs(7));
+    let a = Courier::start_ready(&config(&brokers, "replica-a"));
+    let end = wait_end(&a, &id);
+    assert_eq!(end["state"], "failed", "{end}");
+    assert_eq!(
+        end["error"],
+        "replica replica-a restarted while running it and cannot run it again: destination \"flaky\" of project \"proj_a\" is paused; enable it before replaying to it",
+        "{end}"
+    );
+    let (_, list) = call(a.listen(), "GET", "/v1/projects/proj_a/jobs", PROJ_A, None);
+    let states: Vec<&Value> = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| &j["state"])
+        .collect();
+    assert_eq!(
+        states,
+        [&json!("failed"), &json!("completed")],
+        "newest first: {list}"
+    );
 }
