@@ -5,9 +5,9 @@
 //! Liveness is judged by the heartbeat alone, so an unchanged destination row is never
 //! rewritten just to look alive. Rows of a replica that died without stopping cleanly stay in
 //! the topic, ignored by readers once its heartbeat is older than `replica_timeout`; once it
-//! is older than twice that, the live replica with the smallest name tombstones them (and any
-//! destination row without a heartbeat), so the topic does not keep every replica that ever
-//! ran. A replica whose rows were tombstoned while it was only slow writes them again.
+//! is older than [`REAP_AFTER`] times that, the live replica with the smallest name tombstones
+//! them (and any destination row without a heartbeat), so the topic does not keep every
+//! replica that ever ran. A replica whose rows were tombstoned while it was only slow writes them again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::local::{Fingerprint, Local};
 use super::status::{live_replicas, Heartbeat, StatusCodec, StatusKey, StatusRow};
 use super::table::Table;
+
+/// How many `replica_timeout`s a replica is silent before its rows are removed. Readers
+/// ignore them after one; removing them is only housekeeping, so it waits long enough never
+/// to fight a replica that was merely slow (a GC pause, a broker hiccup).
+pub const REAP_AFTER: u32 = 10;
 
 /// A row this replica wrote.
 struct Sent {
@@ -43,8 +48,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher of `local` to `table` every `interval`; replicas silent for twice
-    /// `timeout` are reaped.
+    /// A publisher of `local` to `table` every `interval`; replicas silent for
+    /// [`REAP_AFTER`] times `timeout` are reaped.
     pub fn new(
         table: Arc<Table<StatusCodec>>,
         local: Arc<Local>,
@@ -180,10 +185,10 @@ impl Publisher {
         }
     }
 
-    /// Tombstones the rows of replicas dead for twice `replica_timeout`, and destination rows
-    /// without a heartbeat.
+    /// Tombstones the rows of replicas silent for [`REAP_AFTER`] times `replica_timeout`, and
+    /// destination rows without a heartbeat.
     async fn reap(&self, rows: &BTreeMap<StatusKey, StatusRow>, now: DateTime<Utc>) {
-        let dead_after = chrono::Duration::from_std(self.timeout.saturating_mul(2))
+        let dead_after = chrono::Duration::from_std(self.timeout.saturating_mul(REAP_AFTER))
             .unwrap_or(chrono::Duration::MAX);
         let beats: HashMap<&str, DateTime<Utc>> = rows
             .iter()
@@ -205,7 +210,7 @@ impl Publisher {
         tracing::info!(
             replicas = ?heartbeats.iter().map(|k| k.replica()).collect::<Vec<_>>(),
             rows = destinations.len(),
-            "fleet status: removing the rows of replicas gone for more than twice replica_timeout"
+            "fleet status: removing the rows of replicas silent for more than 10 times replica_timeout"
         );
         // Destination rows before heartbeats: a row is never left with a heartbeat that
         // makes it count again.

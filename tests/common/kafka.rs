@@ -189,12 +189,26 @@ pub fn read_all(brokers: &str, topic: &str, idle: Duration) -> Vec<(i32, i64, Ve
 pub struct Record {
     pub partition: i32,
     pub offset: i64,
+    /// The record key, when it has one.
+    pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
     pub headers: Vec<String>,
 }
 
 /// Like [`read_all`], with each record's headers.
 pub fn read_records(brokers: &str, topic: &str, idle: Duration) -> Vec<Record> {
+    read_records_within(brokers, topic, idle, None)
+}
+
+/// Like [`read_records`], but stops after `max` in all even if records keep coming (a topic
+/// written to all the time, such as the status topic's heartbeats).
+pub fn read_records_within(
+    brokers: &str,
+    topic: &str,
+    idle: Duration,
+    max: Option<Duration>,
+) -> Vec<Record> {
+    let started = Instant::now();
     let partitions = partition_count(brokers, topic)
         .unwrap_or_else(|| panic!("read_records: topic {topic} does not exist"));
     let consumer: BaseConsumer = base_config(brokers)
@@ -214,7 +228,7 @@ pub fn read_records(brokers: &str, topic: &str, idle: Duration) -> Vec<Record> {
     consumer.assign(&tpl).expect("assign partitions");
     let mut out = Vec::new();
     let mut last_new = Instant::now();
-    while last_new.elapsed() < idle {
+    while last_new.elapsed() < idle && max.is_none_or(|max| started.elapsed() < max) {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
                 let headers = m
@@ -231,6 +245,7 @@ pub fn read_records(brokers: &str, topic: &str, idle: Duration) -> Vec<Record> {
                 out.push(Record {
                     partition: m.partition(),
                     offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().unwrap_or_default().to_vec(),
                     headers,
                 });
