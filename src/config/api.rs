@@ -299,6 +299,40 @@ mod tests {
     }
 
     #[test]
+    fn status_keys_have_bounds() {
+        let a = api(serde_json::json!({ "encryption_key_env": "K" }));
+        assert_eq!(a.status_topic, DEFAULT_STATUS_TOPIC);
+        assert_eq!(a.status_interval, Duration::from_secs(5));
+        assert_eq!(a.replica_timeout, Duration::from_secs(30));
+        assert!(a.validate().is_empty());
+        let a = api(serde_json::json!({
+            "encryption_key_env": "K",
+            "status_topic": "courier-destinations",
+            "status_interval": "500ms",
+            "replica_id": "pod/0",
+        }));
+        let keys: Vec<String> = a.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["api.status_topic", "api.status_interval", "api.replica_id"],
+            "{:?}",
+            a.validate()
+        );
+        let a = api(serde_json::json!({
+            "encryption_key_env": "K", "status_interval": "10s", "replica_timeout": "29s",
+        }));
+        let errors = a.validate();
+        assert_eq!(errors[0].0, "api.replica_timeout", "{errors:?}");
+        assert!(errors[0].1.contains("three status intervals"), "{errors:?}");
+        let a = api(serde_json::json!({
+            "encryption_key_env": "K", "status_interval": "60s", "replica_timeout": "10m",
+            "replica_id": "courier-0",
+        }));
+        assert!(a.validate().is_empty(), "{:?}", a.validate());
+        assert_eq!(a.replica(), "courier-0");
+    }
+
+    #[test]
     fn rejects_short_tokens_and_empty_project_lists() {
         let a = api(serde_json::json!({
             "encryption_key_env": "K",
