@@ -57,7 +57,7 @@ fn limit(text: Option<&str>) -> Result<usize, ApiError> {
     params(
         ("project" = String, Path, description = "The projectId"),
         ("destination" = Option<String>, Query, description = "Only this destination's failures"),
-        ("limit" = Option<usize>, Query, description = "How many, 1 to 500 (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "How many, 1 to 500 (default 50)"),
     ),
     responses(
         (status = 200, description = "The failures", body = FailureList),

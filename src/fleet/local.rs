@@ -81,21 +81,39 @@ impl Local {
         &self.replica
     }
 
-    /// The running destinations (of `project` only, when given) and their state at `now`.
-    /// A publication (`publish`) records the counters' reading in the minute buckets and
-    /// forgets the buckets of destinations no longer running; a reader only looks.
-    pub fn states(
+    /// Every running destination and its state at `now`, recording the counters' reading in
+    /// the minute buckets and forgetting the buckets of destinations no longer running (a
+    /// publication).
+    pub fn publish(&self, now: DateTime<Utc>) -> Vec<LocalState> {
+        self.states(now, self.registry.all(), true)
+    }
+
+    /// The running destinations of `project` (only `id` when given) and their state at `now`,
+    /// without recording anything (a reader).
+    pub fn read(&self, now: DateTime<Utc>, project: &str, id: Option<&str>) -> Vec<LocalState> {
+        let running = match id {
+            Some(id) => self
+                .registry
+                .get(project, id)
+                .map(|h| ((project.to_owned(), id.to_owned()), h))
+                .into_iter()
+                .collect(),
+            None => self
+                .registry
+                .all()
+                .into_iter()
+                .filter(|((p, _), _)| p == project)
+                .collect(),
+        };
+        self.states(now, running, false)
+    }
+
+    fn states(
         &self,
         now: DateTime<Utc>,
-        project: Option<&str>,
+        running: Vec<((String, String), Arc<DestinationHealth>)>,
         publish: bool,
     ) -> Vec<LocalState> {
-        let running: Vec<((String, String), Arc<DestinationHealth>)> = self
-            .registry
-            .all()
-            .into_iter()
-            .filter(|((p, _), _)| project.is_none_or(|want| want == p))
-            .collect();
         let mut minutes = self.minutes.lock().unwrap_or_else(|p| p.into_inner());
         if publish {
             minutes.retain(|key, _| running.iter().any(|(k, _)| k == key));

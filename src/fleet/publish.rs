@@ -112,7 +112,7 @@ impl Publisher {
         let rows = self.table.rows();
         let mut writes: Vec<(StatusKey, Option<Fingerprint>, Option<Vec<u8>>)> = Vec::new();
         let mut wanted = HashSet::new();
-        for state in self.local.states(now, None, true) {
+        for state in self.local.publish(now) {
             let key = StatusKey::Destination {
                 project: state.project.clone(),
                 id: state.id.clone(),

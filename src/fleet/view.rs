@@ -99,9 +99,8 @@ impl FleetStatus {
         };
         let local: Vec<DestinationRow> = self
             .local
-            .states(now, Some(project), false)
+            .read(now, project, Some(id))
             .into_iter()
-            .filter(|s| s.id == id)
             .map(|s| s.fingerprint.row(Vec::new()))
             .collect();
         let remote = rows
@@ -142,9 +141,8 @@ impl FleetStatus {
         let others = self.others(&rows, now);
         let local: Vec<(String, DestinationRow)> = self
             .local
-            .states(now, Some(project), false)
+            .read(now, project, destination)
             .into_iter()
-            .filter(|s| destination.is_none_or(|d| d == s.id))
             .map(|s| {
                 let row = s.fingerprint.row(s.stats.recent_failures.snapshot());
                 (s.id, row)
