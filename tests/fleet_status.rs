@@ -137,6 +137,15 @@ fn status_topic(brokers: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// How many records the status topic holds under `key`.
+fn records_under(brokers: &str, key: &str) -> usize {
+    let max = Some(Duration::from_secs(4));
+    read_records_within(brokers, "courier-status", Duration::from_millis(1500), max)
+        .into_iter()
+        .filter(|r| r.key.as_deref() == Some(key.as_bytes()))
+        .count()
+}
+
 /// The keys of `replica`'s rows in the topic that are not tombstones.
 fn rows_of(rows: &BTreeMap<String, Vec<u8>>, replica: &str) -> Vec<String> {
     rows.iter()
@@ -362,6 +371,11 @@ fn two_replicas_answer_one_status_and_a_killed_one_drops_out() {
         "B's heartbeat and its 3 destinations: {:?}",
         rows.keys()
     );
+
+    // A row is written when it changes, not every interval: proj_b's destination never had
+    // an event, so A wrote its row once (its heartbeat every second).
+    let idle = r#"destination/replica-a/["proj_b","b-hook"]"#;
+    assert_eq!(records_under(&brokers, idle), 1);
 
     // Housekeeping: ten replica_timeouts after B's last heartbeat, A removes B's rows.
     wait("A removes B's rows from the topic", &a, || {
