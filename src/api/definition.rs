@@ -72,6 +72,17 @@ impl Inner {
         })
     }
 
+    /// 404 unless the project has destinations or a token names it.
+    pub(super) fn known_project_or_404(&self, project: &str) -> Result<(), ApiError> {
+        if self.known_project(project) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(format!(
+                "project {project:?} has no destinations"
+            )))
+        }
+    }
+
     pub(super) fn known_project(&self, project: &str) -> bool {
         self.file()
             .destinations

@@ -47,11 +47,7 @@ pub(crate) async fn list(
 ) -> Result<Json<DestinationList>, ApiError> {
     let api = api.get()?;
     api.grant(&headers, &project)?;
-    if !api.known_project(&project) {
-        return Err(ApiError::not_found(format!(
-            "project {project:?} has no destinations"
-        )));
-    }
+    api.known_project_or_404(&project)?;
     let file = api.file();
     let mut out: Vec<Value> = Vec::new();
     let mut file_ids = Vec::new();

@@ -82,12 +82,7 @@ pub(crate) async fn list_failures(
         Some(id) => {
             api.find_or_404(&project, id)?;
         }
-        None if !api.known_project(&project) => {
-            return Err(ApiError::not_found(format!(
-                "project {project:?} has no destinations"
-            )));
-        }
-        None => {}
+        None => api.known_project_or_404(&project)?,
     }
     Ok(Json(FailureList {
         failures: api

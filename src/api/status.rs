@@ -129,11 +129,7 @@ pub(crate) async fn project_status(
 ) -> Result<Json<ProjectStatus>, ApiError> {
     let api = api.get()?;
     api.grant(&headers, &project)?;
-    if !api.known_project(&project) {
-        return Err(ApiError::not_found(format!(
-            "project {project:?} has no destinations"
-        )));
-    }
+    api.known_project_or_404(&project)?;
     let destinations = api
         .project_destinations(&project)
         .into_iter()
