@@ -94,11 +94,11 @@ url = "https://example.com/a"
         config::parse("courier.toml", text, &BTreeMap::new()).unwrap()
     }
 
-    fn entry(definition: serde_json::Value) -> Entry {
-        Entry {
+    fn entry(definition: serde_json::Value) -> std::sync::Arc<Entry> {
+        std::sync::Arc::new(Entry {
             definition,
             updated_at: Utc::now(),
-        }
+        })
     }
 
     #[test]

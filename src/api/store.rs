@@ -27,7 +27,7 @@ pub struct Entry {
 }
 
 /// Every stored destination by (project, id), as of some point of the topic.
-pub type Snapshot = BTreeMap<(String, String), Entry>;
+pub type Snapshot = BTreeMap<(String, String), Arc<Entry>>;
 
 /// A record's value.
 #[derive(Serialize, Deserialize)]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::{Fingerprint, Local};
 use super::status::{live_replicas, Heartbeat, StatusCodec, StatusKey, StatusRow};
-use super::table::Table;
+use super::table::{Rows, Table};
 
 /// How many `replica_timeout`s a replica is silent before its rows are removed. Readers
 /// ignore them after one; removing them is only housekeeping, so it waits long enough never
@@ -187,12 +187,12 @@ impl Publisher {
 
     /// Tombstones the rows of replicas silent for [`REAP_AFTER`] times `replica_timeout`, and
     /// destination rows without a heartbeat.
-    async fn reap(&self, rows: &BTreeMap<StatusKey, StatusRow>, now: DateTime<Utc>) {
+    async fn reap(&self, rows: &Rows<StatusCodec>, now: DateTime<Utc>) {
         let dead_after = chrono::Duration::from_std(self.timeout.saturating_mul(REAP_AFTER))
             .unwrap_or(chrono::Duration::MAX);
         let beats: HashMap<&str, DateTime<Utc>> = rows
             .iter()
-            .filter_map(|(k, v)| match (k, v) {
+            .filter_map(|(k, v)| match (k, &**v) {
                 (StatusKey::Replica(r), StatusRow::Heartbeat(h)) => Some((r.as_str(), h.at)),
                 _ => None,
             })

@@ -220,13 +220,13 @@ impl Codec for StatusCodec {
 
 /// The replicas whose heartbeat is younger than `timeout` at `now`.
 pub fn live_replicas<'a>(
-    rows: impl IntoIterator<Item = (&'a StatusKey, &'a StatusRow)>,
+    rows: impl IntoIterator<Item = (&'a StatusKey, &'a std::sync::Arc<StatusRow>)>,
     now: DateTime<Utc>,
     timeout: std::time::Duration,
 ) -> BTreeSet<String> {
     let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     rows.into_iter()
-        .filter_map(|(k, v)| match (k, v) {
+        .filter_map(|(k, v)| match (k, &**v) {
             (StatusKey::Replica(r), StatusRow::Heartbeat(h)) if now - h.at <= timeout => {
                 Some(r.clone())
             }
@@ -330,8 +330,14 @@ mod tests {
             })
         };
         let rows = [
-            (StatusKey::Replica("fresh".into()), beat(2)),
-            (StatusKey::Replica("stale".into()), beat(31)),
+            (
+                StatusKey::Replica("fresh".into()),
+                std::sync::Arc::new(beat(2)),
+            ),
+            (
+                StatusKey::Replica("stale".into()),
+                std::sync::Arc::new(beat(31)),
+            ),
         ];
         let live = live_replicas(
             rows.iter().map(|(k, v)| (k, v)),

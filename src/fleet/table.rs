@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -48,8 +49,14 @@ pub trait Codec: Send + Sync + 'static {
     }
 }
 
-/// The rows of a table, as of some point of its topic.
-pub type Rows<C> = BTreeMap<<C as Codec>::Key, <C as Codec>::Value>;
+/// The rows of a table, as of some point of its topic. Each row is shared, so that the
+/// snapshot published after a change copies pointers, not every row.
+pub type Rows<C> = BTreeMap<<C as Codec>::Key, Arc<<C as Codec>::Value>>;
+
+/// The most records applied before the followers see a new snapshot: what arrived together
+/// is published together (a replica's status rows come in bursts), so the cost of a snapshot
+/// is paid once per burst rather than once per record.
+const MAX_RECORDS_PER_SNAPSHOT: usize = 10_000;
 
 /// A table could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -235,9 +242,11 @@ impl<C: Codec> Table<C> {
         };
         match self.codec.value(&key, payload) {
             Ok(value) => {
-                let changed = rows.get(&key) != Some(&value);
-                rows.insert(key, value);
-                Ok(changed)
+                if rows.get(&key).is_some_and(|old| **old == value) {
+                    return Ok(false);
+                }
+                rows.insert(key, Arc::new(value));
+                Ok(true)
             }
             Err(message) if loading && self.codec.strict_load() => Err(TableError::Decode {
                 name,
@@ -260,10 +269,25 @@ impl<C: Codec> Table<C> {
                 () = stop.cancelled() => return,
                 m = consumer.recv() => match m {
                     Ok(m) => {
-                        if let Ok(true) = self.apply(&mut rows, m.key(), m.payload(), false) {
+                        let mut changed = matches!(self.apply(&mut rows, m.key(), m.payload(), false), Ok(true));
+                        let mut read = vec![(m.partition(), m.offset())];
+                        drop(m);
+                        // Take what has already arrived with it, then publish once.
+                        while read.len() < MAX_RECORDS_PER_SNAPSHOT {
+                            let Some(Ok(m)) = consumer.recv().now_or_never() else {
+                                break;
+                            };
+                            changed |= matches!(self.apply(&mut rows, m.key(), m.payload(), false), Ok(true));
+                            read.push((m.partition(), m.offset()));
+                        }
+                        if changed {
                             self.rows.send_replace(Arc::new(rows.clone()));
                         }
-                        self.advance(m.partition(), m.offset());
+                        // After the snapshot: a writer waiting to read its record back then
+                        // finds it in the rows.
+                        for (partition, offset) in read {
+                            self.advance(partition, offset);
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(topic = %self.topic, error = %e, "{name}: read error; retrying");

@@ -69,6 +69,6 @@ impl Jobs {
 
     /// A job by id.
     fn get(&self, id: &str) -> Option<JobRecord> {
-        self.table.rows().get(id).cloned()
+        self.table.rows().get(id).map(|j| (**j).clone())
     }
 }

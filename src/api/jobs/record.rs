@@ -251,7 +251,11 @@ impl JobRecord {
 
 /// The project's jobs, newest first.
 pub fn of_project<'a>(rows: &'a Rows<JobCodec>, project: &str) -> Vec<&'a JobRecord> {
-    let mut jobs: Vec<&JobRecord> = rows.values().filter(|j| j.project == project).collect();
+    let mut jobs: Vec<&JobRecord> = rows
+        .values()
+        .map(|j| &**j)
+        .filter(|j| j.project == project)
+        .collect();
     jobs.sort_by(|a, b| JobRecord::newest_first(a, b));
     jobs
 }
@@ -272,6 +276,7 @@ pub fn beyond_kept(rows: &Rows<JobCodec>, project: &str) -> Vec<String> {
 /// keeps running and the later withdraws.
 pub fn earlier_rival<'a>(rows: &'a Rows<JobCodec>, job: &JobRecord) -> Option<&'a JobRecord> {
     rows.values()
+        .map(|j| &**j)
         .filter(|j| {
             j.id != job.id
                 && j.running()
@@ -297,6 +302,7 @@ pub fn abandoned<'a>(
     }
     let timeout = chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::MAX);
     rows.values()
+        .map(|j| &**j)
         .filter(|j| j.running() && !live.contains(&j.owner) && now - j.updated_at > timeout)
         .collect()
 }
@@ -308,6 +314,7 @@ pub fn running_for<'a>(
     destination: &str,
 ) -> Option<&'a JobRecord> {
     rows.values()
+        .map(|j| &**j)
         .find(|j| j.running() && j.project == project && j.destination == destination)
 }
 
@@ -375,7 +382,9 @@ mod tests {
     }
 
     fn rows(jobs: impl IntoIterator<Item = JobRecord>) -> Rows<JobCodec> {
-        jobs.into_iter().map(|j| (j.id.clone(), j)).collect()
+        jobs.into_iter()
+            .map(|j| (j.id.clone(), std::sync::Arc::new(j)))
+            .collect()
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub(crate) async fn resume(api: Api) {
         .rows()
         .values()
         .filter(|j| j.running() && j.owner == jobs.replica)
-        .cloned()
+        .map(|j| (**j).clone())
         .collect();
     for mut job in mine {
         let now = Utc::now();
