@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -47,33 +46,13 @@ fn config(brokers: &str, replica: &str) -> CourierConfig {
 
 /// One HTTP call → (status, body as JSON or a string).
 fn call(addr: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    });
-    let url = format!("http://{addr}{path}");
-    rt().block_on(async {
-        let mut req = client
-            .request(method.parse().unwrap(), &url)
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    })
+    api_call(
+        addr,
+        method,
+        path,
+        Some(token),
+        body.map(|b| b.to_string()).as_deref(),
+    )
 }
 
 fn event(n: usize) -> Vec<u8> {

@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -61,29 +60,7 @@ fn config(brokers: &str, replica: &str, ok: &WebhookReceiver, down: &Server) -> 
 
 /// One GET → (status, body as JSON or a string).
 fn get(courier: &Courier, path: &str, token: &str) -> (u16, Value) {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    });
-    let url = format!("http://{}{path}", courier.listen());
-    rt().block_on(async {
-        let resp = client
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
+    api_call(courier.listen(), "GET", path, Some(token), None)
 }
 
 fn admin(courier: &Courier, path: &str) -> Value {

@@ -91,3 +91,41 @@ pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Opti
     }
     total
 }
+
+/// One call to courier's API → (status, body as JSON, or the text as a JSON string), with the
+/// bearer `token` when given and a JSON `body` when given. Panics when the request cannot be
+/// sent (courier is not listening).
+pub fn api_call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("build the HTTP client")
+    });
+    let url = format!("http://{addr}{path}");
+    rt().block_on(async {
+        let method = method.parse().expect("an HTTP method");
+        let mut req = client.request(method, &url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    })
+}
