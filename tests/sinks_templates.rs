@@ -594,7 +594,7 @@ fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
     answers.push(body.to_string());
     let test = std::cell::RefCell::new(Value::Null);
     wait_explained(
-        "the API destination to be running",
+        "the API destination to answer a test",
         Duration::from_secs(90),
         Duration::from_millis(300),
         || {
@@ -610,6 +610,16 @@ fn the_api_validates_templates_and_keeps_the_template_secret_write_only() {
     assert!(shown.contains("\"routing_key\": \"****\""), "{shown}");
     answers.push(test.to_string());
     assert_eq!(pd.accepted()[0]["routing_key"], ROUTING_KEY);
+    // The test endpoint sends from the stored definition; the pipeline picks the destination
+    // up when it reloads, which `running` in its status reports. An event produced before that
+    // is routed without it.
+    wait_explained(
+        "the pipeline to run the API destination",
+        Duration::from_secs(90),
+        Duration::from_millis(200),
+        || api(&addr, "GET", &format!("{base}/pd/status"), None).1["running"] == true,
+        || courier.log_tail(),
+    );
 
     let mut e = event_log("proj_a", "live-1");
     e["level"] = json!("ERROR");
