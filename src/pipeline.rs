@@ -151,6 +151,7 @@ pub async fn run(
         acker.clone(),
         failures.clone(),
         metrics.clone(),
+        health.parking.clone(),
         config,
     );
     let reloader = async {

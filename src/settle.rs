@@ -96,6 +96,17 @@ impl Settler<'_> {
     /// Parks events for the next scheduled attempt; after the last one (or with an empty
     /// schedule) they are reported instead. Events too large to park are reported too.
     pub async fn park(&self, events: &[Event], error: &DeliveryError) {
+        self.park_as(events, error, false).await;
+    }
+
+    /// Parks `events` by reference whatever the parking mode in force: for events collected
+    /// without their payloads ([`crate::source::divert`]; the mode was *reference* when they
+    /// were). A schedule without a next step is never given such events.
+    pub async fn park_by_reference(&self, events: &[Event], error: &DeliveryError) {
+        self.park_as(events, error, true).await;
+    }
+
+    async fn park_as(&self, events: &[Event], error: &DeliveryError, by_reference: bool) {
         let next = self.attempt + 1;
         let Some(delay) = scheduled_delay(self.schedule, next) else {
             return self.fail(events, error, self.attempt).await;
@@ -111,7 +122,12 @@ impl Settler<'_> {
             events,
             source_topic: self.source_topic,
         };
-        match self.parker.park(&request).await {
+        let parked = if by_reference {
+            self.parker.park_references(&request).await
+        } else {
+            self.parker.park(&request).await
+        };
+        match parked {
             Ok(outcome) => {
                 // Events too large to park are reported instead: exactly the events parked
                 // complete here and, once their failure event is written, those.

@@ -17,11 +17,13 @@ use crate::metrics::Metrics;
 use crate::retry_worker::{Target, Targets};
 use crate::routing::Router;
 use crate::sinks::{self, BuildError};
+use crate::source::divert::Divert;
 use crate::source::{LaneInput, Topology};
 
 struct Running {
     config: DestinationConfig,
     queue: mpsc::Sender<Event>,
+    divert: Option<Divert>,
     target: Arc<Target>,
 }
 
@@ -179,6 +181,7 @@ impl Destinations {
                         Running {
                             config: (*d).clone(),
                             queue: lane.queue,
+                            divert: lane.divert,
                             target,
                         },
                     );
@@ -217,6 +220,7 @@ impl Destinations {
                 queue: r.queue.clone(),
                 routed: self.metrics.routed.with_label_values(&[d.sink.type_name()]),
                 stats: self.metrics.destination(&d.project, &d.id),
+                divert: r.divert.clone(),
             });
         }
         Topology {

@@ -579,3 +579,161 @@ fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
         courier.log_tail()
     );
 }
+
+/// Broker: tansu. While a destination's circuit is open and no probe is due, its events go
+/// around its lane: the source collects their positions and parks a second's worth as one
+/// reference, without their payloads. proj_0001's webhook fails its first batch (threshold 1:
+/// the circuit opens), then gets 300 events within the probe interval, interleaved with 300
+/// of a healthy project: they are diverted (counted in `courier_diverted_events_total`) and
+/// parked in a few references — through the lane, with `batch_max_events = 10`, they would
+/// have been at least 30. The webhook then recovers: events produced once the probe is due
+/// reach the lane, whose probe closes the circuit, and they are delivered at once; the parked
+/// ones when due. Each event arrives exactly once, the groups commit everything and the
+/// in-flight budget is given back, diverted positions included.
+#[test]
+fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
+    const PROBE: Duration = Duration::from_secs(8);
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let down = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    down.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"200ms\"")
+        .delivery("retry_schedule", "[\"12s\", \"1s\", \"1s\"]")
+        .delivery("circuit_failure_threshold", "1")
+        .delivery("probe_interval", &format!("\"{}s\"", PROBE.as_secs()))
+        .delivery("request_timeout", "\"1s\"")
+        .delivery("batch_max_events", "10")
+        .delivery("batch_timeout", "\"100ms\"")
+        .destination(down.destination_toml("proj_0001", "hook-1"))
+        .destination(healthy.destination_toml("proj_0002", "hook-2"));
+    let courier = Courier::start_ready(&cfg);
+    let mut gen = generator(83, 2);
+    let to_partitions = |events: &[(String, Vec<u8>)]| -> Vec<(Option<i32>, Vec<u8>)> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone()))
+            .collect()
+    };
+
+    // The first batch fails: the circuit opens and the lane parks it.
+    let opening = ordinary_events(&mut gen, 5, &["proj_0001"]);
+    produce(&brokers, TOPIC, to_partitions(&opening));
+    wait_for("the first batch is parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 5.0
+    });
+    let opened = std::time::Instant::now();
+    let requests_when_open = down.request_count();
+
+    // Within the probe interval: 300 events of the failing destination among 300 others.
+    let burst = ordinary_events(&mut gen, 600, &["proj_0001", "proj_0002"]);
+    let burst_positions = produce(&brokers, TOPIC, to_partitions(&burst));
+    wait_for("the burst is parked and delivered", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 305.0
+            && healthy.events().len() >= 300
+    });
+    assert!(
+        opened.elapsed() < PROBE,
+        "the burst took longer than the probe interval; the test proves nothing on this machine"
+    );
+    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
+    let references = metric(
+        &courier,
+        "courier_parked_records_total",
+        &[("encoding", "reference")],
+    );
+    eprintln!(
+        "300 events of an open circuit: {diverted} diverted, {references} reference records in all"
+    );
+    assert_eq!(
+        diverted, 300.0,
+        "every event routed to the open circuit within the probe interval goes around the lane"
+    );
+    assert!(
+        references <= 8.0,
+        "{references} reference records: a diverted second is one record, not one per batch of 10"
+    );
+    assert_eq!(
+        down.request_count(),
+        requests_when_open,
+        "no request reaches an open circuit before its probe is due"
+    );
+    // The references name exactly proj_0001's events of the burst (and the first five).
+    let mut named: HashSet<(i32, i64)> = HashSet::new();
+    for (_, _, value) in read_all(&brokers, RETRY_TOPIC, Duration::from_secs(2)) {
+        let r = ParkedReference::decode(b"1", &value).expect("a version-1 reference");
+        assert_eq!((r.project.as_str(), r.attempt), ("proj_0001", 1));
+        for p in &r.partitions {
+            named.extend(p.iter().map(|o| (p.partition, o)));
+        }
+    }
+    let diverted_positions: HashSet<(i32, i64)> = burst
+        .iter()
+        .zip(&burst_positions)
+        .filter(|((p, _), _)| p == "proj_0001")
+        .map(|(_, pos)| *pos)
+        .collect();
+    assert!(diverted_positions.is_subset(&named));
+    assert_eq!(named.len(), 305, "the references name a foreign event");
+
+    // Recovery: once the probe is due, events reach the lane and its probe closes the circuit.
+    down.set_behaviour(Behaviour::Ok);
+    std::thread::sleep(PROBE.saturating_sub(opened.elapsed()) + Duration::from_millis(200));
+    let after = ordinary_events(&mut gen, 20, &["proj_0001"]);
+    produce(&brokers, TOPIC, to_partitions(&after));
+    wait_for("the events after the probe are delivered", &courier, || {
+        let got: HashSet<Vec<u8>> = down.events().into_iter().collect();
+        after.iter().all(|(_, b)| got.contains(b))
+    });
+    assert_eq!(
+        metric(&courier, "courier_diverted_events_total", &[]),
+        300.0,
+        "events were diverted after the probe was due"
+    );
+    let first: HashMap<Vec<u8>, usize> = multiset(
+        opening
+            .iter()
+            .chain(&burst)
+            .chain(&after)
+            .filter(|(p, _)| p == "proj_0001")
+            .map(|(_, b)| b.clone()),
+    );
+    wait_for("the parked events are delivered when due", &courier, || {
+        down.events().len() >= 325
+    });
+    wait_for("the Event Logs group commits everything", &courier, || {
+        let committed = committed_offsets(&brokers, "courier-test", TOPIC);
+        let ends = end_offsets(&burst_positions);
+        ends.iter()
+            .all(|(p, e)| committed.get(p).is_some_and(|c| c >= e))
+    });
+    assert_eq!(
+        multiset(down.events()),
+        first,
+        "the recovered destination got each of its events exactly once: {}",
+        describe_difference(&first, &multiset(down.events()))
+    );
+    let second: HashMap<Vec<u8>, usize> = multiset(
+        burst
+            .iter()
+            .filter(|(p, _)| p == "proj_0002")
+            .map(|(_, b)| b.clone()),
+    );
+    assert_eq!(multiset(healthy.events()), second);
+    wait_for("the in-flight budget is free again", &courier, || {
+        metric(&courier, "courier_in_flight_bytes", &[]) == 0.0
+            && metric(&courier, "courier_in_flight_events", &[]) == 0.0
+    });
+    let failures = failure_events(&brokers);
+    assert!(
+        failures
+            .iter()
+            .all(|f| !f["payload"]["eventIds"].is_array()),
+        "delivery-failure events (only the circuit's state events are expected): {failures:?}"
+    );
+}

@@ -78,6 +78,20 @@ impl Circuit {
         self.state
     }
 
+    /// Until when batches are parked without an attempt: while open, until the next probe
+    /// or the pause is due, whichever comes first; `None` otherwise (attempted, or reported).
+    pub fn parks_until(&self) -> Option<Instant> {
+        if self.state != State::Open {
+            return None;
+        }
+        // Opening sets the last probe; a window without one would never close.
+        let probe = self.last_probe?.checked_add(self.probe_interval)?;
+        let pause = self
+            .failing_since
+            .and_then(|t| t.checked_add(self.pause_after));
+        Some(pause.map_or(probe, |p| p.min(probe)))
+    }
+
     /// Consecutive failed requests.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
@@ -196,6 +210,31 @@ mod tests {
         assert_eq!(c.success(), Some(Transition::Recovered));
         assert_eq!(c.decide(t + Duration::from_secs(12)).0, Decision::Attempt);
         assert_eq!(c.success(), None);
+    }
+
+    #[test]
+    fn parks_until_the_next_probe_or_the_pause() {
+        let t = Instant::now();
+        let mut c = circuit();
+        assert_eq!(c.parks_until(), None, "closed: attempted");
+        c.failure(t);
+        c.failure(t);
+        assert_eq!(c.parks_until(), None);
+        assert_eq!(c.failure(t), Some(Transition::Opened));
+        assert_eq!(c.parks_until(), Some(t + Duration::from_secs(10)));
+        assert_eq!(c.decide(t + Duration::from_secs(10)).0, Decision::Probe);
+        assert_eq!(c.parks_until(), Some(t + Duration::from_secs(20)));
+        // The pause comes before the next probe: the window ends there.
+        let mut short = Circuit::new(1, Duration::from_secs(10), Duration::from_secs(4));
+        short.failure(t);
+        assert_eq!(short.parks_until(), Some(t + Duration::from_secs(4)));
+        assert_eq!(
+            short.decide(t + Duration::from_secs(4)).1,
+            Some(Transition::Paused)
+        );
+        assert_eq!(short.parks_until(), None, "paused: reported");
+        assert_eq!(c.success(), Some(Transition::Recovered));
+        assert_eq!(c.parks_until(), None);
     }
 
     #[test]

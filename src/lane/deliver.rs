@@ -266,6 +266,24 @@ pub(super) async fn spill(shared: &LaneShared, events: &[Event]) {
     settler(shared, Utc::now()).park(events, &error).await;
 }
 
+/// Parks, by reference, a batch the source collected around the lane while the circuit was
+/// open ([`crate::source::divert`]): what [`deliver`] does with a batch when told to park.
+pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event]) {
+    let error = shared
+        .health
+        .last_error()
+        .unwrap_or_else(|| circuit_error(shared));
+    shared
+        .context
+        .metrics
+        .diverted_events
+        .with_label_values(&[shared.destination_type])
+        .inc_by(events.len() as u64);
+    settler(shared, Utc::now())
+        .park_by_reference(events, &error)
+        .await;
+}
+
 fn circuit_error(shared: &LaneShared) -> DeliveryError {
     DeliveryError {
         kind: ErrorKind::CircuitOpen,

@@ -12,6 +12,7 @@ use crate::config::DestinationConfig;
 use crate::failures::FailureReporter;
 use crate::metrics::Metrics;
 use crate::sinks::{DeliveryError, Outcome, RejectScope};
+use crate::source::divert::ParkWindow;
 
 /// Health of one destination.
 pub struct DestinationHealth {
@@ -26,6 +27,9 @@ pub struct DestinationHealth {
     metrics: Arc<Metrics>,
     /// The destination's `rate_limit`, drawn from by its lane and the retry worker alike.
     rate: Option<super::rate::RateLimiter>,
+    /// The circuit's parking window, for the source ([`crate::source::divert`]); set on every
+    /// change of the circuit.
+    window: Arc<ParkWindow>,
 }
 
 impl Drop for DestinationHealth {
@@ -67,7 +71,22 @@ impl DestinationHealth {
                 .rate_limit
                 .as_ref()
                 .map(super::rate::RateLimiter::new),
+            window: Arc::new(ParkWindow::default()),
         }
+    }
+
+    /// The circuit's parking window: open while the circuit is open and no probe or pause is
+    /// due.
+    pub fn window(&self) -> &Arc<ParkWindow> {
+        &self.window
+    }
+
+    /// Changes the circuit with `change`, then publishes its parking window.
+    fn change<R>(&self, change: impl FnOnce(&mut Circuit) -> R) -> R {
+        let mut circuit = self.circuit();
+        let result = change(&mut circuit);
+        self.window.set(circuit.parks_until());
+        result
     }
 
     /// The destination's rate limiter; `None` when it has no `rate_limit`.
@@ -117,12 +136,12 @@ impl DestinationHealth {
 
     fn success(&self) -> Option<Transition> {
         self.times.lock().unwrap_or_else(|p| p.into_inner()).0 = Some(SystemTime::now());
-        self.circuit().success()
+        self.change(Circuit::success)
     }
 
     /// What to do with the next batch.
     pub async fn decide(&self) -> Decision {
-        let (decision, transition) = self.circuit().decide(Instant::now());
+        let (decision, transition) = self.change(|c| c.decide(Instant::now()));
         self.announce(transition).await;
         decision
     }
@@ -137,11 +156,11 @@ impl DestinationHealth {
                 scope: RejectScope::Data,
                 ..
             } => (self.success(), None),
-            Outcome::Retry { error, .. } => (self.circuit().failure(now), Some(error)),
+            Outcome::Retry { error, .. } => (self.change(|c| c.failure(now)), Some(error)),
             Outcome::Rejected {
                 error,
                 scope: RejectScope::Destination,
-            } => (self.circuit().reject_configuration(now), Some(error)),
+            } => (self.change(|c| c.reject_configuration(now)), Some(error)),
             Outcome::Partial(parts) => {
                 let up = parts.iter().any(|(_, o)| {
                     matches!(

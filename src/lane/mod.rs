@@ -38,6 +38,7 @@ use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::Parker;
 use crate::sinks::Sink;
+use crate::source::divert::{Divert, ParkBatch, MIN_DIVERT_AGE};
 use crate::source::Acker;
 use courier_core::daily_cap::{Admit, DailyCap, DailyCount};
 use courier_core::shape::{Sample, Shaper};
@@ -70,6 +71,9 @@ pub struct LaneContext {
 pub struct Lane {
     /// The lane's queue.
     pub queue: mpsc::Sender<Event>,
+    /// How the source parks the destination's events without the lane while its circuit is
+    /// open; `None` when the lane must see every event ([`divertible`]).
+    pub divert: Option<Divert>,
     /// Ends when the queue is closed and every batch has finished.
     pub task: JoinHandle<()>,
 }
@@ -128,8 +132,38 @@ pub fn spawn(
         cap,
     });
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
+    let divert = divertible(&shared).then(|| {
+        let park_shared = shared.clone();
+        let park_span = span.clone();
+        let park: ParkBatch = Arc::new(move |events: Vec<Event>| {
+            let shared = park_shared.clone();
+            Box::pin(
+                async move { deliver::park_diverted(&shared, &events).await }
+                    .instrument(park_span.clone()),
+            )
+        });
+        Divert {
+            window: shared.health.window().clone(),
+            park,
+            max_age: shared.delivery.batch_timeout.max(MIN_DIVERT_AGE),
+        }
+    });
     let task = tokio::spawn(supervise(shared, rx).instrument(span));
-    Lane { queue, task }
+    Lane {
+        queue,
+        divert,
+        task,
+    }
+}
+
+/// Whether the source may park the destination's events without the lane while its circuit
+/// is open: only when the lane would park them untouched — no `sample` or `daily_cap` to
+/// apply first, and a retry schedule with a first step (without one, a parked batch is
+/// reported at once, and a report needs the events' payloads).
+fn divertible(shared: &LaneShared) -> bool {
+    shared.sample.is_none()
+        && shared.cap.is_none()
+        && crate::parking::scheduled_delay(&shared.delivery.retry_schedule, 1).is_some()
 }
 
 /// Largest queue or request-slot count a lane creates (tokio's semaphores hold fewer than

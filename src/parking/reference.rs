@@ -233,7 +233,7 @@ pub fn references(header: &ReferenceHeader<'_>, events: &[Event]) -> Vec<ParkedR
 impl Parker {
     /// Parks `request` by reference: one record per parked batch (more only past
     /// [`MAX_RECORD_BYTES`]), retried until the broker has it or the parker is abandoned.
-    pub(super) async fn park_references(
+    pub(crate) async fn park_references(
         &self,
         request: &ParkRequest<'_>,
     ) -> Result<ParkOutcome, Abandoned> {

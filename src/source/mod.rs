@@ -1,12 +1,16 @@
 //! The Kafka side: a consumer in the group, decoding and routing each message to lanes, and
 //! committing what completed.
 //!
-//! Three small pieces: [`ack`] tracks completions and the contiguous commit point,
-//! [`rebalance`] reacts to assignments and revocations, and this module reads and dispatches.
+//! Small pieces: [`consumer`] creates the group consumers, [`ack`] tracks completions and the
+//! contiguous commit point, [`rebalance`] reacts to assignments and revocations, [`divert`]
+//! parks a failing destination's events around its lane, and this module reads and
+//! dispatches.
 
 mod ack;
 mod commit;
+mod consumer;
 pub mod continuity;
+pub mod divert;
 pub mod ranges;
 mod rebalance;
 mod stall;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt as _;
 use prometheus::IntCounter;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -28,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::event::AckId;
 pub use ack::{Acker, OffsetTracker};
 pub use commit::Committer;
+pub use consumer::{consumer, new_partition_start, Input, SourceConsumer};
 pub use rebalance::{commit_list, start_of, SourceContext, Start};
 pub use stall::{Offer, Stalls};
 
@@ -37,6 +42,7 @@ use crate::config::Config;
 use crate::event::{Decoded, Event};
 use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
+use crate::parking::retention::{Parking, ParkingState};
 use crate::routing::Router;
 
 /// What the source routes with: the router and the lanes its numbers refer to. Replaced as a
@@ -50,55 +56,6 @@ pub struct Topology {
     pub index: std::collections::HashMap<(String, String), usize>,
 }
 
-/// The consumer courier reads the Event Logs topic with.
-pub type SourceConsumer = StreamConsumer<SourceContext>;
-
-/// Which topic a consumer reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Input {
-    /// The Event Logs topic, in `kafka.group_id`.
-    EventLogs,
-    /// The retry topic, in `<kafka.group_id>-retry`, always from the earliest offset a new
-    /// group finds (parked events must never be skipped).
-    Retry,
-}
-
-/// Creates a group consumer (not yet subscribed).
-pub fn consumer(
-    config: &Config,
-    input: Input,
-    context: SourceContext,
-) -> Result<SourceConsumer, rdkafka::error::KafkaError> {
-    let group = match input {
-        Input::EventLogs => config.kafka.group_id.clone(),
-        Input::Retry => format!("{}-retry", config.kafka.group_id),
-    };
-    // Where a partition the group never committed starts is courier's to apply (see
-    // `rebalance`), not librdkafka's.
-    let start = match input {
-        Input::EventLogs => new_partition_start(config),
-        Input::Retry => rdkafka::Offset::Beginning,
-    };
-    crate::kafka::group_consumer_config(config, &group)
-        .create_with_context(context.with_new_partition_start(start))
-}
-
-/// Where a partition of the Event Logs topic that the group never committed starts:
-/// `[kafka.options] auto.offset.reset`, `latest` unless set.
-pub fn new_partition_start(config: &Config) -> rdkafka::Offset {
-    match config
-        .kafka
-        .options
-        .0
-        .get("auto.offset.reset")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("earliest" | "smallest" | "beginning") => rdkafka::Offset::Beginning,
-        _ => rdkafka::Offset::End,
-    }
-}
-
 /// The input side of one lane, as the source sees it.
 #[derive(Clone)]
 pub struct LaneInput {
@@ -108,6 +65,8 @@ pub struct LaneInput {
     pub routed: IntCounter,
     /// The destination's counters.
     pub stats: Arc<DestinationStats>,
+    /// The way around the lane while the destination's circuit is open ([`divert`]).
+    pub divert: Option<divert::Divert>,
 }
 
 /// A message copied out of librdkafka's buffer, so nothing borrowed from the consumer is
@@ -169,10 +128,21 @@ pub struct Source {
     paused: HashSet<i32>,
     /// Partitions whose next record is checked (after an assignment, a resume or a rewind).
     continuity: Arc<SharedContinuity>,
+    /// Failing destinations' events collected around their lanes ([`divert`]).
+    diverted: divert::Diverted,
+    /// The parking mode in force ([`crate::parking::retention`]): events are diverted only
+    /// while it is *reference*.
+    parking: Arc<ParkingState>,
+    /// Whether parking is by reference, as of this turn of the loop.
+    by_reference: bool,
+    /// The time of this turn of the loop, read when first needed.
+    now: Option<tokio::time::Instant>,
 }
 
 /// How often waiting events are moved into lanes that have room.
 const STALL_DRAIN_INTERVAL: Duration = Duration::from_millis(5);
+/// How often diverted batches are checked for being due.
+const DIVERT_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// How often watched partitions are checked for silence.
 const SILENCE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -186,6 +156,7 @@ impl Source {
         acker: Acker,
         failures: Arc<FailureReporter>,
         metrics: Arc<Metrics>,
+        parking: Arc<ParkingState>,
         config: &Config,
     ) -> Self {
         let topology = updates.borrow_and_update().clone();
@@ -210,6 +181,10 @@ impl Source {
             stalls,
             paused: HashSet::new(),
             continuity,
+            diverted: divert::Diverted::default(),
+            parking,
+            by_reference: false,
+            now: None,
         }
     }
 
@@ -223,9 +198,13 @@ impl Source {
         stall_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut silence_tick = tokio::time::interval(SILENCE_CHECK_INTERVAL);
         silence_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut divert_tick = tokio::time::interval(DIVERT_CHECK_INTERVAL);
+        divert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
         loop {
             let watching = !self.continuity.is_idle();
+            self.by_reference = self.parking.parking() == Parking::Reference;
+            self.now = None;
             let incoming = tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
@@ -236,7 +215,18 @@ impl Source {
                 }
                 Ok(()) = self.updates.changed() => {
                     // Between two messages: each message is routed by one configuration.
+                    // Diverted batches are collected by lane number, which the new routing
+                    // reassigns: park them first.
+                    for ready in self.diverted.all() {
+                        self.park_diverted(ready).await;
+                    }
                     self.topology = self.updates.borrow_and_update().clone();
+                    continue;
+                }
+                _ = divert_tick.tick(), if !self.diverted.is_empty() => {
+                    for ready in self.diverted.due(tokio::time::Instant::now()) {
+                        self.park_diverted(ready).await;
+                    }
                     continue;
                 }
                 _ = stall_tick.tick(), if !self.stalls.is_empty() => {
@@ -284,6 +274,28 @@ impl Source {
                 }
             }
         }
+        // What was collected is parked now, so the drain waits for it (`side_tasks`).
+        for ready in self.diverted.all() {
+            self.park_diverted(ready).await;
+        }
+    }
+
+    /// Parks a diverted batch in its own task (bounded by the side-task slots); its events'
+    /// positions leave the in-flight budget once it is parked.
+    async fn park_diverted(&mut self, ready: divert::Ready) {
+        let permit = self
+            .side_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the side-task semaphore is never closed");
+        let metrics = self.metrics.clone();
+        let bytes = ready.events.len() * divert::DIVERTED_EVENT_BYTES;
+        self.side_tasks.spawn(async move {
+            ready.parking().await;
+            metrics.release_bytes(bytes);
+            drop(permit);
+        });
     }
 
     /// Whether reading waits for the lanes to give back part of the global in-flight budget
@@ -430,11 +442,30 @@ impl Source {
                 let mut payload = Some(payload);
                 let mut stalled = false;
                 let last = self.targets.len().saturating_sub(1);
+                let mut full = Vec::new();
                 for (i, &lane) in self.targets.iter().enumerate() {
                     let input = &self.topology.lanes[lane];
-                    let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
+                    if let Some(divert) = input
+                        .divert
+                        .as_ref()
+                        .filter(|d| diverts(d, self.by_reference, &mut self.now))
+                    {
+                        // Its position only: a reference names where the payload already is.
+                        let event = Event {
+                            raw: Bytes::new(),
+                            partition: m.partition,
+                            offset: m.offset,
+                            failure_event,
+                            ack,
+                        };
+                        self.metrics.hold_bytes(divert::DIVERTED_EVENT_BYTES);
+                        let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
+                        full.extend(self.diverted.push(lane, divert, event, now));
+                        continue;
+                    }
+                    let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
                     self.metrics.hold_event(payload_bytes);
                     let raw = if i == last {
                         payload.take().unwrap_or_default()
@@ -461,6 +492,9 @@ impl Source {
                 }
                 if stalled {
                     self.pause(m.partition, true);
+                }
+                for ready in full {
+                    self.park_diverted(ready).await;
                 }
             }
             Decoded::Unroutable {
@@ -504,6 +538,22 @@ impl Source {
             }
         }
     }
+}
+
+/// Whether an event routed to a lane with `divert` goes around the lane: parking is by
+/// reference and the destination's parking window covers `now` (the loop's turn's time,
+/// read here when first needed; a closed window needs no clock).
+fn diverts(
+    divert: &divert::Divert,
+    by_reference: bool,
+    now: &mut Option<tokio::time::Instant>,
+) -> bool {
+    if !by_reference || divert.window.is_closed() {
+        return false;
+    }
+    divert
+        .window
+        .covers(*now.get_or_insert_with(tokio::time::Instant::now))
 }
 
 /// Whether reading waits, given what the lanes hold: `events` events and `bytes` bytes

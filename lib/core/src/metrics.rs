@@ -43,6 +43,9 @@ pub struct Metrics {
     /// Batches parked without an attempt because their failing destination's request slots
     /// were all taken while the in-flight budget was under pressure.
     pub spilled_batches: IntCounterVec,
+    /// Events parked by reference around their lane while their destination's circuit was
+    /// open (never queued in the lane).
+    pub diverted_events: IntCounterVec,
     /// Events a destination's `sample` left out (completed without being sent).
     pub sampled_out_events: IntCounterVec,
     /// Events a destination's `daily_cap` skipped (completed without being sent).
@@ -395,6 +398,12 @@ impl Metrics {
                 &r,
                 "courier_spilled_batches_total",
                 "Batches parked without an attempt: their failing destination's request slots were all taken while more than half of the in-flight budget was held.",
+                &["destination_type"],
+            ),
+            diverted_events: counter_vec(
+                &r,
+                "courier_diverted_events_total",
+                "Events parked by reference without passing through their lane, because their destination's circuit was open and no probe was due.",
                 &["destination_type"],
             ),
             sampled_out_events: counter_vec(

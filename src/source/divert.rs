@@ -1,0 +1,273 @@
+//! Around the lane of a failing destination: while a destination's circuit is open and no
+//! probe is due, its lane would only park what it receives. The source then parks those
+//! events itself, by reference, without passing them through the lane.
+//!
+//! Why: in the stalled benchmark (1,000 tenants, each with a healthy destination and one
+//! that never answers) a broken destination's events cost about as much CPU as a delivery —
+//! a queue operation and a wake-up per event, batching, a task per batch — and held their
+//! payloads in the shared in-flight budget until parked. A diverted event costs an atomic
+//! read and a push of its position here: the payload is not kept (a reference names where
+//! the event already is), and a second's worth of the destination's events becomes one
+//! retry-topic record.
+//!
+//! What keeps it safe:
+//! - only while the parking mode in force is *reference* (copies need the payload; those
+//!   are parked by the lane as before), and only for destinations whose events the lane would
+//!   park untouched: no `sample`, no `daily_cap`, a retry schedule with a first step;
+//! - only inside the window the destination's circuit publishes ([`ParkWindow`]): from the
+//!   moment it opens (or its last probe) until its next probe or its pause is due. Then
+//!   events reach the lane again, whose next batch is the probe (or is reported, paused);
+//! - each diverted event is tracked like any other: its offset completes when its reference
+//!   is in the retry topic, and the batch's positions count in the in-flight byte budget
+//!   until then;
+//! - what is collected is parked before the routing changes (a reload) and when the source
+//!   stops, so the drain waits for it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::event::Event;
+
+/// Most events one diverted batch collects before it is parked (a reference of 10,000
+/// scattered offsets stays well under a reference record's size limit).
+pub const MAX_DIVERTED_EVENTS: usize = 10_000;
+
+/// Shortest time a diverted batch collects events before it is parked: a second's worth of a
+/// failing destination's events is one retry-topic record.
+pub const MIN_DIVERT_AGE: Duration = Duration::from_secs(1);
+
+/// What a diverted event counts in the in-flight byte budget: its position, not its payload.
+pub const DIVERTED_EVENT_BYTES: usize = std::mem::size_of::<Event>();
+
+/// Until when a failing destination's events are parked without an attempt — published by
+/// its circuit on every change, read by the source for every event routed to it.
+pub struct ParkWindow {
+    base: Instant,
+    /// Nanoseconds after `base` when the window closes; 0 when it is closed.
+    until: AtomicU64,
+}
+
+impl Default for ParkWindow {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+        }
+    }
+}
+
+impl ParkWindow {
+    /// Opens the window until `until`, or closes it (`None`).
+    pub fn set(&self, until: Option<Instant>) {
+        let nanos = until.map_or(0, |t| {
+            u64::try_from(t.saturating_duration_since(self.base).as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        self.until.store(nanos, Ordering::Release);
+    }
+
+    /// Whether the window is closed (no clock read needed).
+    pub fn is_closed(&self) -> bool {
+        self.until.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether `now` is inside the window.
+    pub fn covers(&self, now: Instant) -> bool {
+        let until = self.until.load(Ordering::Acquire);
+        until != 0
+            && u64::try_from(now.saturating_duration_since(self.base).as_nanos())
+                .is_ok_and(|n| n < until)
+    }
+}
+
+/// Parks a diverted batch by reference, as its lane's settler would (the future completes
+/// the events' offsets once the reference is written).
+pub type ParkBatch = Arc<dyn Fn(Vec<Event>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// A lane's way around itself, for the source: present for destinations whose events may be
+/// diverted (see the module's conditions).
+#[derive(Clone)]
+pub struct Divert {
+    /// The destination's parking window.
+    pub window: Arc<ParkWindow>,
+    /// Parks a batch.
+    pub park: ParkBatch,
+    /// How long a diverted batch collects events: the destination's `batch_timeout`, at least
+    /// [`MIN_DIVERT_AGE`].
+    pub max_age: Duration,
+}
+
+/// The diverted batches being collected, one per lane of the current routing.
+#[derive(Default)]
+pub struct Diverted {
+    batches: Vec<Option<Collecting>>,
+    /// Events collected over all batches.
+    events: usize,
+}
+
+struct Collecting {
+    since: Instant,
+    max_age: Duration,
+    park: ParkBatch,
+    events: Vec<Event>,
+}
+
+/// A batch ready to be parked.
+pub struct Ready {
+    /// Parks it.
+    pub park: ParkBatch,
+    /// Its events.
+    pub events: Vec<Event>,
+}
+
+impl Ready {
+    /// The parking of this batch, to run as its own task.
+    pub fn parking(self) -> BoxFuture<'static, ()> {
+        (self.park)(self.events)
+    }
+}
+
+impl Diverted {
+    /// Whether nothing is being collected.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// Adds `event` to lane `lane`'s batch; returns the batch when it is full.
+    pub fn push(
+        &mut self,
+        lane: usize,
+        divert: &Divert,
+        event: Event,
+        now: Instant,
+    ) -> Option<Ready> {
+        if self.batches.len() <= lane {
+            self.batches.resize_with(lane + 1, || None);
+        }
+        let slot = &mut self.batches[lane];
+        let batch = slot.get_or_insert_with(|| Collecting {
+            since: now,
+            max_age: divert.max_age,
+            park: divert.park.clone(),
+            events: Vec::new(),
+        });
+        batch.events.push(event);
+        self.events += 1;
+        if batch.events.len() >= MAX_DIVERTED_EVENTS {
+            return slot.take().map(|b| self.ready(b));
+        }
+        None
+    }
+
+    /// Takes the batches that have collected for their whole age by `now`.
+    pub fn due(&mut self, now: Instant) -> Vec<Ready> {
+        let mut out = Vec::new();
+        for slot in &mut self.batches {
+            if slot
+                .as_ref()
+                .is_some_and(|b| now.saturating_duration_since(b.since) >= b.max_age)
+            {
+                out.extend(slot.take());
+            }
+        }
+        out.into_iter().map(|b| self.ready(b)).collect()
+    }
+
+    /// Takes every batch (before the routing changes, and when the source stops).
+    pub fn all(&mut self) -> Vec<Ready> {
+        let taken: Vec<Collecting> = self.batches.drain(..).flatten().collect();
+        taken.into_iter().map(|b| self.ready(b)).collect()
+    }
+
+    fn ready(&mut self, batch: Collecting) -> Ready {
+        self.events -= batch.events.len();
+        Ready {
+            park: batch.park,
+            events: batch.events,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::test_event;
+    use std::sync::Mutex;
+
+    fn divert(parked: &Arc<Mutex<Vec<Vec<i64>>>>, max_age: Duration) -> Divert {
+        let parked = parked.clone();
+        Divert {
+            window: Arc::new(ParkWindow::default()),
+            park: Arc::new(move |events: Vec<Event>| {
+                let parked = parked.clone();
+                Box::pin(async move {
+                    parked
+                        .lock()
+                        .unwrap()
+                        .push(events.iter().map(|e| e.offset).collect());
+                })
+            }),
+            max_age,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_window_covers_until_it_closes() {
+        let w = ParkWindow::default();
+        let now = Instant::now();
+        assert!(w.is_closed() && !w.covers(now));
+        w.set(Some(now + Duration::from_secs(10)));
+        assert!(!w.is_closed());
+        assert!(w.covers(now));
+        assert!(w.covers(now + Duration::from_millis(9_999)));
+        assert!(!w.covers(now + Duration::from_secs(10)));
+        w.set(None);
+        assert!(!w.covers(now));
+        // A window that closes at once (a probe due now) is still a set, closed window.
+        w.set(Some(now - Duration::from_secs(1)));
+        assert!(!w.covers(now));
+    }
+
+    #[tokio::test]
+    async fn batches_are_parked_when_full_when_due_and_all_at_the_end() {
+        let parked = Arc::new(Mutex::new(Vec::new()));
+        let a = divert(&parked, Duration::from_secs(1));
+        let b = divert(&parked, Duration::from_secs(5));
+        let mut d = Diverted::default();
+        let t = Instant::now();
+        for offset in 0..3 {
+            assert!(d.push(0, &a, test_event("", 0, offset), t).is_none());
+        }
+        assert!(d.push(3, &b, test_event("", 1, 7), t).is_none());
+        assert!(!d.is_empty());
+        assert!(d.due(t + Duration::from_millis(999)).is_empty());
+        let due = d.due(t + Duration::from_secs(1));
+        assert_eq!(due.len(), 1, "only lane 0's batch is a second old");
+        for r in due {
+            r.parking().await;
+        }
+        assert_eq!(*parked.lock().unwrap(), vec![vec![0, 1, 2]]);
+        let mut full = None;
+        for offset in 0..MAX_DIVERTED_EVENTS as i64 {
+            full = d.push(0, &a, test_event("", 0, offset), t);
+            if offset + 1 < MAX_DIVERTED_EVENTS as i64 {
+                assert!(full.is_none());
+            }
+        }
+        full.expect("a full batch is parked at once")
+            .parking()
+            .await;
+        assert_eq!(parked.lock().unwrap()[1].len(), MAX_DIVERTED_EVENTS);
+        for r in d.all() {
+            r.parking().await;
+        }
+        assert_eq!(parked.lock().unwrap()[2], vec![7]);
+        assert!(d.is_empty());
+        assert!(d.all().is_empty());
+    }
+}
