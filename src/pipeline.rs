@@ -92,7 +92,9 @@ pub async fn run(
         parker: parker.clone(),
         source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
+        // The thresholds of `source::divert::under_pressure`.
         spill_above_events: config.limits.max_in_flight_events / 2,
+        spill_above_bytes: config.limits.max_in_flight_bytes / 4,
         daily_caps: true,
     };
     let mut destinations = Destinations::new(

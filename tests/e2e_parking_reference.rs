@@ -420,7 +420,8 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
 /// Broker: tansu. A destination that never answers does not hold every tenant's reading: its
 /// lane has one request slot, a 20 s in-line budget and a circuit that never opens, and the
 /// in-flight budget is 400 events. Once its first request has failed, the batches that find
-/// its slot taken are parked at once (spilled) instead of holding the budget, so the healthy
+/// its slot taken are parked at once (spilled) instead of holding the budget (and events read
+/// while the lanes stay above the spill threshold go around its lane), so the healthy
 /// destination of another project gets all its events within seconds. Without the spill the
 /// black hole's queued batches would each hold the budget for their 20 s in turn.
 #[test]
@@ -466,7 +467,9 @@ fn a_black_hole_gives_the_shared_budget_back() {
     });
     let took = started.elapsed();
     let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
-    eprintln!("healthy destination complete {took:?} after producing; {spilled} batches spilled");
+    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
+    eprintln!("healthy destination complete {took:?} after producing; {spilled} batches spilled, {diverted} events diverted");
+
     assert!(
         spilled >= 1.0,
         "nothing was spilled\n{}",

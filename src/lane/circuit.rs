@@ -92,6 +92,13 @@ impl Circuit {
         Some(pause.map_or(probe, |p| p.min(probe)))
     }
 
+    /// Whether the last request failed and the destination is not paused: its batches would
+    /// be parked at once under budget pressure (the lane's spill), so their events may be
+    /// diverted then.
+    pub fn failing(&self) -> bool {
+        self.state != State::Paused && self.consecutive_failures > 0
+    }
+
     /// Consecutive failed requests.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
@@ -235,6 +242,25 @@ mod tests {
         assert_eq!(short.parks_until(), None, "paused: reported");
         assert_eq!(c.success(), Some(Transition::Recovered));
         assert_eq!(c.parks_until(), None);
+    }
+
+    #[test]
+    fn failing_from_the_first_failure_until_a_success_or_the_pause() {
+        let t = Instant::now();
+        let mut c = Circuit::new(3, Duration::from_secs(10), Duration::from_secs(4));
+        assert!(!c.failing());
+        c.failure(t);
+        assert!(c.failing(), "closed, but its last request failed");
+        c.success();
+        assert!(!c.failing());
+        c.reject_configuration(t);
+        assert!(c.failing(), "open");
+        c.decide(t + Duration::from_secs(4));
+        assert_eq!(c.state(), State::Paused);
+        assert!(
+            !c.failing(),
+            "paused: its events are reported, which needs them whole"
+        );
     }
 
     #[test]

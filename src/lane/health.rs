@@ -86,6 +86,7 @@ impl DestinationHealth {
         let mut circuit = self.circuit();
         let result = change(&mut circuit);
         self.window.set(circuit.parks_until());
+        self.window.set_failing(circuit.failing());
         result
     }
 

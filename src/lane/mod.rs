@@ -62,6 +62,9 @@ pub struct LaneContext {
     /// are all busy parks its next batches at once instead of holding them ([`dispatch`]):
     /// half of `limits.max_in_flight_events`; `usize::MAX` never spills (replays).
     pub spill_above_events: usize,
+    /// The same in bytes: a quarter of `limits.max_in_flight_bytes`, half of where reading
+    /// waits (see `spills`); `usize::MAX` never spills.
+    pub spill_above_bytes: usize,
     /// Whether destinations' `daily_cap` applies: live traffic only. A replay delivers what an
     /// operator or customer asked for, capped or not.
     pub daily_caps: bool,
@@ -501,11 +504,20 @@ async fn dispatch(
 const SPILL_CHECK: Duration = Duration::from_millis(100);
 
 /// Whether a batch that finds every request slot taken is parked at once: the destination's
-/// last request failed, and the lanes together hold more than the spill threshold.
+/// last request failed, and the lanes together hold more than the spill threshold — in events
+/// or in bytes.
+///
+/// The byte threshold is half of where reading waits (half the byte budget, see
+/// `crate::source`): with only the event threshold (half of `max_in_flight_events`, 50,000
+/// events of ~1 KB), the stalled benchmark's black holes held ~50 MB while their circuits
+/// were opening, leaving the healthy lanes 14 MB below the point where reading waits.
 fn spills(shared: &LaneShared) -> bool {
+    let context = &shared.context;
     shared.health.consecutive_failures() > 0
-        && usize::try_from(shared.context.metrics.in_flight_events.get()).unwrap_or(0)
-            > shared.context.spill_above_events
+        && (usize::try_from(context.metrics.in_flight_events.get()).unwrap_or(0)
+            > context.spill_above_events
+            || usize::try_from(context.metrics.in_flight_bytes.get()).unwrap_or(0)
+                > context.spill_above_bytes)
 }
 
 /// The message of a caught panic, when it has one.

@@ -141,6 +141,7 @@ url = "http://127.0.0.1:9/"
             source_topic: "event-logs".into(),
             abandon: CancellationToken::new(),
             spill_above_events: usize::MAX,
+            spill_above_bytes: usize::MAX,
             daily_caps: true,
         },
         acker,

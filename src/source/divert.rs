@@ -17,13 +17,18 @@
 //! - only inside the window the destination's circuit publishes ([`ParkWindow`]): from the
 //!   moment it opens (or its last probe) until its next probe or its pause is due. Then
 //!   events reach the lane again, whose next batch is the probe (or is reported, paused);
+//! - or, before the circuit opens, while the destination's last request failed and the
+//!   lanes hold more than the spill threshold ([`under_pressure`]): then its lane would park
+//!   each batch at once anyway (the lane's *spill*), after holding its payloads for a batch's
+//!   time. In the stalled benchmark the black holes' circuits take three request timeouts to
+//!   open, and for that long their batches held the budget every tenant reads with;
 //! - each diverted event is tracked like any other: its offset completes when its reference
 //!   is in the retry topic, and the batch's positions count in the in-flight byte budget
 //!   until then;
 //! - what is collected is parked before the routing changes (a reload) and when the source
 //!   stops, so the drain waits for it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +54,8 @@ pub struct ParkWindow {
     base: Instant,
     /// Nanoseconds after `base` when the window closes; 0 when it is closed.
     until: AtomicU64,
+    /// Whether the destination's last request failed (and it is not paused).
+    failing: AtomicBool,
 }
 
 impl Default for ParkWindow {
@@ -56,6 +63,7 @@ impl Default for ParkWindow {
         Self {
             base: Instant::now(),
             until: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         }
     }
 }
@@ -71,6 +79,17 @@ impl ParkWindow {
         self.until.store(nanos, Ordering::Release);
     }
 
+    /// Records whether the destination's last request failed (and it is not paused).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Release);
+    }
+
+    /// Whether the destination's last request failed (and it is not paused): under budget
+    /// pressure its lane would park its batches at once (spill), so the source may too.
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
     /// Whether the window is closed (no clock read needed).
     pub fn is_closed(&self) -> bool {
         self.until.load(Ordering::Acquire) == 0
@@ -83,6 +102,14 @@ impl ParkWindow {
             && u64::try_from(now.saturating_duration_since(self.base).as_nanos())
                 .is_ok_and(|n| n < until)
     }
+}
+
+/// Whether the lanes hold more than the spill threshold: more than half the event budget,
+/// or more than a quarter of the byte budget (half of where reading waits). Lanes spill a
+/// failing destination's batches above it ([`crate::lane`]); the source diverts a failing
+/// destination's events above it.
+pub fn under_pressure(events: usize, bytes: usize, max_events: usize, max_bytes: usize) -> bool {
+    events > max_events / 2 || bytes > max_bytes / 4
 }
 
 /// Parks a diverted batch by reference, as its lane's settler would (the future completes

@@ -135,6 +135,8 @@ pub struct Source {
     parking: Arc<ParkingState>,
     /// Whether parking is by reference, as of this turn of the loop.
     by_reference: bool,
+    /// Whether the lanes hold more than the spill threshold, as of this turn of the loop.
+    pressure: bool,
     /// The time of this turn of the loop, read when first needed.
     now: Option<tokio::time::Instant>,
 }
@@ -184,6 +186,7 @@ impl Source {
             diverted: divert::Diverted::default(),
             parking,
             by_reference: false,
+            pressure: false,
             now: None,
         }
     }
@@ -204,6 +207,7 @@ impl Source {
         loop {
             let watching = !self.continuity.is_idle();
             self.by_reference = self.parking.parking() == Parking::Reference;
+            self.pressure = self.under_pressure();
             self.now = None;
             let incoming = tokio::select! {
                 biased;
@@ -307,6 +311,16 @@ impl Source {
         reading_waits(
             events,
             bytes,
+            self.max_in_flight_events,
+            self.max_in_flight_bytes,
+        )
+    }
+
+    /// Whether the lanes hold more than the spill threshold ([`divert::under_pressure`]).
+    fn under_pressure(&self) -> bool {
+        divert::under_pressure(
+            usize::try_from(self.metrics.in_flight_events.get()).unwrap_or(0),
+            usize::try_from(self.metrics.in_flight_bytes.get()).unwrap_or(0),
             self.max_in_flight_events,
             self.max_in_flight_bytes,
         )
@@ -450,7 +464,7 @@ impl Source {
                     if let Some(divert) = input
                         .divert
                         .as_ref()
-                        .filter(|d| diverts(d, self.by_reference, &mut self.now))
+                        .filter(|d| diverts(d, self.by_reference, self.pressure, &mut self.now))
                     {
                         // Its position only: a reference names where the payload already is.
                         let event = Event {
@@ -541,14 +555,22 @@ impl Source {
 }
 
 /// Whether an event routed to a lane with `divert` goes around the lane: parking is by
-/// reference and the destination's parking window covers `now` (the loop's turn's time,
-/// read here when first needed; a closed window needs no clock).
+/// reference, and the destination is failing while the lanes are under `pressure`, or its
+/// parking window covers `now` (the loop's turn's time, read here when first needed; a
+/// closed window needs no clock).
 fn diverts(
     divert: &divert::Divert,
     by_reference: bool,
+    pressure: bool,
     now: &mut Option<tokio::time::Instant>,
 ) -> bool {
-    if !by_reference || divert.window.is_closed() {
+    if !by_reference {
+        return false;
+    }
+    if pressure && divert.window.failing() {
+        return true;
+    }
+    if divert.window.is_closed() {
         return false;
     }
     divert
@@ -571,7 +593,37 @@ fn reading_waits(events: usize, bytes: usize, max_events: usize, max_bytes: usiz
 
 #[cfg(test)]
 mod budget_tests {
-    use super::reading_waits;
+    use super::{divert, diverts, reading_waits};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_failing_destination_is_diverted_under_pressure_or_inside_its_window() {
+        let d = divert::Divert {
+            window: Arc::new(divert::ParkWindow::default()),
+            park: Arc::new(|_| Box::pin(async {})),
+            max_age: Duration::from_secs(1),
+        };
+        let mut now = None;
+        assert!(!diverts(&d, true, true, &mut now), "a healthy destination");
+        d.window.set_failing(true);
+        assert!(!diverts(&d, true, false, &mut now), "failing, no pressure");
+        assert!(diverts(&d, true, true, &mut now), "failing under pressure");
+        assert!(!diverts(&d, false, true, &mut now), "parking by copy");
+        d.window.set_failing(false);
+        d.window
+            .set(Some(tokio::time::Instant::now() + Duration::from_secs(60)));
+        assert!(diverts(&d, true, false, &mut now), "inside the window");
+        assert!(
+            !diverts(&d, false, false, &mut now),
+            "by copy, inside the window"
+        );
+        d.window.set(None);
+        assert!(!diverts(&d, true, false, &mut now), "the window closed");
+        assert!(divert::under_pressure(51, 0, 100, 1000));
+        assert!(divert::under_pressure(0, 251, 100, 1000));
+        assert!(!divert::under_pressure(50, 250, 100, 1000));
+    }
 
     #[test]
     fn reading_waits_at_half_the_byte_budget_to_leave_room_for_request_bodies() {

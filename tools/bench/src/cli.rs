@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// Skips the raw consumer (the ratio is then not reported).
     #[arg(long)]
     pub no_raw: bool,
+    /// Prints, every half second of each measured run, what the receiver has and what
+    /// courier holds, parks and diverts: where a run loses its pace.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 impl RunArgs {

@@ -185,8 +185,25 @@ pub fn run_courier(
     let mut delivered_secs = None;
     let deadline = Duration::from_secs(900);
     let mut peak_in_flight = (0f64, 0f64);
+    let mut next_line = Duration::ZERO;
+    if ctx.args.timeline {
+        println!("  {name}: t(s)  received  in-flight events  in-flight MiB  parked  diverted  paused partitions");
+    }
     while commit_secs.is_none() || delivered_secs.is_none() {
         if let Ok((200, text)) = http("GET", setup.listen_port, "/metrics") {
+            if ctx.args.timeline && start.elapsed() >= next_line {
+                next_line += Duration::from_millis(500);
+                println!(
+                    "  {name}: {:5.1} {:9} {:17.0} {:14.1} {:7.0} {:9.0} {:18.0}",
+                    start.elapsed().as_secs_f64(),
+                    ctx.receiver.stats()?.events,
+                    metric_sum(&text, "courier_in_flight_events"),
+                    metric_sum(&text, "courier_in_flight_bytes") / 1048576.0,
+                    metric_sum(&text, "courier_events_parked_total"),
+                    metric_sum(&text, "courier_diverted_events_total"),
+                    metric_sum(&text, "courier_paused_partitions"),
+                );
+            }
             peak_in_flight.0 = peak_in_flight
                 .0
                 .max(metric_sum(&text, "courier_in_flight_events"));
