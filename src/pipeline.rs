@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::parking::{retention, Parker};
 use crate::retry_worker::RetryWorker;
 use crate::server::Health;
+use crate::source::divert::Collector;
 use crate::source::{self, Acker, Committer, Input, Source, SourceContext};
 use crate::topology::{Destinations, StartError};
 
@@ -108,6 +109,7 @@ pub async fn run(
     let (topology_tx, topology_rx) = watch::channel(Arc::new(topology));
     let (targets_tx, targets_rx) = watch::channel(Arc::new(targets));
     let topic = config.kafka.topic.clone();
+    let diverted = Collector::new(metrics.clone());
     let consumer = Arc::new(source::consumer(
         config,
         Input::EventLogs,
@@ -117,7 +119,8 @@ pub async fn run(
             config.kafka.revoke_timeout,
             health.joined.clone(),
             metrics.clone(),
-        ),
+        )
+        .with_diverted(diverted.clone()),
     )?);
     consumer.subscribe(&[&topic])?;
     let retry_acker = Acker::new();
@@ -154,6 +157,7 @@ pub async fn run(
         failures.clone(),
         metrics.clone(),
         health.parking.clone(),
+        diverted.clone(),
         config,
     );
     let reloader = async {
@@ -210,6 +214,7 @@ pub async fn run(
             }
         }
         while side_tasks.join_next().await.is_some() {}
+        diverted.drained().await;
         while retry_tasks.join_next().await.is_some() {}
     };
     let committers = [

@@ -740,3 +740,78 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
         "delivery-failure events (only the circuit's state events are expected): {failures:?}"
     );
 }
+
+/// Broker: librdkafka's mock cluster (cooperative rebalancing works there, TESTING.md quirk
+/// 7). A revocation does not wait on events the source collected around a failing lane: the
+/// first replica's destination has its circuit open and its events diverted, collecting for
+/// 30 s (its `batch_timeout`); a second replica joins, and the first parks what it collected
+/// before it waits for the revoked partitions (`kafka.revoke_timeout`, 10 s) — so the
+/// revocation does not wait out its timeout, and everything is parked and committed. Before,
+/// the collected events could only be parked by the source, which that wait blocks: every
+/// such revocation lasted the whole timeout and left the events to be read again.
+#[test]
+fn a_revocation_parks_the_diverted_events_instead_of_waiting_for_them() {
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 2, 1).unwrap();
+    cluster.create_topic(FAILURES, 1, 1).unwrap();
+    cluster.create_topic(RETRY_TOPIC, 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hook.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"200ms\"")
+        .delivery("retry_schedule", "[\"1h\"]")
+        .delivery("circuit_failure_threshold", "1")
+        .delivery("probe_interval", "\"10m\"")
+        .delivery("batch_max_events", "4")
+        .delivery("batch_timeout", "\"30s\"")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let first = Courier::start_ready(&cfg);
+    let mut gen = generator(97, 1);
+    let mut batch = |n| -> Vec<(Option<i32>, Vec<u8>)> {
+        ordinary_events(&mut gen, n, &["proj_0001"])
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, b))| (Some(i as i32 % 2), b))
+            .collect()
+    };
+    produce(&brokers, TOPIC, batch(4));
+    wait_for(
+        "the circuit opens and the first batch is parked",
+        &first,
+        || metric(&first, "courier_events_parked_total", &[]) >= 4.0,
+    );
+    let positions = produce(&brokers, TOPIC, batch(40));
+    wait_for("the next events are read", &first, || {
+        metric(&first, "courier_events_routed_total", &[]) >= 44.0
+    });
+    assert_eq!(
+        metric(&first, "courier_events_parked_total", &[]),
+        4.0,
+        "the diverted events were parked before the revocation; the test proves nothing"
+    );
+    let joined = std::time::Instant::now();
+    let _second = Courier::start_ready(&cfg);
+    wait_for("the first replica parks what it collected", &first, || {
+        metric(&first, "courier_events_parked_total", &[]) >= 44.0
+    });
+    let took = joined.elapsed();
+    let ends = end_offsets(&positions);
+    wait_for("the group commits everything", &first, || {
+        let committed = committed_offsets(&brokers, "courier-test", TOPIC);
+        ends.iter().all(|(p, e)| committed.get(p) == Some(e))
+    });
+    eprintln!("diverted events parked {took:?} after the second replica started");
+    assert_eq!(metric(&first, "courier_diverted_events_total", &[]), 40.0);
+    let log = std::fs::read_to_string(first.log_path()).unwrap();
+    assert!(
+        log.contains("partitions revoked"),
+        "no revocation happened; the test proves nothing\n{log}"
+    );
+    assert!(
+        !log.contains("revoke timeout passed"),
+        "the revocation waited its whole timeout for events only its own source could park\n{log}"
+    );
+}

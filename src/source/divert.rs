@@ -32,10 +32,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::{Mutex, MutexGuard};
+
 use futures::future::BoxFuture;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
 
 use crate::event::Event;
+use crate::metrics::Metrics;
 
 /// Most events one diverted batch collects before it is parked (a reference of 10,000
 /// scattered offsets stays well under a reference record's size limit).
@@ -127,6 +132,96 @@ pub struct Divert {
     /// How long a diverted batch collects events: the destination's `batch_timeout`, at least
     /// [`MIN_DIVERT_AGE`].
     pub max_age: Duration,
+}
+
+/// The diverted batches being collected, shared by the source, which adds to them and parks
+/// those that are due, and the consumer's rebalance callback, which parks them all before it
+/// waits for the revoked partitions' events to complete. (Held by the source alone, they
+/// could not be parked while that wait blocks the source, and every revocation during a
+/// destination's outage would last the whole `kafka.revoke_timeout`.)
+pub struct Collector {
+    batches: Mutex<Diverted>,
+    /// The parking tasks, waited for when the pipeline drains.
+    tasks: TaskTracker,
+    /// Bounds the parkings written at once.
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+}
+
+/// Most diverted batches parked at once.
+const PARKING_SLOTS: usize = 256;
+
+impl Collector {
+    /// An empty collector counting what it holds in `metrics`' in-flight bytes.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            batches: Mutex::new(Diverted::default()),
+            tasks: TaskTracker::new(),
+            slots: Arc::new(Semaphore::new(PARKING_SLOTS)),
+            metrics,
+        })
+    }
+
+    fn batches(&self) -> MutexGuard<'_, Diverted> {
+        // `Diverted` stays consistent whatever panicked while it was held.
+        self.batches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether nothing is being collected.
+    pub fn is_empty(&self) -> bool {
+        self.batches().is_empty()
+    }
+
+    /// Adds `event` (its position) to lane `lane`'s batch, parking the batch when it is full.
+    pub fn push(&self, lane: usize, divert: &Divert, event: Event, now: Instant) {
+        self.metrics.hold_bytes(DIVERTED_EVENT_BYTES);
+        let full = self.batches().push(lane, divert, event, now);
+        if let Some(ready) = full {
+            self.park(ready);
+        }
+    }
+
+    /// Parks the batches that are due at `now`.
+    pub fn park_due(&self, now: Instant) {
+        let due = self.batches().due(now);
+        due.into_iter().for_each(|r| self.park(r));
+    }
+
+    /// Parks every batch: before the routing changes (batches are kept by lane number), when
+    /// partitions are revoked, and when the source stops.
+    pub fn park_all(&self) {
+        let all = self.batches().all();
+        all.into_iter().for_each(|r| self.park(r));
+    }
+
+    /// Waits until every parking started has ended.
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    fn park(&self, ready: Ready) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Only outside a runtime (never in courier): the positions stay uncommitted and
+            // are read again after a restart.
+            tracing::error!(
+                events = ready.events.len(),
+                "no runtime to park diverted events on"
+            );
+            return;
+        };
+        let bytes = ready.events.len() * DIVERTED_EVENT_BYTES;
+        let (slots, metrics) = (self.slots.clone(), self.metrics.clone());
+        self.tasks.spawn_on(
+            async move {
+                let permit = slots.acquire_owned().await;
+                ready.parking().await;
+                metrics.release_bytes(bytes);
+                drop(permit);
+            },
+            &runtime,
+        );
+    }
 }
 
 /// The diverted batches being collected, one per lane of the current routing.

@@ -129,7 +129,7 @@ pub struct Source {
     /// Partitions whose next record is checked (after an assignment, a resume or a rewind).
     continuity: Arc<SharedContinuity>,
     /// Failing destinations' events collected around their lanes ([`divert`]).
-    diverted: divert::Diverted,
+    diverted: Arc<divert::Collector>,
     /// The parking mode in force ([`crate::parking::retention`]): events are diverted only
     /// while it is *reference*.
     parking: Arc<ParkingState>,
@@ -159,6 +159,7 @@ impl Source {
         failures: Arc<FailureReporter>,
         metrics: Arc<Metrics>,
         parking: Arc<ParkingState>,
+        diverted: Arc<divert::Collector>,
         config: &Config,
     ) -> Self {
         let topology = updates.borrow_and_update().clone();
@@ -183,7 +184,7 @@ impl Source {
             stalls,
             paused: HashSet::new(),
             continuity,
-            diverted: divert::Diverted::default(),
+            diverted,
             parking,
             by_reference: false,
             pressure: false,
@@ -221,16 +222,12 @@ impl Source {
                     // Between two messages: each message is routed by one configuration.
                     // Diverted batches are collected by lane number, which the new routing
                     // reassigns: park them first.
-                    for ready in self.diverted.all() {
-                        self.park_diverted(ready).await;
-                    }
+                    self.diverted.park_all();
                     self.topology = self.updates.borrow_and_update().clone();
                     continue;
                 }
                 _ = divert_tick.tick(), if !self.diverted.is_empty() => {
-                    for ready in self.diverted.due(tokio::time::Instant::now()) {
-                        self.park_diverted(ready).await;
-                    }
+                    self.diverted.park_due(tokio::time::Instant::now());
                     continue;
                 }
                 _ = stall_tick.tick(), if !self.stalls.is_empty() => {
@@ -278,28 +275,8 @@ impl Source {
                 }
             }
         }
-        // What was collected is parked now, so the drain waits for it (`side_tasks`).
-        for ready in self.diverted.all() {
-            self.park_diverted(ready).await;
-        }
-    }
-
-    /// Parks a diverted batch in its own task (bounded by the side-task slots); its events'
-    /// positions leave the in-flight budget once it is parked.
-    async fn park_diverted(&mut self, ready: divert::Ready) {
-        let permit = self
-            .side_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the side-task semaphore is never closed");
-        let metrics = self.metrics.clone();
-        let bytes = ready.events.len() * divert::DIVERTED_EVENT_BYTES;
-        self.side_tasks.spawn(async move {
-            ready.parking().await;
-            metrics.release_bytes(bytes);
-            drop(permit);
-        });
+        // What was collected is parked now; the drain waits for it.
+        self.diverted.park_all();
     }
 
     /// Whether reading waits for the lanes to give back part of the global in-flight budget
@@ -456,7 +433,6 @@ impl Source {
                 let mut payload = Some(payload);
                 let mut stalled = false;
                 let last = self.targets.len().saturating_sub(1);
-                let mut full = Vec::new();
                 for (i, &lane) in self.targets.iter().enumerate() {
                     let input = &self.topology.lanes[lane];
                     input.routed.inc();
@@ -474,9 +450,8 @@ impl Source {
                             failure_event,
                             ack,
                         };
-                        self.metrics.hold_bytes(divert::DIVERTED_EVENT_BYTES);
                         let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
-                        full.extend(self.diverted.push(lane, divert, event, now));
+                        self.diverted.push(lane, divert, event, now);
                         continue;
                     }
                     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
@@ -506,9 +481,6 @@ impl Source {
                 }
                 if stalled {
                     self.pause(m.partition, true);
-                }
-                for ready in full {
-                    self.park_diverted(ready).await;
                 }
             }
             Decoded::Unroutable {

@@ -29,6 +29,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::commit::CommitGate;
 use super::continuity::SharedContinuity;
+use super::divert::Collector;
 use super::Acker;
 use crate::metrics::Metrics;
 
@@ -51,6 +52,9 @@ pub struct SourceContext {
     continuity: Arc<SharedContinuity>,
     /// Shared with the consumer's committer: one commit at a time.
     commit_gate: CommitGate,
+    /// Failing destinations' events collected around their lanes, parked before a revocation
+    /// waits for its partitions' events.
+    diverted: Option<Arc<Collector>>,
 }
 
 impl SourceContext {
@@ -73,7 +77,15 @@ impl SourceContext {
             new_partition_start: Offset::End,
             continuity: Arc::default(),
             commit_gate: CommitGate::default(),
+            diverted: None,
         }
+    }
+
+    /// Parks the events `diverted` collects before a revocation waits for its partitions'
+    /// events: the source that would park them is blocked in that wait.
+    pub fn with_diverted(mut self, diverted: Arc<Collector>) -> Self {
+        self.diverted = Some(diverted);
+        self
     }
 
     /// The gate every commit of this consumer passes.
@@ -338,6 +350,9 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.partitions(tpl);
+            if let Some(diverted) = &self.diverted {
+                diverted.park_all();
+            }
             self.wait_for_revoked(&partitions);
             // A periodic commit in flight finishes first; this one, with the final positions,
             // lands after it.
