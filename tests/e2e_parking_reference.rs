@@ -37,6 +37,16 @@ fn metric(courier: &Courier, name: &str, labels: &[(&str, &str)]) -> f64 {
     metric_sum(&courier.metrics(), name, labels).unwrap_or(0.0)
 }
 
+/// librdkafka's mock cluster with the Event Logs and retry topics of `partitions` partitions
+/// and a one-partition failures topic.
+fn mock_cluster(partitions: i32) -> MockCluster<'static, DefaultProducerContext> {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, partitions, 1).unwrap();
+    cluster.create_topic(FAILURES, 1, 1).unwrap();
+    cluster.create_topic(RETRY_TOPIC, partitions, 1).unwrap();
+    cluster
+}
+
 fn failure_events(brokers: &str) -> Vec<Value> {
     read_all(brokers, FAILURES, Duration::from_secs(2))
         .into_iter()
@@ -491,11 +501,7 @@ fn a_black_hole_gives_the_shared_budget_back() {
 /// offsets, nothing is delivered, and the offsets still complete.
 #[test]
 fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
-    let cluster: MockCluster<'static, DefaultProducerContext> =
-        MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(TOPIC, 1, 1).unwrap();
-    cluster.create_topic(FAILURES, 1, 1).unwrap();
-    cluster.create_topic(RETRY_TOPIC, 1, 1).unwrap();
+    let cluster = mock_cluster(1);
     let brokers = cluster.bootstrap_servers();
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
     hook.set_behaviour(Behaviour::Always(503));
@@ -751,11 +757,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
 /// such revocation lasted the whole timeout and left the events to be read again.
 #[test]
 fn a_revocation_parks_the_diverted_events_instead_of_waiting_for_them() {
-    let cluster: MockCluster<'static, DefaultProducerContext> =
-        MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic(TOPIC, 2, 1).unwrap();
-    cluster.create_topic(FAILURES, 1, 1).unwrap();
-    cluster.create_topic(RETRY_TOPIC, 2, 1).unwrap();
+    let cluster = mock_cluster(2);
     let brokers = cluster.bootstrap_servers();
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
     hook.set_behaviour(Behaviour::Always(503));

@@ -43,10 +43,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
     let decision = shared.health.decide().await;
     match decision {
         Decision::Park => {
-            let error = shared
-                .health
-                .last_error()
-                .unwrap_or_else(|| circuit_error(shared));
+            let error = park_error(shared);
             return settler.park(events, &error).await;
         }
         Decision::Report => {
@@ -259,20 +256,14 @@ fn settler(shared: &LaneShared, first_attempt: chrono::DateTime<Utc>) -> Settler
 /// Parks a batch without an attempt because its failing destination's request slots are all
 /// taken while the in-flight budget is under pressure ([`super::dispatch`]).
 pub(super) async fn spill(shared: &LaneShared, events: &[Event]) {
-    let error = shared
-        .health
-        .last_error()
-        .unwrap_or_else(|| circuit_error(shared));
+    let error = park_error(shared);
     settler(shared, Utc::now()).park(events, &error).await;
 }
 
 /// Parks, by reference, a batch the source collected around the lane while the circuit was
 /// open ([`crate::source::divert`]): what [`deliver`] does with a batch when told to park.
 pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event]) {
-    let error = shared
-        .health
-        .last_error()
-        .unwrap_or_else(|| circuit_error(shared));
+    let error = park_error(shared);
     shared
         .context
         .metrics
@@ -282,6 +273,15 @@ pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event]) {
     settler(shared, Utc::now())
         .park_by_reference(events, &error)
         .await;
+}
+
+/// The error a batch parked without an attempt carries: the destination's last one, or
+/// that its circuit is open.
+fn park_error(shared: &LaneShared) -> DeliveryError {
+    shared
+        .health
+        .last_error()
+        .unwrap_or_else(|| circuit_error(shared))
 }
 
 fn circuit_error(shared: &LaneShared) -> DeliveryError {
