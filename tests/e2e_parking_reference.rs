@@ -596,12 +596,12 @@ fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
 /// of a healthy project: they are diverted (counted in `courier_diverted_events_total`) and
 /// parked in a few references — through the lane, with `batch_max_events = 10`, they would
 /// have been at least 30. The webhook then recovers: events produced once the probe is due
-/// reach the lane, whose probe closes the circuit, and they are delivered at once; the parked
-/// ones when due. Each event arrives exactly once, the groups commit everything and the
+/// reach the lane, whose probe closes the circuit; events produced after that are delivered
+/// at once, neither diverted nor parked; the parked ones arrive when due. Each event arrives exactly once, the groups commit everything and the
 /// in-flight budget is given back, diverted positions included.
 #[test]
 fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
-    const PROBE: Duration = Duration::from_secs(8);
+    const PROBE: Duration = Duration::from_secs(10);
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
     create_topic(&brokers, TOPIC, 2);
@@ -695,25 +695,48 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
     std::thread::sleep(PROBE.saturating_sub(opened.elapsed()) + Duration::from_millis(200));
     let after = ordinary_events(&mut gen, 20, &["proj_0001"]);
     produce(&brokers, TOPIC, to_partitions(&after));
+    // Events read while the probe's request is out are parked (by the lane as much as around
+    // it: the probe slot is taken); the others are delivered at once.
     wait_for("the events after the probe are delivered", &courier, || {
         let got: HashSet<Vec<u8>> = down.events().into_iter().collect();
         after.iter().all(|(_, b)| got.contains(b))
     });
+    // The circuit is closed now: nothing more goes around the lane, nothing more is parked.
+    let (diverted, parked) = (
+        metric(&courier, "courier_diverted_events_total", &[]),
+        metric(&courier, "courier_events_parked_total", &[]),
+    );
+    let later = ordinary_events(&mut gen, 20, &["proj_0001"]);
+    produce(&brokers, TOPIC, to_partitions(&later));
+    wait_for(
+        "the events after the recovery are delivered",
+        &courier,
+        || {
+            let got: HashSet<Vec<u8>> = down.events().into_iter().collect();
+            later.iter().all(|(_, b)| got.contains(b))
+        },
+    );
     assert_eq!(
         metric(&courier, "courier_diverted_events_total", &[]),
-        300.0,
-        "events were diverted after the probe was due"
+        diverted,
+        "events were diverted after the circuit closed"
+    );
+    assert_eq!(
+        metric(&courier, "courier_events_parked_total", &[]),
+        parked,
+        "events were parked after the circuit closed"
     );
     let first: HashMap<Vec<u8>, usize> = multiset(
         opening
             .iter()
             .chain(&burst)
             .chain(&after)
+            .chain(&later)
             .filter(|(p, _)| p == "proj_0001")
             .map(|(_, b)| b.clone()),
     );
     wait_for("the parked events are delivered when due", &courier, || {
-        down.events().len() >= 325
+        down.events().len() >= 345
     });
     wait_for("the Event Logs group commits everything", &courier, || {
         let committed = committed_offsets(&brokers, "courier-test", TOPIC);
