@@ -339,6 +339,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_collector_counts_positions_until_their_batch_is_parked() {
+        let metrics = Arc::new(Metrics::new());
+        let parked = Arc::new(Mutex::new(Vec::new()));
+        let d = divert(&parked, Duration::from_secs(1));
+        let collector = Collector::new(metrics.clone());
+        let t = Instant::now();
+        for offset in 0..3 {
+            collector.push(2, &d, test_event("", 0, offset), t);
+        }
+        assert!(!collector.is_empty());
+        assert_eq!(
+            metrics.in_flight_bytes.get(),
+            3 * DIVERTED_EVENT_BYTES as i64
+        );
+        collector.park_due(t + Duration::from_millis(500));
+        assert!(!collector.is_empty(), "not due yet");
+        collector.park_all();
+        assert!(collector.is_empty());
+        collector.drained().await;
+        assert_eq!(*parked.lock().unwrap(), vec![vec![0, 1, 2]]);
+        assert_eq!(metrics.in_flight_bytes.get(), 0, "given back once parked");
+    }
+
+    #[tokio::test]
     async fn the_window_covers_until_it_closes() {
         let w = ParkWindow::default();
         let now = Instant::now();
