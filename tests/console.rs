@@ -123,7 +123,7 @@ fn start_endpoint(shared: Shared) -> String {
     format!("http://{addr}")
 }
 
-/// One call to courier's API → (status, body as JSON).
+/// One call to courier's API → (status, body as JSON, or the text as a JSON string).
 fn call(
     addr: &str,
     method: &str,
@@ -131,22 +131,8 @@ fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    rt().block_on(async {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut req = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.expect("call courier");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    })
+    let body = body.map(|b| b.to_string());
+    api_call(addr, method, path, token, body.as_deref())
 }
 
 #[test]

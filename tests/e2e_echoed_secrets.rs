@@ -42,17 +42,10 @@ fn destination(project: &str, id: &str, url: &str) -> String {
 
 /// `method path` on the API with the admin token → JSON.
 fn api(addr: &str, method: &str, path: &str) -> Value {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    rt().block_on(async {
-        let response = client
-            .request(method.parse().unwrap(), format!("http://{addr}{path}"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{method} {path}");
-        serde_json::from_str(&response.text().await.unwrap()).unwrap()
-    })
+    let (status, body) = api_call(addr, method, path, Some(ADMIN), None);
+    assert_eq!(status, 200, "{method} {path}: {body}");
+    assert!(!body.is_string(), "{method} {path}: not JSON: {body}");
+    body
 }
 
 /// Broker: tansu. Two webhook destinations with a signing secret and two secret headers, whose

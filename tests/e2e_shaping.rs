@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -93,34 +92,10 @@ fn wait_committed(brokers: &str, group: &str, ends: &HashMap<i32, i64>, courier:
     );
 }
 
-/// One call to courier's API → (status, body).
+/// One call to courier's API with the admin token → (status, body).
 fn call(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    });
-    let url = format!("http://{addr}{path}");
-    rt().block_on(async {
-        let mut req = client
-            .request(method.parse().unwrap(), &url)
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
+    let body = body.map(|b| b.to_string());
+    api_call(addr, method, path, Some(ADMIN), body.as_deref())
 }
 
 /// No password, note or e-mail address of any event appears in `text`.

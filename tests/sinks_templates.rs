@@ -524,27 +524,16 @@ fn template_show_prints_a_preset() {
     assert!(text(&out).contains("presets: slack, teams, newrelic, pagerduty"));
 }
 
-/// One API call → (status, body as JSON or a string).
+/// One API call with the admin token → (status, body as JSON or a string).
 fn api(addr: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("http://{addr}{path}");
-    rt().block_on(async {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut req = client
-            .request(method.parse().unwrap(), &url)
-            .bearer_auth("admin-token-0123456789");
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
+    let body = body.map(|b| b.to_string());
+    api_call(
+        addr,
+        method,
+        path,
+        Some("admin-token-0123456789"),
+        body.as_deref(),
+    )
 }
 
 /// Broker: tansu. Through the Destinations API: a template's syntax error is a 422 naming
