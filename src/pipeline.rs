@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::parking::{retention, Parker};
 use crate::retry_worker::RetryWorker;
 use crate::server::Health;
-use crate::source::divert::Collector;
+use crate::source::divert::{Budget, Collector};
 use crate::source::{self, Acker, Committer, Input, Source, SourceContext};
 use crate::topology::{Destinations, StartError};
 
@@ -93,9 +93,10 @@ pub async fn run(
         parker: parker.clone(),
         source_topic: config.kafka.topic.clone(),
         abandon: abandon.clone(),
-        // The thresholds of `source::divert::under_pressure`.
-        spill_above_events: config.limits.max_in_flight_events / 2,
-        spill_above_bytes: config.limits.max_in_flight_bytes / 4,
+        spill_budget: Some(Budget {
+            max_events: config.limits.max_in_flight_events,
+            max_bytes: config.limits.max_in_flight_bytes,
+        }),
         daily_caps: true,
     };
     let mut destinations = Destinations::new(

@@ -38,7 +38,7 @@ use crate::failures::FailureReporter;
 use crate::metrics::{DestinationStats, Metrics};
 use crate::parking::Parker;
 use crate::sinks::Sink;
-use crate::source::divert::{Divert, ParkBatch, MIN_DIVERT_AGE};
+use crate::source::divert::{Budget, Divert, ParkBatch, MIN_DIVERT_AGE};
 use crate::source::Acker;
 use courier_core::daily_cap::{Admit, DailyCap, DailyCount};
 use courier_core::shape::{Sample, Shaper};
@@ -58,13 +58,10 @@ pub struct LaneContext {
     pub source_topic: String,
     /// Cancelled when the process gives up draining: retries stop, nothing more completes.
     pub abandon: CancellationToken,
-    /// Above this many events held in all lanes, a failing destination whose request slots
-    /// are all busy parks its next batches at once instead of holding them ([`dispatch`]):
-    /// half of `limits.max_in_flight_events`; `usize::MAX` never spills (replays).
-    pub spill_above_events: usize,
-    /// The same in bytes: a quarter of `limits.max_in_flight_bytes`, half of where reading
-    /// waits (see `spills`); `usize::MAX` never spills.
-    pub spill_above_bytes: usize,
+    /// The in-flight budget whose spill threshold makes a failing destination whose request
+    /// slots are all busy park its next batches at once instead of holding them
+    /// ([`dispatch`]); `None` never spills (replays).
+    pub spill_budget: Option<Budget>,
     /// Whether destinations' `daily_cap` applies: live traffic only. A replay delivers what an
     /// operator or customer asked for, capped or not.
     pub daily_caps: bool,
@@ -505,19 +502,18 @@ const SPILL_CHECK: Duration = Duration::from_millis(100);
 
 /// Whether a batch that finds every request slot taken is parked at once: the destination's
 /// last request failed, and the lanes together hold more than the spill threshold — in events
-/// or in bytes.
+/// or in bytes ([`Budget::under_pressure`]).
 ///
 /// The byte threshold is half of where reading waits (half the byte budget, see
 /// `crate::source`): with only the event threshold (half of `max_in_flight_events`, 50,000
 /// events of ~1 KB), the stalled benchmark's black holes held ~50 MB while their circuits
 /// were opening, leaving the healthy lanes 14 MB below the point where reading waits.
 fn spills(shared: &LaneShared) -> bool {
-    let context = &shared.context;
     shared.health.consecutive_failures() > 0
-        && (usize::try_from(context.metrics.in_flight_events.get()).unwrap_or(0)
-            > context.spill_above_events
-            || usize::try_from(context.metrics.in_flight_bytes.get()).unwrap_or(0)
-                > context.spill_above_bytes)
+        && shared
+            .context
+            .spill_budget
+            .is_some_and(|budget| budget.pressed(&shared.context.metrics))
 }
 
 /// The message of a caught panic, when it has one.

@@ -309,8 +309,7 @@ async fn run(
             source_topic: topic.clone(),
             abandon: abandon.clone(),
             // A replay delivers what it was asked to; it never parks early.
-            spill_above_events: usize::MAX,
-            spill_above_bytes: usize::MAX,
+            spill_budget: None,
             // Replays are not capped: someone asked for these events.
             daily_caps: false,
         },

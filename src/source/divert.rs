@@ -109,12 +109,32 @@ impl ParkWindow {
     }
 }
 
-/// Whether the lanes hold more than the spill threshold: more than half the event budget,
-/// or more than a quarter of the byte budget (half of where reading waits). Lanes spill a
-/// failing destination's batches above it ([`crate::lane`]); the source diverts a failing
-/// destination's events above it.
-pub fn under_pressure(events: usize, bytes: usize, max_events: usize, max_bytes: usize) -> bool {
-    events > max_events / 2 || bytes > max_bytes / 4
+/// The in-flight budget (`limits.max_in_flight_events`, `limits.max_in_flight_bytes`), for
+/// the spill threshold: above it, lanes spill a failing destination's batches
+/// ([`crate::lane`]) and the source diverts a failing destination's events.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// `limits.max_in_flight_events`.
+    pub max_events: usize,
+    /// `limits.max_in_flight_bytes`.
+    pub max_bytes: usize,
+}
+
+impl Budget {
+    /// Whether the lanes, holding `events` events and `bytes` bytes, are above the spill
+    /// threshold: more than half the event budget, or more than a quarter of the byte budget
+    /// (half of where reading waits).
+    pub fn under_pressure(&self, events: usize, bytes: usize) -> bool {
+        events > self.max_events / 2 || bytes > self.max_bytes / 4
+    }
+
+    /// [`Budget::under_pressure`] with what `metrics` count as held now.
+    pub fn pressed(&self, metrics: &Metrics) -> bool {
+        self.under_pressure(
+            usize::try_from(metrics.in_flight_events.get()).unwrap_or(0),
+            usize::try_from(metrics.in_flight_bytes.get()).unwrap_or(0),
+        )
+    }
 }
 
 /// Parks a diverted batch by reference, as its lane's settler would (the future completes

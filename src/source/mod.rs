@@ -208,7 +208,11 @@ impl Source {
         loop {
             let watching = !self.continuity.is_idle();
             self.by_reference = self.parking.parking() == Parking::Reference;
-            self.pressure = self.under_pressure();
+            self.pressure = divert::Budget {
+                max_events: self.max_in_flight_events,
+                max_bytes: self.max_in_flight_bytes,
+            }
+            .pressed(&self.metrics);
             self.now = None;
             let incoming = tokio::select! {
                 biased;
@@ -288,16 +292,6 @@ impl Source {
         reading_waits(
             events,
             bytes,
-            self.max_in_flight_events,
-            self.max_in_flight_bytes,
-        )
-    }
-
-    /// Whether the lanes hold more than the spill threshold ([`divert::under_pressure`]).
-    fn under_pressure(&self) -> bool {
-        divert::under_pressure(
-            usize::try_from(self.metrics.in_flight_events.get()).unwrap_or(0),
-            usize::try_from(self.metrics.in_flight_bytes.get()).unwrap_or(0),
             self.max_in_flight_events,
             self.max_in_flight_bytes,
         )
@@ -592,9 +586,13 @@ mod budget_tests {
         );
         d.window.set(None);
         assert!(!diverts(&d, true, false, &mut now), "the window closed");
-        assert!(divert::under_pressure(51, 0, 100, 1000));
-        assert!(divert::under_pressure(0, 251, 100, 1000));
-        assert!(!divert::under_pressure(50, 250, 100, 1000));
+        let budget = divert::Budget {
+            max_events: 100,
+            max_bytes: 1000,
+        };
+        assert!(budget.under_pressure(51, 0));
+        assert!(budget.under_pressure(0, 251));
+        assert!(!budget.under_pressure(50, 250));
     }
 
     #[test]
