@@ -494,6 +494,80 @@ fn a_black_hole_gives_the_shared_budget_back() {
     });
 }
 
+/// A black hole that has never answered holds its first request until `request_timeout`
+/// (20 s here), and until then nothing of it *failed*. Its other batches are parked, and the
+/// healthy tenant gets all its events, once that request has gone unanswered for half its
+/// timeout — before any request failed. (Before, nothing was spilled until the first timeout,
+/// and the healthy tenant waited behind it for those 20 s.)
+#[test]
+fn a_black_hole_that_never_answered_gives_the_budget_back_before_its_first_timeout() {
+    const N: usize = 600;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hole.set_behaviour(Behaviour::Hang);
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let mut cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .destination(format!(
+            "{}\n[destinations.delivery]\nrequest_timeout = \"20s\"\n\
+             retry_max_elapsed = \"60s\"\nretry_schedule = [\"1h\"]\n",
+            hole.destination_toml("proj_0001", "black-hole")
+        ))
+        .destination(healthy.destination_toml("proj_0002", "hook-2"));
+    cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
+    let courier = Courier::start_ready(&cfg);
+    let projects = ["proj_0001", "proj_0002"];
+    let events = ordinary_events(&mut generator(82, 2), 2 * N, &projects);
+    produce(
+        &brokers,
+        TOPIC,
+        events
+            .iter()
+            .enumerate()
+            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
+    );
+    let expected: HashSet<Vec<u8>> = events
+        .iter()
+        .filter(|(p, _)| p == "proj_0002")
+        .map(|(_, b)| b.clone())
+        .collect();
+    wait_for("the healthy destination gets its events", &courier, || {
+        let got: HashSet<Vec<u8>> = healthy.events().into_iter().collect();
+        expected.iter().all(|e| got.contains(e))
+    });
+    let failed_requests = metric(
+        &courier,
+        "courier_requests_total",
+        &[("destination_type", "webhook"), ("outcome", "retry")],
+    );
+    let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
+    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
+    assert_eq!(
+        failed_requests,
+        0.0,
+        "the healthy destination got its events only after the black hole's request timed out \
+         ({spilled} batches spilled, {diverted} events diverted)\n{}",
+        courier.log_tail()
+    );
+    assert!(
+        spilled + diverted >= 1.0,
+        "nothing of the black hole was parked around it\n{}",
+        courier.log_tail()
+    );
+    let requests: Vec<usize> = hole.requests().iter().map(|r| r.events).collect();
+    assert_eq!(
+        requests,
+        vec![1],
+        "one request, of one event, while it has not answered"
+    );
+    wait_for("the black hole's events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= N as f64
+    });
+}
+
 /// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest
 /// few thousand messages). proj_0001's 100 events are parked by reference for 12 s; meanwhile
 /// 12,000 events of another project push the log start past them. When the reference is due
@@ -569,7 +643,9 @@ fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
         reported.extend(first..=last);
         let message = f["error"]["message"].as_str().unwrap();
         assert!(
-            message.contains("no longer in topic event-logs") && message.contains("offsets"),
+            // "offset 0" for a single one (the destination's first request carries one
+            // event, parked as its own reference), "offsets 1-99" for a range.
+            message.contains("no longer in topic event-logs") && message.contains("offset"),
             "{message}"
         );
     }

@@ -155,7 +155,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             // Out of in-line retries: a probe, an open circuit — or a failing destination under
             // budget pressure, whose batch waiting out its retries here would hold the shared
             // in-flight budget, and so every other tenant's reading (see `super::spills`).
-            if probe || shared.health.is_open() || super::spills(shared) {
+            if probe || shared.health.is_open() || super::slots::spills(shared) {
                 break Outcome::Retry { error, retry_after };
             }
             match schedule.next_delay(retry_after, Instant::now()) {

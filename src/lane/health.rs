@@ -71,7 +71,7 @@ impl DestinationHealth {
                 .rate_limit
                 .as_ref()
                 .map(super::rate::RateLimiter::new),
-            window: Arc::new(ParkWindow::default()),
+            window: Arc::new(ParkWindow::new(destination.delivery.request_timeout)),
         }
     }
 

@@ -15,12 +15,13 @@ mod deliver;
 mod health;
 pub(crate) mod rate;
 mod retry;
+mod slots;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +43,7 @@ use crate::source::divert::{Budget, Divert, ParkBatch, MIN_DIVERT_AGE};
 use crate::source::Acker;
 use courier_core::daily_cap::{Admit, DailyCap, DailyCount};
 use courier_core::shape::{Sample, Shaper};
+use slots::{acquire_slot, Slot, Slots, FIRST_REQUEST_EVENTS};
 
 /// What every lane shares with the rest of the pipeline.
 #[derive(Clone)]
@@ -379,98 +381,62 @@ fn capped(shared: &Arc<LaneShared>, event: &Event, tasks: &mut JoinSet<()>) -> b
     true
 }
 
-/// A lane's request slots: `max_in_flight` in all, and one for a destination that has not
-/// shown it works ([`DestinationHealth::proven`]).
-struct Slots {
-    all: Arc<Semaphore>,
-    cautious: Arc<Semaphore>,
-}
-
-/// Held while a batch is being delivered.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    _cautious: Option<OwnedSemaphorePermit>,
-}
-
-/// Waits for a request slot; `None` when the batch is to be spilled (parked at once) instead.
-///
-/// A destination that has not answered successfully since the lane started, or whose last
-/// request failed, gets one request at a time: a black hole then holds one connection and one
-/// request body instead of `max_in_flight` of each (4,000 connections for 1,000 of them, about
-/// 100 MB, in the stalled benchmark), and its other batches wait in the lane — where, under
-/// budget pressure, they are spilled. The first success opens every slot.
-async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<Slot> {
-    loop {
-        let careful = !shared.health.proven();
-        let cautious = if careful {
-            slots.cautious.clone().try_acquire_owned().ok()
-        } else {
-            None
-        };
-        let cautious_taken = careful && cautious.is_none();
-        if !cautious_taken {
-            if let Ok(permit) = slots.all.clone().try_acquire_owned() {
-                return Some(Slot {
-                    _permit: permit,
-                    _cautious: cautious,
-                });
-            }
-        }
-        drop(cautious);
-        // A destination that is failing and has every request slot taken would hold this
-        // batch — and, through the shared in-flight budget, every other tenant's reading —
-        // until a slot frees (its in-line retries, its timeouts). Under budget pressure the
-        // batch is parked at once instead (one record, by reference): a broken destination
-        // must not cost the healthy ones their pace.
-        if spills(shared) {
-            return None;
-        }
-        // Wait until the slot that was missing frees (only this task takes slots, so it is
-        // still free when looked at again), looking again now and then: the pressure, or the
-        // destination's recovery or failing, may come while this batch waits.
-        let missing = if cautious_taken {
-            &slots.cautious
-        } else {
-            &slots.all
-        };
-        tokio::select! {
-            permit = missing.clone().acquire_owned() => {
-                drop(permit.expect("the lane's semaphores are never closed"));
-            }
-            () = tokio::time::sleep(SPILL_CHECK) => {}
-        }
-    }
-}
-
-/// Waits for a request slot, then delivers the batch in its own task (or spills it).
+/// Waits for a request slot, then delivers the batch in its own task (or spills it). The
+/// request of a destination that has not answered yet takes only the batch's first event
+/// ([`FIRST_REQUEST_EVENTS`]); the rest waits for the next slot.
 async fn dispatch(
     shared: &Arc<LaneShared>,
-    batch: Vec<Event>,
+    mut batch: Vec<Event>,
     slots: &Slots,
     tasks: &mut JoinSet<()>,
 ) {
     // Reap finished deliveries so the set does not grow with the lane's lifetime.
     while tasks.try_join_next().is_some() {}
-    let Some(slot) = acquire_slot(shared, slots).await else {
-        let shared = shared.clone();
-        shared
-            .context
-            .metrics
-            .spilled_batches
-            .with_label_values(&[shared.destination_type])
-            .inc();
-        tasks.spawn(
-            async move {
-                deliver::spill(&shared, &batch).await;
-                shared
-                    .context
-                    .metrics
-                    .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
-            }
-            .in_current_span(),
-        );
-        return;
-    };
+    loop {
+        let Some(slot) = acquire_slot(shared, slots).await else {
+            spill(shared, batch, tasks);
+            return;
+        };
+        let rest = slot
+            .first
+            .then(|| batch.split_off(FIRST_REQUEST_EVENTS.min(batch.len())))
+            .filter(|rest| !rest.is_empty());
+        deliver_in_task(shared, batch, slot, tasks);
+        match rest {
+            Some(rest) => batch = rest,
+            None => return,
+        }
+    }
+}
+
+/// Parks `batch` at once, in its own task.
+fn spill(shared: &Arc<LaneShared>, batch: Vec<Event>, tasks: &mut JoinSet<()>) {
+    let shared = shared.clone();
+    shared
+        .context
+        .metrics
+        .spilled_batches
+        .with_label_values(&[shared.destination_type])
+        .inc();
+    tasks.spawn(
+        async move {
+            deliver::spill(&shared, &batch).await;
+            shared
+                .context
+                .metrics
+                .release_events(batch.len(), batch.iter().map(|e| e.raw.len()).sum());
+        }
+        .in_current_span(),
+    );
+}
+
+/// Delivers `batch` in its own task, holding `slot` until it is done.
+fn deliver_in_task(
+    shared: &Arc<LaneShared>,
+    batch: Vec<Event>,
+    slot: Slot,
+    tasks: &mut JoinSet<()>,
+) {
     let shared = shared.clone();
     shared
         .context
@@ -495,25 +461,6 @@ async fn dispatch(
         }
         .instrument(span),
     );
-}
-
-/// How often a batch waiting for a request slot looks again whether it should be spilled.
-const SPILL_CHECK: Duration = Duration::from_millis(100);
-
-/// Whether a batch that finds every request slot taken is parked at once: the destination's
-/// last request failed, and the lanes together hold more than the spill threshold — in events
-/// or in bytes ([`Budget::under_pressure`]).
-///
-/// The byte threshold is half of where reading waits (half the byte budget, see
-/// `crate::source`): with only the event threshold (half of `max_in_flight_events`, 50,000
-/// events of ~1 KB), the stalled benchmark's black holes held ~50 MB while their circuits
-/// were opening, leaving the healthy lanes 14 MB below the point where reading waits.
-fn spills(shared: &LaneShared) -> bool {
-    shared.health.consecutive_failures() > 0
-        && shared
-            .context
-            .spill_budget
-            .is_some_and(|budget| budget.pressed(&shared.context.metrics))
 }
 
 /// The message of a caught panic, when it has one.

@@ -150,11 +150,26 @@ url = "http://127.0.0.1:9/"
 
 impl Harness {
     /// Feeds offsets 0..n of partition 0 through a lane with `sink`, waits for it to finish.
+    /// Sends `n` events through a lane of a destination that has not answered yet.
     async fn run(&self, sink: Arc<impl Sink + 'static>, n: i64) {
+        self.run_with(sink, n, false).await;
+    }
+
+    /// Sends `n` events through a lane of a destination that has answered before (so its
+    /// first request is a whole batch).
+    async fn run_answered(&self, sink: Arc<impl Sink + 'static>, n: i64) {
+        self.run_with(sink, n, true).await;
+    }
+
+    async fn run_with(&self, sink: Arc<impl Sink + 'static>, n: i64, answered: bool) {
+        let health = self.health(&self.config.destinations[0]);
+        if answered {
+            health.record(&Outcome::Delivered).await;
+        }
         let lane = spawn(
             &self.config.destinations[0],
             sink,
-            self.health(&self.config.destinations[0]),
+            health,
             self.context.clone(),
         );
         for offset in 0..n {
@@ -240,7 +255,7 @@ async fn partial_outcomes_ack_report_and_retry_each_part() {
         (2..3, rejected(RejectScope::Data, 400)),
         (3..4, retry()),
     ])]);
-    h.run(sink.clone(), 4).await;
+    h.run_answered(sink.clone(), 4).await;
     assert_eq!(sink.sent(), vec![vec![0, 1, 2, 3], vec![3]]);
     let failures = h.failure_events();
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -337,7 +352,7 @@ async fn consecutive_failures_open_the_circuit_and_park_without_attempts() {
 async fn gone_opens_the_circuit_at_once() {
     let h = harness(2);
     let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 410)]);
-    h.run(sink.clone(), 4).await;
+    h.run_answered(sink.clone(), 4).await;
     assert_eq!(sink.sent(), vec![vec![0, 1]], "no request after the 410");
     assert_eq!(h.parked().len(), 4, "all parked for later attempts");
     let events = h.failure_events();
@@ -391,7 +406,7 @@ async fn a_successful_probe_closes_the_circuit() {
 async fn an_invalid_split_is_retried_whole() {
     let h = harness(3);
     let sink = ScriptedSink::new(vec![Outcome::Partial(vec![(0..1, Outcome::Delivered)])]);
-    h.run(sink.clone(), 3).await;
+    h.run_answered(sink.clone(), 3).await;
     assert_eq!(sink.sent(), vec![vec![0, 1, 2], vec![0, 1, 2]]);
     assert!(h.failure_events().is_empty());
     assert_eq!(h.position(), Some(3));
@@ -593,4 +608,17 @@ async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_success
         sink.most_after_success.load(SeqCst)
     );
     assert_eq!(h.position(), Some(40));
+}
+
+#[tokio::test]
+async fn a_destinations_first_request_carries_one_event_and_the_rest_follows() {
+    let h = harness(5);
+    let sink = ScriptedSink::new(vec![]);
+    h.run(sink.clone(), 5).await;
+    assert_eq!(
+        sink.sent(),
+        vec![vec![0], vec![1, 2, 3, 4]],
+        "one event until the destination has answered, then the rest of the batch"
+    );
+    assert_eq!(h.position(), Some(5));
 }

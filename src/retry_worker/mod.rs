@@ -389,17 +389,9 @@ impl RetryWorker {
 
     /// Drops scheduled references of retry partitions this worker no longer owns.
     fn forget_revoked(&mut self) {
-        if self.schedule.len() == 0 {
-            return;
-        }
         let acker = &self.shared.acker;
-        let mut generations: HashMap<i32, Option<u64>> = HashMap::new();
-        self.schedule.retain(|ack| {
-            *generations
-                .entry(ack.partition)
-                .or_insert_with(|| acker.generation(ack.partition))
-                == Some(ack.generation)
-        });
+        self.schedule
+            .forget_revoked(|partition| acker.generation(partition));
     }
 
     /// Starts the attempts of the references that are due.

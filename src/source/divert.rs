@@ -17,11 +17,14 @@
 //! - only inside the window the destination's circuit publishes ([`ParkWindow`]): from the
 //!   moment it opens (or its last probe) until its next probe or its pause is due. Then
 //!   events reach the lane again, whose next batch is the probe (or is reported, paused);
-//! - or, before the circuit opens, while the destination's last request failed and the
-//!   lanes hold more than the spill threshold ([`under_pressure`]): then its lane would park
-//!   each batch at once anyway (the lane's *spill*), after holding its payloads for a batch's
-//!   time. In the stalled benchmark the black holes' circuits take three request timeouts to
-//!   open, and for that long their batches held the budget every tenant reads with;
+//! - or, before the circuit opens, while the destination is *suspect* — its last request
+//!   failed, or it has not answered any request yet and its first request has gone
+//!   unanswered for half its `request_timeout` ([`FIRST_ANSWER_PATIENCE`]) — and the lanes
+//!   hold more than the spill threshold ([`Budget::under_pressure`]): then its lane would
+//!   park each batch at once anyway (the lane's *spill*), after holding its payloads for a
+//!   batch's time. In the stalled benchmark the black holes' circuits take three request
+//!   timeouts to open, and for that long their batches held the budget every tenant reads
+//!   with;
 //! - each diverted event is tracked like any other: its offset completes when its reference
 //!   is in the retry topic, and the batch's positions count in the in-flight byte budget
 //!   until then;
@@ -53,6 +56,21 @@ pub const MIN_DIVERT_AGE: Duration = Duration::from_secs(1);
 /// What a diverted event counts in the in-flight byte budget: its position, not its payload.
 pub const DIVERTED_EVENT_BYTES: usize = std::mem::size_of::<Event>();
 
+/// How long a destination that has not answered any request yet may leave its first request
+/// unanswered before, under budget pressure, it is treated like a failing one: this fraction
+/// of its own `request_timeout` ([`ParkWindow::new`]).
+///
+/// Why: such a destination gets one request at a time (the lane's cautious slot), and its
+/// other batches wait in its lane. A black hole's first failure comes only when that request
+/// times out — 30 s at the default `request_timeout`, 1 s in the stalled benchmark, where the
+/// 1,000 black holes' waiting batches held the byte budget for that whole second and reading
+/// stopped for every tenant. Half its timeout halves that wait. A healthy destination whose
+/// first answer takes that long (15 s by default) loses nothing: while the lanes are under
+/// pressure its events are parked (by reference) and delivered by the retry worker, and its
+/// first answer proves it. (A fixed half second was tried: under a profiler, healthy
+/// destinations' first answers took longer, and their events waited for the retry schedule.)
+pub const FIRST_ANSWER_PATIENCE: f64 = 0.5;
+
 /// Until when a failing destination's events are parked without an attempt — published by
 /// its circuit on every change, read by the source for every event routed to it.
 pub struct ParkWindow {
@@ -61,26 +79,42 @@ pub struct ParkWindow {
     until: AtomicU64,
     /// Whether the destination's last request failed (and it is not paused).
     failing: AtomicBool,
+    /// Nanoseconds after `base` when the request in the cautious slot (a destination that
+    /// has not answered yet, or whose last request failed) went out; 0 when none is out.
+    unanswered_since: AtomicU64,
+    /// How long that request may go unanswered before the destination is
+    /// [`suspect`](Self::suspect).
+    patience: Duration,
 }
 
 impl Default for ParkWindow {
+    /// The window of a destination with the default `request_timeout` (30 s).
     fn default() -> Self {
-        Self {
-            base: Instant::now(),
-            until: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-        }
+        Self::new(Duration::from_secs(30))
     }
 }
 
 impl ParkWindow {
+    /// A closed window for a destination whose requests time out after `request_timeout`.
+    pub fn new(request_timeout: Duration) -> Self {
+        Self {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            unanswered_since: AtomicU64::new(0),
+            patience: request_timeout.mul_f64(FIRST_ANSWER_PATIENCE),
+        }
+    }
+
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
     /// Opens the window until `until`, or closes it (`None`).
     pub fn set(&self, until: Option<Instant>) {
-        let nanos = until.map_or(0, |t| {
-            u64::try_from(t.saturating_duration_since(self.base).as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1)
-        });
+        let nanos = until.map_or(0, |t| self.nanos(t));
         self.until.store(nanos, Ordering::Release);
     }
 
@@ -89,10 +123,32 @@ impl ParkWindow {
         self.failing.store(failing, Ordering::Release);
     }
 
+    /// Records that the request in the cautious slot went out at `at` (`Some`), or that it
+    /// ended (`None`).
+    pub fn set_unanswered_since(&self, at: Option<Instant>) {
+        let nanos = at.map_or(0, |t| self.nanos(t));
+        self.unanswered_since.store(nanos, Ordering::Release);
+    }
+
     /// Whether the destination's last request failed (and it is not paused): under budget
     /// pressure its lane would park its batches at once (spill), so the source may too.
     pub fn failing(&self) -> bool {
         self.failing.load(Ordering::Acquire)
+    }
+
+    /// Whether the destination is treated as failing under budget pressure: its last request
+    /// failed, or it has not answered any request yet and its request has been out longer
+    /// than [`FIRST_ANSWER_PATIENCE`] of its `request_timeout` (`now` is read only then).
+    pub fn suspect(&self, now: impl FnOnce() -> Instant) -> bool {
+        if self.failing() {
+            return true;
+        }
+        let since = self.unanswered_since.load(Ordering::Acquire);
+        since != 0
+            && self
+                .nanos(now())
+                .saturating_sub(since)
+                .gt(&u64::try_from(self.patience.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Whether the window is closed (no clock read needed).
@@ -397,6 +453,26 @@ mod tests {
         // A window that closes at once (a probe due now) is still a set, closed window.
         w.set(Some(now - Duration::from_secs(1)));
         assert!(!w.covers(now));
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_first_request_makes_a_destination_suspect_after_half_its_timeout() {
+        let w = ParkWindow::new(Duration::from_secs(1));
+        let t = Instant::now();
+        let read = std::cell::Cell::new(0);
+        let at = |d: u64| {
+            read.set(read.get() + 1);
+            t + Duration::from_millis(d)
+        };
+        assert!(!w.suspect(|| at(10_000)), "no request out");
+        assert_eq!(read.get(), 0, "no clock read while no request is out");
+        w.set_unanswered_since(Some(t));
+        assert!(!w.suspect(|| at(500)), "within half the timeout");
+        assert!(w.suspect(|| at(501)), "past half the timeout");
+        w.set_unanswered_since(None);
+        assert!(!w.suspect(|| at(10_000)), "answered");
+        w.set_failing(true);
+        assert!(w.suspect(|| at(0)), "its last request failed");
     }
 
     #[tokio::test]

@@ -521,9 +521,9 @@ impl Source {
 }
 
 /// Whether an event routed to a lane with `divert` goes around the lane: parking is by
-/// reference, and the destination is failing while the lanes are under `pressure`, or its
-/// parking window covers `now` (the loop's turn's time, read here when first needed; a
-/// closed window needs no clock).
+/// reference, and the destination is suspect (failing, or not answering its first request)
+/// while the lanes are under `pressure`, or its parking window covers `now` (the loop's
+/// turn's time, read here when first needed; a closed window needs no clock).
 fn diverts(
     divert: &divert::Divert,
     by_reference: bool,
@@ -533,7 +533,11 @@ fn diverts(
     if !by_reference {
         return false;
     }
-    if pressure && divert.window.failing() {
+    if pressure
+        && divert
+            .window
+            .suspect(|| *now.get_or_insert_with(tokio::time::Instant::now))
+    {
         return true;
     }
     if divert.window.is_closed() {

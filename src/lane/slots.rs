@@ -1,0 +1,139 @@
+//! A lane's request slots: how many requests a destination has out, and when a batch that
+//! finds them all taken is parked at once instead of waiting (the *spill*).
+//!
+//! Why a module of its own: the slots decide what a destination that is slow, failing or
+//! not yet proven may hold of the in-flight budget every tenant reads with — one request, of
+//! one event, until it answers; nothing more under pressure once it is suspect — and that
+//! rule is easier to keep in one place than spread through the lane's loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::LaneShared;
+use crate::source::divert::ParkWindow;
+
+/// A lane's request slots: `max_in_flight` in all, and one for a destination that has not
+/// shown it works ([`DestinationHealth::proven`]).
+pub(super) struct Slots {
+    pub(super) all: Arc<Semaphore>,
+    pub(super) cautious: Arc<Semaphore>,
+}
+
+/// Held while a batch is being delivered.
+pub(super) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _cautious: Option<Cautious>,
+    /// The destination has not answered any request yet: this request carries
+    /// [`FIRST_REQUEST_EVENTS`].
+    pub(super) first: bool,
+}
+
+/// Events in the request of a destination that has not answered any request yet: one. A
+/// black hole holds its first request — the events and their encoded body — for its whole
+/// `request_timeout`; in the stalled benchmark the first requests of 1,000 black holes, ~50
+/// events each, held half the byte budget while every tenant's reading waited. A healthy
+/// destination answers the one event at once (a round trip more at its start), and the rest
+/// of the batch follows with every request slot open.
+pub(super) const FIRST_REQUEST_EVENTS: usize = 1;
+
+/// The one request slot of a destination that has not shown it works; while it is held, the
+/// destination's parking window knows since when its request has gone unanswered
+/// ([`ParkWindow::suspect`]).
+struct Cautious {
+    _permit: OwnedSemaphorePermit,
+    window: Arc<ParkWindow>,
+}
+
+impl Drop for Cautious {
+    fn drop(&mut self) {
+        self.window.set_unanswered_since(None);
+    }
+}
+
+/// Waits for a request slot; `None` when the batch is to be spilled (parked at once) instead.
+///
+/// A destination that has not answered successfully since the lane started, or whose last
+/// request failed, gets one request at a time: a black hole then holds one connection and one
+/// request body instead of `max_in_flight` of each (4,000 connections for 1,000 of them, about
+/// 100 MB, in the stalled benchmark), and its other batches wait in the lane — where, under
+/// budget pressure, they are spilled. The first success opens every slot.
+pub(super) async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<Slot> {
+    loop {
+        let careful = !shared.health.proven();
+        let cautious = if careful {
+            slots.cautious.clone().try_acquire_owned().ok()
+        } else {
+            None
+        };
+        let cautious_taken = careful && cautious.is_none();
+        if !cautious_taken {
+            if let Ok(permit) = slots.all.clone().try_acquire_owned() {
+                let window = shared.health.window();
+                let first = careful && shared.health.consecutive_failures() == 0;
+                return Some(Slot {
+                    first,
+                    _permit: permit,
+                    _cautious: cautious.map(|permit| {
+                        window.set_unanswered_since(Some(Instant::now()));
+                        Cautious {
+                            _permit: permit,
+                            window: window.clone(),
+                        }
+                    }),
+                });
+            }
+        }
+        drop(cautious);
+        // A destination that is failing and has every request slot taken would hold this
+        // batch — and, through the shared in-flight budget, every other tenant's reading —
+        // until a slot frees (its in-line retries, its timeouts). Under budget pressure the
+        // batch is parked at once instead (one record, by reference): a broken destination
+        // must not cost the healthy ones their pace.
+        if spills(shared) {
+            return None;
+        }
+        // Wait until the slot that was missing frees (only this task takes slots, so it is
+        // still free when looked at again), looking again now and then: the pressure, or the
+        // destination's recovery or failing, may come while this batch waits.
+        let missing = if cautious_taken {
+            &slots.cautious
+        } else {
+            &slots.all
+        };
+        tokio::select! {
+            permit = missing.clone().acquire_owned() => {
+                drop(permit.expect("the lane's semaphores are never closed"));
+            }
+            () = tokio::time::sleep(SPILL_CHECK) => {}
+        }
+    }
+}
+
+/// How often a batch waiting for a request slot looks again whether it should be spilled.
+const SPILL_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether a batch that finds every request slot taken is parked at once: the destination's
+/// last request failed, or it has not answered yet and its request has been out longer than
+/// half its `request_timeout` ([`ParkWindow::suspect`]), and the lanes together hold more
+/// than the spill threshold — in events or in bytes
+/// ([`Budget::under_pressure`](crate::source::divert::Budget::under_pressure)).
+///
+/// The byte threshold is half of where reading waits (half the byte budget, see
+/// `crate::source`): with only the event threshold (half of `max_in_flight_events`, 50,000
+/// events of ~1 KB), the stalled benchmark's black holes held ~50 MB while their circuits
+/// were opening, leaving the healthy lanes 14 MB below the point where reading waits.
+pub(super) fn spills(shared: &LaneShared) -> bool {
+    (shared.health.consecutive_failures() > 0 || shared.health.window().suspect(Instant::now))
+        && pressed(shared)
+}
+
+/// Whether the lanes together hold more than the spill threshold (never for replays).
+fn pressed(shared: &LaneShared) -> bool {
+    shared
+        .context
+        .spill_budget
+        .is_some_and(|budget| budget.pressed(&shared.context.metrics))
+}
