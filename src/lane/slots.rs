@@ -72,9 +72,7 @@ pub(super) async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<S
         if !cautious_taken {
             if let Ok(permit) = slots.all.clone().try_acquire_owned() {
                 let window = shared.health.window();
-                let first = careful
-                    && shared.health.consecutive_failures() == 0
-                    && shared.sink.starts_with_one_event();
+                let first = careful && shared.health.consecutive_failures() == 0;
                 return Some(Slot {
                     first,
                     _permit: permit,

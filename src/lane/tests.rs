@@ -24,15 +24,13 @@ use crate::sinks::{DeliveryError, EncodedBatch, ErrorKind, Outcome, RejectScope,
 struct ScriptedSink {
     script: Mutex<VecDeque<Outcome>>,
     sent: Mutex<Vec<Vec<i64>>>,
-    /// A sink whose first request must be a whole batch (a digest email's).
-    whole_first: bool,
 }
 
 impl ScriptedSink {
     fn new(script: Vec<Outcome>) -> Arc<Self> {
         Arc::new(Self {
             script: Mutex::new(script.into()),
-            ..Default::default()
+            sent: Mutex::default(),
         })
     }
 
@@ -43,10 +41,6 @@ impl ScriptedSink {
 
 #[async_trait]
 impl Sink for ScriptedSink {
-    fn starts_with_one_event(&self) -> bool {
-        !self.whole_first
-    }
-
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         Ok(EncodedBatch {
             body: Bytes::new(),
@@ -626,17 +620,5 @@ async fn a_destinations_first_request_carries_one_event_and_the_rest_follows() {
         vec![vec![0], vec![1, 2, 3, 4]],
         "one event until the destination has answered, then the rest of the batch"
     );
-    assert_eq!(h.position(), Some(5));
-}
-
-#[tokio::test]
-async fn a_sink_read_by_people_starts_with_a_whole_batch() {
-    let h = harness(5);
-    let sink = Arc::new(ScriptedSink {
-        whole_first: true,
-        ..Default::default()
-    });
-    h.run(sink.clone(), 5).await;
-    assert_eq!(sink.sent(), vec![vec![0, 1, 2, 3, 4]]);
     assert_eq!(h.position(), Some(5));
 }

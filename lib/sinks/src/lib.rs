@@ -191,15 +191,6 @@ pub trait Sink: Send + Sync {
         false
     }
 
-    /// Whether the first request of a destination that has not answered yet may carry a
-    /// single event, the rest of its batch following the answer (the lane's cautious start,
-    /// which keeps a black hole from holding a whole batch for its `request_timeout`).
-    /// Default: yes; no for sinks where a request is something people read (a digest email:
-    /// the rest would wait for the next digest).
-    fn starts_with_one_event(&self) -> bool {
-        true
-    }
-
     /// Checks the destination without delivering events (credentials, reachability), for
     /// `courier test-destination`. Returns what the destination said; sinks without such a
     /// check say so.

@@ -174,12 +174,6 @@ pub fn describe(config: &EmailConfig) -> String {
 
 #[async_trait]
 impl Sink for EmailSink {
-    /// A digest is read by people: a first email of one event would leave the rest of its
-    /// batch for the next digest, `min_interval` later.
-    fn starts_with_one_event(&self) -> bool {
-        false
-    }
-
     async fn check(&self) -> Result<String, DeliveryError> {
         self.smtp.check().await
     }
@@ -231,7 +225,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_describe_never_show_the_password_and_a_digest_starts_whole() {
+    fn debug_and_describe_never_show_the_password() {
         let config: EmailConfig = serde_json::from_value(serde_json::json!({
             "host": "smtp.example.com", "from": "a@example.com", "to": ["b@example.com"],
             "username": "u", "password": "sekrit-pass"
@@ -246,10 +240,6 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{sink:?}").contains("sekrit"));
-        assert!(
-            !sink.starts_with_one_event(),
-            "a digest's first email is a whole batch, not one event"
-        );
         let text = describe(&config);
         assert_eq!(
             text,
