@@ -43,7 +43,7 @@ use crate::source::divert::{Budget, Divert, ParkBatch, MIN_DIVERT_AGE};
 use crate::source::Acker;
 use courier_core::daily_cap::{Admit, DailyCap, DailyCount};
 use courier_core::shape::{Sample, Shaper};
-use slots::{acquire_slot, Slot, Slots, FIRST_REQUEST_EVENTS};
+use slots::{acquire_slot, Slot, Slots};
 
 /// What every lane shares with the rest of the pipeline.
 #[derive(Clone)]
@@ -381,31 +381,18 @@ fn capped(shared: &Arc<LaneShared>, event: &Event, tasks: &mut JoinSet<()>) -> b
     true
 }
 
-/// Waits for a request slot, then delivers the batch in its own task (or spills it). The
-/// request of a destination that has not answered yet takes only the batch's first event
-/// ([`FIRST_REQUEST_EVENTS`]); the rest waits for the next slot.
+/// Waits for a request slot, then delivers the batch in its own task (or spills it).
 async fn dispatch(
     shared: &Arc<LaneShared>,
-    mut batch: Vec<Event>,
+    batch: Vec<Event>,
     slots: &Slots,
     tasks: &mut JoinSet<()>,
 ) {
     // Reap finished deliveries so the set does not grow with the lane's lifetime.
     while tasks.try_join_next().is_some() {}
-    loop {
-        let Some(slot) = acquire_slot(shared, slots).await else {
-            spill(shared, batch, tasks);
-            return;
-        };
-        let rest = slot
-            .first
-            .then(|| batch.split_off(FIRST_REQUEST_EVENTS.min(batch.len())))
-            .filter(|rest| !rest.is_empty());
-        deliver_in_task(shared, batch, slot, tasks);
-        match rest {
-            Some(rest) => batch = rest,
-            None => return,
-        }
+    match acquire_slot(shared, slots).await {
+        Some(slot) => deliver_in_task(shared, batch, slot, tasks),
+        None => spill(shared, batch, tasks),
     }
 }
 

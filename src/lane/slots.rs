@@ -3,7 +3,7 @@
 //!
 //! Why a module of its own: the slots decide what a destination that is slow, failing or
 //! not yet proven may hold of the in-flight budget every tenant reads with — one request, of
-//! one event, until it answers; nothing more under pressure once it is suspect — and that
+//! until it answers; nothing more under pressure once it is suspect — and that
 //! rule is easier to keep in one place than spread through the lane's loop.
 
 use std::sync::Arc;
@@ -26,18 +26,7 @@ pub(super) struct Slots {
 pub(super) struct Slot {
     _permit: OwnedSemaphorePermit,
     _cautious: Option<Cautious>,
-    /// The destination has not answered any request yet: this request carries
-    /// [`FIRST_REQUEST_EVENTS`].
-    pub(super) first: bool,
 }
-
-/// Events in the request of a destination that has not answered any request yet: one. A
-/// black hole holds its first request — the events and their encoded body — for its whole
-/// `request_timeout`; in the stalled benchmark the first requests of 1,000 black holes, ~50
-/// events each, held half the byte budget while every tenant's reading waited. A healthy
-/// destination answers the one event at once (a round trip more at its start), and the rest
-/// of the batch follows with every request slot open.
-pub(super) const FIRST_REQUEST_EVENTS: usize = 1;
 
 /// The one request slot of a destination that has not shown it works; while it is held, the
 /// destination's parking window knows since when its request has gone unanswered
@@ -72,9 +61,7 @@ pub(super) async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<S
         if !cautious_taken {
             if let Ok(permit) = slots.all.clone().try_acquire_owned() {
                 let window = shared.health.window();
-                let first = careful && shared.health.consecutive_failures() == 0;
                 return Some(Slot {
-                    first,
                     _permit: permit,
                     _cautious: cautious.map(|permit| {
                         window.set_unanswered_since(Some(Instant::now()));

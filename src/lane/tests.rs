@@ -609,16 +609,3 @@ async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_success
     );
     assert_eq!(h.position(), Some(40));
 }
-
-#[tokio::test]
-async fn a_destinations_first_request_carries_one_event_and_the_rest_follows() {
-    let h = harness(5);
-    let sink = ScriptedSink::new(vec![]);
-    h.run(sink.clone(), 5).await;
-    assert_eq!(
-        sink.sent(),
-        vec![vec![0], vec![1, 2, 3, 4]],
-        "one event until the destination has answered, then the rest of the batch"
-    );
-    assert_eq!(h.position(), Some(5));
-}
