@@ -2,9 +2,9 @@
 //! finds them all taken is parked at once instead of waiting (the *spill*).
 //!
 //! Why a module of its own: the slots decide what a destination that is slow, failing or
-//! not yet proven may hold of the in-flight budget every tenant reads with — one request, of
-//! until it answers; nothing more under pressure once it is suspect — and that
-//! rule is easier to keep in one place than spread through the lane's loop.
+//! not yet proven may hold of the in-flight budget every tenant reads with — one request
+//! until it answers; nothing more under pressure once it is suspect — and that rule is
+//! easier to keep in one place than spread through the lane's loop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use super::LaneShared;
 use crate::source::divert::ParkWindow;
 
 /// A lane's request slots: `max_in_flight` in all, and one for a destination that has not
-/// shown it works ([`DestinationHealth::proven`]).
+/// shown it works ([`DestinationHealth::proven`](super::health::DestinationHealth::proven)).
 pub(super) struct Slots {
     pub(super) all: Arc<Semaphore>,
     pub(super) cautious: Arc<Semaphore>,
