@@ -427,6 +427,62 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
     );
 }
 
+/// A hanging webhook destination (proj_0001, its `[destinations.delivery]` given) beside a
+/// healthy one (proj_0002), a 400-event in-flight budget, `n` events of each project over two
+/// partitions; `start` returns once the healthy destination has every one of its events.
+struct BlackHoleBeside {
+    _tansu: Tansu,
+    hole: WebhookReceiver,
+    _healthy: WebhookReceiver,
+    courier: Courier,
+}
+
+impl BlackHoleBeside {
+    fn start(n: usize, seed: u64, hole_delivery: &str) -> Self {
+        let tansu = Tansu::start();
+        let brokers = tansu.brokers();
+        create_topic(&brokers, TOPIC, 2);
+        create_topic(&brokers, FAILURES, 1);
+        let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
+        hole.set_behaviour(Behaviour::Hang);
+        let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+        let mut cfg = CourierConfig::new(&brokers)
+            .parking("reference")
+            .destination(format!(
+                "{}\n[destinations.delivery]\n{hole_delivery}",
+                hole.destination_toml("proj_0001", "black-hole")
+            ))
+            .destination(healthy.destination_toml("proj_0002", "hook-2"));
+        cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
+        let courier = Courier::start_ready(&cfg);
+        let projects = ["proj_0001", "proj_0002"];
+        let events = ordinary_events(&mut generator(seed, 2), 2 * n, &projects);
+        produce(
+            &brokers,
+            TOPIC,
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
+        );
+        let expected: HashSet<Vec<u8>> = events
+            .iter()
+            .filter(|(p, _)| p == "proj_0002")
+            .map(|(_, b)| b.clone())
+            .collect();
+        wait_for("the healthy destination gets its events", &courier, || {
+            let got: HashSet<Vec<u8>> = healthy.events().into_iter().collect();
+            expected.iter().all(|e| got.contains(e))
+        });
+        Self {
+            _tansu: tansu,
+            hole,
+            _healthy: healthy,
+            courier,
+        }
+    }
+}
+
 /// Broker: tansu. A destination that never answers does not hold every tenant's reading: its
 /// lane has one request slot, a 20 s in-line budget and a circuit that never opens, and the
 /// in-flight budget is 400 events. Once its first request has failed, the batches that find
@@ -437,44 +493,16 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
 #[test]
 fn a_black_hole_gives_the_shared_budget_back() {
     const N: usize = 600;
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 2);
-    create_topic(&brokers, FAILURES, 1);
-    let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
-    hole.set_behaviour(Behaviour::Hang);
-    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let mut cfg = CourierConfig::new(&brokers)
-        .parking("reference")
-        .destination(format!(
-            "{}\n[destinations.delivery]\nmax_in_flight = 1\nrequest_timeout = \"2s\"\n\
-             retry_max_elapsed = \"20s\"\ncircuit_failure_threshold = 1000\n\
-             retry_schedule = [\"1h\"]\n",
-            hole.destination_toml("proj_0001", "black-hole")
-        ))
-        .destination(healthy.destination_toml("proj_0002", "hook-2"));
-    cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
-    let courier = Courier::start_ready(&cfg);
-    let projects = ["proj_0001", "proj_0002"];
-    let events = ordinary_events(&mut generator(81, 2), 2 * N, &projects);
     let started = std::time::Instant::now();
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
+    let run = BlackHoleBeside::start(
+        N,
+        81,
+        "max_in_flight = 1\nrequest_timeout = \"2s\"\nretry_max_elapsed = \"20s\"\n\
+         circuit_failure_threshold = 1000\nretry_schedule = [\"1h\"]\n",
     );
-    let expected: HashSet<Vec<u8>> = events
-        .iter()
-        .filter(|(p, _)| p == "proj_0002")
-        .map(|(_, b)| b.clone())
-        .collect();
-    wait_for("the healthy destination gets its events", &courier, || {
-        let got: HashSet<Vec<u8>> = healthy.events().into_iter().collect();
-        expected.iter().all(|e| got.contains(e))
-    });
+    let BlackHoleBeside {
+        _tansu, courier, ..
+    } = run;
     let took = started.elapsed();
     let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
     let diverted = metric(&courier, "courier_diverted_events_total", &[]);
@@ -502,42 +530,17 @@ fn a_black_hole_gives_the_shared_budget_back() {
 #[test]
 fn a_black_hole_that_never_answered_gives_the_budget_back_before_its_first_timeout() {
     const N: usize = 600;
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 2);
-    create_topic(&brokers, FAILURES, 1);
-    let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
-    hole.set_behaviour(Behaviour::Hang);
-    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let mut cfg = CourierConfig::new(&brokers)
-        .parking("reference")
-        .destination(format!(
-            "{}\n[destinations.delivery]\nrequest_timeout = \"20s\"\n\
-             retry_max_elapsed = \"60s\"\nretry_schedule = [\"1h\"]\n",
-            hole.destination_toml("proj_0001", "black-hole")
-        ))
-        .destination(healthy.destination_toml("proj_0002", "hook-2"));
-    cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
-    let courier = Courier::start_ready(&cfg);
-    let projects = ["proj_0001", "proj_0002"];
-    let events = ordinary_events(&mut generator(82, 2), 2 * N, &projects);
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
+    let run = BlackHoleBeside::start(
+        N,
+        82,
+        "request_timeout = \"20s\"\nretry_max_elapsed = \"60s\"\nretry_schedule = [\"1h\"]\n",
     );
-    let expected: HashSet<Vec<u8>> = events
-        .iter()
-        .filter(|(p, _)| p == "proj_0002")
-        .map(|(_, b)| b.clone())
-        .collect();
-    wait_for("the healthy destination gets its events", &courier, || {
-        let got: HashSet<Vec<u8>> = healthy.events().into_iter().collect();
-        expected.iter().all(|e| got.contains(e))
-    });
+    let BlackHoleBeside {
+        _tansu,
+        hole,
+        courier,
+        ..
+    } = run;
     let failed_requests = metric(
         &courier,
         "courier_requests_total",
