@@ -289,10 +289,10 @@ fn run(path: &Path) -> anyhow::Result<()> {
     let config = config::load(path).map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
     logging::init(&config.log);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(run_daemon(path.to_owned(), config))
+    runtime.block_on(run_daemon(path.to_owned(), Arc::new(config)))
 }
 
-async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
+async fn run_daemon(path: PathBuf, config: Arc<Config>) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::with_options(config.metrics.per_destination));
     let health = Arc::new(Health::default());
     health.config_loaded.store(true, Ordering::Relaxed);
@@ -332,7 +332,7 @@ async fn run_daemon(path: PathBuf, config: Config) -> anyhow::Result<()> {
     };
     let watcher = {
         let (config, metrics, stop) = (config.clone(), metrics.clone(), stop.clone());
-        tokio::spawn(async move { reload::watch(path, &config, file_reloads, metrics, stop).await })
+        tokio::spawn(async move { reload::watch(path, config, file_reloads, metrics, stop).await })
     };
     let drain = pipeline::run(&running, metrics, health, reload_rx, stop.clone()).await;
     stop.cancel();

@@ -43,10 +43,10 @@ pub enum Drain {
 /// configuration received on `reloads` (already validated), then drains within `shutdown_timeout` and
 /// commits what completed. Nothing incomplete is committed.
 pub async fn run(
-    config: &Config,
+    config: &Arc<Config>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    mut reloads: mpsc::Receiver<Config>,
+    mut reloads: mpsc::Receiver<Arc<Config>>,
     stop: CancellationToken,
 ) -> Result<Drain, PipelineError> {
     let abandon = CancellationToken::new();

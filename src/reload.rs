@@ -28,8 +28,8 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64, PathBuf)> {
 /// Watches `path` and sends each valid new configuration to `reloads` until `stop`.
 pub async fn watch(
     path: PathBuf,
-    running: &Config,
-    reloads: mpsc::Sender<Config>,
+    running: Arc<Config>,
+    reloads: mpsc::Sender<Arc<Config>>,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
@@ -42,7 +42,7 @@ pub async fn watch(
         }
     };
     let mut last = stamp(&path);
-    let mut current = running.clone();
+    let mut current = running;
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -62,6 +62,9 @@ pub async fn watch(
         match config::load(&path) {
             Ok(new) => {
                 warn_restart_only(&current, &new);
+                // One copy, shared with the pipeline: at 10,000 destinations a copy of the
+                // configuration is tens of megabytes.
+                let new = Arc::new(new);
                 current = new.clone();
                 if reloads.send(new).await.is_err() {
                     return;

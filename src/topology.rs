@@ -21,7 +21,7 @@ use crate::source::divert::Divert;
 use crate::source::{LaneInput, Topology};
 
 struct Running {
-    config: DestinationConfig,
+    config: Arc<DestinationConfig>,
     queue: mpsc::Sender<Event>,
     divert: Option<Divert>,
     target: Arc<Target>,
@@ -170,8 +170,11 @@ impl Destinations {
                     ));
                     let lane = lane::spawn(d, sink.clone(), health.clone(), self.context.clone());
                     self.tasks.push(lane.task);
+                    // One copy of the destination's configuration, shared by the running set
+                        // and the retry worker's target.
+                    let config = Arc::new((*d).clone());
                     let target = Arc::new(Target::new(
-                        (*d).clone(),
+                        config.clone(),
                         sink,
                         health,
                         self.metrics.destination(&d.project, &d.id),
@@ -179,7 +182,7 @@ impl Destinations {
                     self.running.insert(
                         key,
                         Running {
-                            config: (*d).clone(),
+                            config,
                             queue: lane.queue,
                             divert: lane.divert,
                             target,

@@ -44,16 +44,16 @@ pub fn merge(file: &Config, snapshot: &Snapshot) -> Config {
 /// current configuration (the API reads its defaults and its read-only destinations).
 pub async fn run(
     file: watch::Sender<Arc<Config>>,
-    mut file_reloads: mpsc::Receiver<Config>,
+    mut file_reloads: mpsc::Receiver<Arc<Config>>,
     mut store: watch::Receiver<Arc<Snapshot>>,
-    reloads: mpsc::Sender<Config>,
+    reloads: mpsc::Sender<Arc<Config>>,
     stop: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             next = file_reloads.recv() => match next {
-                Some(config) => { file.send_replace(Arc::new(config)); }
+                Some(config) => { file.send_replace(config); }
                 None => { stop.cancelled().await; return; }
             },
             changed = store.changed() => {
@@ -67,7 +67,7 @@ pub async fn run(
         }
         let snapshot = store.borrow_and_update().clone();
         let merged = merge(&file.borrow(), &snapshot);
-        if reloads.send(merged).await.is_err() {
+        if reloads.send(Arc::new(merged)).await.is_err() {
             return;
         }
     }

@@ -42,14 +42,14 @@ use crate::topology::HealthRegistry;
 #[allow(clippy::too_many_arguments)]
 pub async fn start(
     api: &Api,
-    file: &Config,
+    file: &Arc<Config>,
     api_config: &ApiConfig,
     metrics: Arc<Metrics>,
     registry: HealthRegistry,
-    file_reloads: mpsc::Receiver<Config>,
-    reloads: mpsc::Sender<Config>,
+    file_reloads: mpsc::Receiver<Arc<Config>>,
+    reloads: mpsc::Sender<Arc<Config>>,
     stop: CancellationToken,
-) -> Result<(Config, JoinHandle<()>), store::StoreError> {
+) -> Result<(Arc<Config>, JoinHandle<()>), store::StoreError> {
     let store = store::Store::open(file, api_config, stop.clone()).await?;
     let (fleet, publisher) = crate::fleet::start_status(
         file,
@@ -63,7 +63,7 @@ pub async fn start(
     let mut changes = store.subscribe();
     let snapshot = changes.borrow_and_update().clone();
     let merged = merge::merge(file, &snapshot);
-    let (file_tx, file_rx) = watch::channel(Arc::new(file.clone()));
+    let (file_tx, file_rx) = watch::channel(file.clone());
     api.start(Inner {
         tokens: auth::Tokens::new(&api_config.tokens),
         store,
@@ -84,5 +84,5 @@ pub async fn start(
         let _ = merger.await;
         let _ = publisher.await;
     });
-    Ok((merged, tasks))
+    Ok((Arc::new(merged), tasks))
 }

@@ -55,8 +55,10 @@ async fn run(events: u64, limit: Duration, serve: bool) -> anyhow::Result<()> {
     } else {
         (DEMO_CONFIG.to_owned(), None)
     };
-    let config = config::parse("config/demo.toml", &text, &env)
-        .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?;
+    let config = Arc::new(
+        config::parse("config/demo.toml", &text, &env)
+            .map_err(|e| anyhow::anyhow!("the demo configuration is invalid:\n{e}"))?,
+    );
     logging::init(&config.log);
     let out = std::path::Path::new("demo-out");
     if out.exists() {

@@ -48,8 +48,8 @@ use references::{Schedule, Scheduled, SourceReaders, MAX_SCHEDULED};
 
 /// A destination parked events can be delivered to.
 pub struct Target {
-    /// Its configuration.
-    pub config: DestinationConfig,
+    /// Its configuration (the one copy, shared with the running set).
+    pub config: Arc<DestinationConfig>,
     /// Its sink.
     pub sink: Arc<dyn Sink>,
     /// Its circuit breaker, shared with its lane: a parked batch that goes through closes it.
@@ -62,7 +62,7 @@ pub struct Target {
 impl Target {
     /// A target delivering through `sink`.
     pub fn new(
-        config: DestinationConfig,
+        config: Arc<DestinationConfig>,
         sink: Arc<dyn Sink>,
         health: Arc<DestinationHealth>,
         stats: Arc<DestinationStats>,
@@ -171,7 +171,7 @@ impl RetryWorker {
     /// A worker over a subscribed consumer of the retry topic.
     pub fn new(
         consumer: Arc<SourceConsumer>,
-        config: &Config,
+        config: &Arc<Config>,
         targets: watch::Receiver<Arc<Targets>>,
         parker: Arc<Parker>,
         failures: Arc<FailureReporter>,
@@ -194,7 +194,7 @@ impl RetryWorker {
                 metrics,
                 acker,
                 source_topic: config.kafka.topic.clone(),
-                readers: SourceReaders::new(Arc::new(config.clone())),
+                readers: SourceReaders::new(config.clone()),
             }),
             commit_interval: config.kafka.commit_interval,
             tasks: JoinSet::new(),
