@@ -123,11 +123,11 @@ impl Destinations {
     /// was. Returns the new routing, the new retry targets and what changed.
     pub fn apply(
         &mut self,
-        wanted: &[DestinationConfig],
+        wanted: &[Arc<DestinationConfig>],
         security: &SecurityConfig,
     ) -> Result<(Topology, Targets, Changes), StartError> {
         let same_security = *security == self.security;
-        let wanted: Vec<&DestinationConfig> = wanted.iter().filter(|d| d.enabled).collect();
+        let wanted: Vec<&Arc<DestinationConfig>> = wanted.iter().filter(|d| d.enabled).collect();
         let mut built = HashMap::new();
         for d in &wanted {
             let key = (d.project.clone(), d.id.clone());
@@ -170,9 +170,9 @@ impl Destinations {
                     ));
                     let lane = lane::spawn(d, sink.clone(), health.clone(), self.context.clone());
                     self.tasks.push(lane.task);
-                    // One copy of the destination's configuration, shared by the running set
-                        // and the retry worker's target.
-                    let config = Arc::new((*d).clone());
+                    // The configuration's own copy of the destination, shared by the running
+                    // set and the retry worker's target.
+                    let config = Arc::clone(d);
                     let target = Arc::new(Target::new(
                         config.clone(),
                         sink,

@@ -47,7 +47,7 @@ fn destination(moto: &Moto, bucket: &str, extra: &str) -> DestinationConfig {
     );
     let config = courier::config::parse("test.toml", &text, &BTreeMap::new())
         .unwrap_or_else(|e| panic!("{e}"));
-    config.destinations.into_iter().next().unwrap()
+    (*config.destinations[0]).clone()
 }
 
 fn s3_config(d: &DestinationConfig) -> &S3Config {
@@ -711,8 +711,9 @@ fn destination_at(endpoint: &str, extra: &str) -> DestinationConfig {
     );
     courier::config::parse("test.toml", &text, &BTreeMap::new())
         .unwrap_or_else(|e| panic!("{e}"))
-        .destinations
-        .remove(0)
+        .destinations[0]
+        .as_ref()
+        .clone()
 }
 
 #[test]

@@ -51,7 +51,7 @@ impl Inner {
             return Some(Found {
                 definition: d.table.0.clone(),
                 managed_by: FILE,
-                config: Some(d.clone()),
+                config: Some((**d).clone()),
             });
         }
         self.store

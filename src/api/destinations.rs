@@ -55,6 +55,7 @@ pub(crate) async fn list(
         .destinations
         .iter()
         .filter(|d| d.project == project)
+        .map(|d| &**d)
         .collect();
     from_file.sort_by(|a, b| a.id.cmp(&b.id));
     for d in from_file {

@@ -27,7 +27,7 @@ pub fn merge(file: &Config, snapshot: &Snapshot) -> Config {
             continue;
         }
         match config::parse_destination(entry.definition.clone(), &file.delivery, &file.security) {
-            Ok(d) => merged.destinations.push(d),
+            Ok(d) => merged.destinations.push(Arc::new(d)),
             Err(errors) => {
                 for (pointer, message) in errors {
                     tracing::error!(%project, destination = %id, %pointer, %message,

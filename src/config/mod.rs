@@ -19,6 +19,7 @@ mod shaping;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -60,8 +61,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Which addresses destinations may reach.
     pub security: SecurityConfig,
-    /// The destinations, in file order.
-    pub destinations: Vec<DestinationConfig>,
+    /// The destinations, in file order; each one shared with the running set that runs it.
+    pub destinations: Vec<Arc<DestinationConfig>>,
     /// `[api]`: the destinations API and its store; `None` when the section is absent.
     pub api: Option<ApiConfig>,
 }
@@ -269,6 +270,7 @@ fn build(file: &str, tree: &mut Value, errors: &mut Errors) -> Config {
             .into_iter()
             .enumerate()
             .filter_map(|(i, v)| destination::destination(v, i, &delivery, &security, errors))
+            .map(Arc::new)
             .collect(),
         Some(_) => {
             errors.push(

@@ -290,7 +290,7 @@ async fn exhausted_budget_parks_the_batch_with_its_source_positions() {
     // two failures, below the circuit threshold of 3, then the budget ends: use a sink that
     // fails until the budget is spent but never three times in a row is impossible, so give
     // the circuit a high threshold here
-    let mut config = h.config.destinations[0].clone();
+    let mut config = (*h.config.destinations[0]).clone();
     config.delivery.circuit_failure_threshold = 1000;
     let sink = ScriptedSink::new(vec![retry(); 1000]);
     let lane = spawn(&config, sink.clone(), h.health(&config), h.context.clone());
@@ -364,7 +364,7 @@ async fn gone_opens_the_circuit_at_once() {
 #[tokio::test]
 async fn a_successful_probe_closes_the_circuit() {
     let h = harness(1);
-    let mut config = h.config.destinations[0].clone();
+    let mut config = (*h.config.destinations[0]).clone();
     config.delivery.probe_interval = Duration::from_millis(1);
     let sink = ScriptedSink::new(vec![rejected(RejectScope::Destination, 401)]);
     let lane = spawn(&config, sink.clone(), h.health(&config), h.context.clone());
@@ -508,7 +508,7 @@ async fn a_panic_while_delivering_is_contained_to_its_batch_and_reported() {
 #[tokio::test]
 async fn absurd_queue_and_concurrency_settings_do_not_panic_the_caller() {
     let h = harness(2);
-    let mut destination = h.config.destinations[0].clone();
+    let mut destination = (*h.config.destinations[0]).clone();
     // The figures from the report: more permits than tokio's semaphores hold.
     destination.delivery.queue_max_events = 2_305_843_009_213_693_952;
     destination.delivery.max_in_flight = 2_305_843_009_213_693_952;
@@ -586,7 +586,9 @@ impl Sink for ConcurrencySink {
 #[tokio::test]
 async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_successfully() {
     let mut h = harness(1);
-    h.config.destinations[0].delivery.max_in_flight = 4;
+    Arc::make_mut(&mut h.config.destinations[0])
+        .delivery
+        .max_in_flight = 4;
     let sink = Arc::new(ConcurrencySink {
         failures: 2,
         requests: Default::default(),

@@ -149,7 +149,10 @@ impl From<UsageError> for ReplayError {
 }
 
 /// The destinations the replay may deliver to.
-fn select(config: &Config, args: &ReplayArgs) -> Result<Vec<DestinationConfig>, UsageError> {
+fn select(
+    config: &Config,
+    args: &ReplayArgs,
+) -> Result<Vec<std::sync::Arc<DestinationConfig>>, UsageError> {
     for p in &args.projects {
         if !config.destinations.iter().any(|d| &d.project == p) {
             return Err(usage(format!(
@@ -170,11 +173,11 @@ fn select(config: &Config, args: &ReplayArgs) -> Result<Vec<DestinationConfig>, 
         .filter(|d| d.enabled)
         .filter(|d| args.projects.is_empty() || args.projects.contains(&d.project))
         .filter(|d| args.destinations.is_empty() || args.destinations.contains(&d.id))
-        .cloned()
-        .map(|mut d| {
+        .map(|d| {
+            let mut d = (**d).clone();
             // No parking: a replay has no later; what finally fails is reported.
             d.delivery.retry_schedule.clear();
-            d
+            std::sync::Arc::new(d)
         })
         .collect())
 }
@@ -465,7 +468,7 @@ async fn run(
 #[allow(clippy::too_many_arguments)]
 fn deliveries(
     topology: &Topology,
-    selected: &[DestinationConfig],
+    selected: &[std::sync::Arc<DestinationConfig>],
     targets: &[usize],
     acker: &Acker,
     partition: i32,

@@ -21,7 +21,7 @@ fn load(keys: &str) -> Result<Config, Vec<String>> {
 }
 
 fn s3(keys: &str) -> S3Config {
-    match load(keys).unwrap().destinations.remove(0).sink {
+    match load(keys).unwrap().destinations[0].sink.clone() {
         SinkConfig::S3(c) => c,
         other => panic!("{other:?}"),
     }
