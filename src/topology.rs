@@ -255,3 +255,50 @@ impl Destinations {
         self.tasks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// At 10,000 destinations each copy of their configuration is tens of megabytes: the
+    /// running set and the retry target hold the configuration's own copy, and a reload that
+    /// changes nothing keeps the running one.
+    #[tokio::test]
+    async fn a_destination_s_configuration_is_shared_not_copied() {
+        let h = crate::lane::tests::harness(10);
+        let context = h.context.clone();
+        let mut destinations = Destinations::new(
+            context.clone(),
+            context.failures.clone(),
+            context.metrics.clone(),
+            "event-logs",
+        );
+        let key = ("p".to_owned(), "d".to_owned());
+        let (_, targets, changes) = destinations
+            .apply(&h.config.destinations, &h.config.security)
+            .unwrap();
+        assert_eq!(changes.added, ["p/d"]);
+        assert!(Arc::ptr_eq(
+            &targets[&key].config,
+            &h.config.destinations[0]
+        ));
+        assert!(Arc::ptr_eq(
+            &destinations.running[&key].config,
+            &h.config.destinations[0]
+        ));
+
+        let reloaded: Vec<Arc<DestinationConfig>> = h
+            .config
+            .destinations
+            .iter()
+            .map(|d| Arc::new((**d).clone()))
+            .collect();
+        let (_, targets, changes) = destinations.apply(&reloaded, &h.config.security).unwrap();
+        assert_eq!(changes.unchanged, 1);
+        assert!(Arc::ptr_eq(
+            &targets[&key].config,
+            &h.config.destinations[0]
+        ));
+        drop(destinations.close());
+    }
+}

@@ -460,4 +460,4 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

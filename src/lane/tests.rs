@@ -85,15 +85,16 @@ fn rejected(scope: RejectScope, status: u16) -> Outcome {
     }
 }
 
-struct Harness {
+pub(crate) struct Harness {
     _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     brokers: String,
-    config: config::Config,
+    pub(crate) config: config::Config,
     acker: Acker,
-    context: LaneContext,
+    pub(crate) context: LaneContext,
 }
 
-fn harness(batch_max_events: usize) -> Harness {
+/// One destination `p/d` over a mock cluster; also used by the topology's tests.
+pub(crate) fn harness(batch_max_events: usize) -> Harness {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("failures", 1, 1).unwrap();
     cluster.create_topic("retry", 1, 1).unwrap();
