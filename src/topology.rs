@@ -151,9 +151,13 @@ impl Destinations {
             let name = format!("{}/{}", d.project, d.id);
             match built.remove(&key) {
                 None => {
-                    let running = previous
+                    let mut running = previous
                         .remove(&key)
                         .expect("kept destinations were running");
+                    // Equal to what runs: the lane goes on, and the new configuration's copy
+                    // replaces the one it started with, which is then freed.
+                    running.target = Arc::new(running.target.with_config(Arc::clone(d)));
+                    running.config = Arc::clone(d);
                     self.running.insert(key, running);
                     changes.unchanged += 1;
                 }
@@ -261,8 +265,8 @@ mod tests {
     use super::*;
 
     /// At 10,000 destinations each copy of their configuration is tens of megabytes: the
-    /// running set and the retry target hold the configuration's own copy, and a reload that
-    /// changes nothing keeps the running one.
+    /// running set and the retry target hold the configuration's own copy, also after a reload
+    /// that changes nothing (the lane goes on; the copy it started with is freed).
     #[tokio::test]
     async fn a_destination_s_configuration_is_shared_not_copied() {
         let h = crate::lane::tests::harness(10);
@@ -286,6 +290,8 @@ mod tests {
             &destinations.running[&key].config,
             &h.config.destinations[0]
         ));
+        // the retry worker lets go of the targets it had when new ones come
+        drop(targets);
 
         let reloaded: Vec<Arc<DestinationConfig>> = h
             .config
@@ -295,10 +301,17 @@ mod tests {
             .collect();
         let (_, targets, changes) = destinations.apply(&reloaded, &h.config.security).unwrap();
         assert_eq!(changes.unchanged, 1);
+        assert!(Arc::ptr_eq(&targets[&key].config, &reloaded[0]));
         assert!(Arc::ptr_eq(
-            &targets[&key].config,
-            &h.config.destinations[0]
+            &destinations.running[&key].config,
+            &reloaded[0]
         ));
+        // the lane and its circuit went on: only the configuration's copy changed hands
+        assert!(Arc::ptr_eq(
+            &targets[&key].health,
+            &destinations.running[&key].target.health
+        ));
+        assert_eq!(Arc::strong_count(&h.config.destinations[0]), 1);
         drop(destinations.close());
     }
 }

@@ -81,6 +81,18 @@ impl Target {
             slots,
         }
     }
+
+    /// The same target (sink, circuit, counters and request slots) holding `config`, an
+    /// equal configuration from a reload, so that the copy it replaces can be freed.
+    pub fn with_config(&self, config: Arc<DestinationConfig>) -> Self {
+        Self {
+            config,
+            sink: self.sink.clone(),
+            health: self.health.clone(),
+            stats: self.stats.clone(),
+            slots: self.slots.clone(),
+        }
+    }
 }
 
 /// The destinations parked events can go to, by (project, id); replaced on reload.
