@@ -53,8 +53,7 @@ pub const MAX_DIVERTED_EVENTS: usize = 10_000;
 /// failing destination's events is one retry-topic record.
 pub const MIN_DIVERT_AGE: Duration = Duration::from_secs(1);
 
-/// What a diverted event counts in the in-flight byte budget: its position, not its payload
-/// (which it does not hold).
+/// What a diverted event counts in the in-flight byte budget: its position, not its payload.
 pub const DIVERTED_EVENT_BYTES: usize = std::mem::size_of::<Event>();
 
 /// How long a destination that has not answered any request yet may leave its first request
@@ -355,14 +354,6 @@ impl Diverted {
             park: divert.park.clone(),
             events: Vec::new(),
         });
-        // A diverted batch is parked by reference: its position is all it needs, and all
-        // the budget counts ([`DIVERTED_EVENT_BYTES`]). Holding the payload as well would keep
-        // it — shared with the healthy destinations' lanes — for up to the batch's whole
-        // age after those lanes had delivered it and given its bytes back to the budget.
-        let event = Event {
-            raw: bytes::Bytes::new(),
-            ..event
-        };
         batch.events.push(event);
         self.events += 1;
         if batch.events.len() >= MAX_DIVERTED_EVENTS {
@@ -445,37 +436,6 @@ mod tests {
         collector.drained().await;
         assert_eq!(*parked.lock().unwrap(), vec![vec![0, 1, 2]]);
         assert_eq!(metrics.in_flight_bytes.get(), 0, "given back once parked");
-    }
-
-    /// The budget counts a diverted event as its position only: the payload it was read with
-    /// must be freed once the healthy destinations' lanes have let go of it, not held until
-    /// the diverted batch is parked.
-    #[tokio::test]
-    async fn a_diverted_event_lets_go_of_its_payload() {
-        struct Owner(Arc<std::sync::atomic::AtomicBool>, Vec<u8>);
-        impl AsRef<[u8]> for Owner {
-            fn as_ref(&self) -> &[u8] {
-                &self.1
-            }
-        }
-        impl Drop for Owner {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let freed = Arc::new(AtomicBool::new(false));
-        let payload = bytes::Bytes::from_owner(Owner(freed.clone(), b"{\"id\":1}".to_vec()));
-        let event = test_event(payload, 3, 17);
-        let ack = event.ack;
-        let parked = Arc::new(Mutex::new(Vec::new()));
-        let d = divert(&parked, Duration::from_secs(1));
-        let mut diverted = Diverted::default();
-        assert!(diverted.push(0, &d, event, Instant::now()).is_none());
-        assert!(freed.load(Ordering::SeqCst), "the payload was freed");
-        let ready = diverted.all();
-        let kept = &ready[0].events[0];
-        assert_eq!((kept.partition, kept.offset, kept.ack), (3, 17, ack));
-        assert!(kept.raw.is_empty());
     }
 
     #[tokio::test]
