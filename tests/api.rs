@@ -500,14 +500,7 @@ fn replay_failures_runs_as_a_job_the_api_reports_on() {
         || client.admin("GET", &format!("{path}/status"), None).1["running"] == true,
     );
     let events: Vec<Vec<u8>> = (0..30).map(|i| event("proj_a", i)).collect();
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Some(i as i32 % 4), e.clone())),
-    );
+    produce_spread(&brokers, TOPIC, 4, events.iter().cloned());
     wait(
         "30 events failed",
         Duration::from_secs(30),

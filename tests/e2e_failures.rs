@@ -61,13 +61,11 @@ fn produce_for(brokers: &str, projects: &[String], per_project: usize, seed: u64
                 (bytes, id, project)
             })
             .collect();
-    let positions = produce(
+    let positions = produce_spread(
         brokers,
         TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (b, _, _))| (Some(i as i32 % PARTITIONS), b.clone())),
+        PARTITIONS,
+        events.iter().map(|(b, _, _)| b.clone()),
     );
     Produced { events, positions }
 }

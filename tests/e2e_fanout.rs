@@ -52,14 +52,7 @@ fn produce_events(brokers: &str, n: usize, seed: u64) -> Produced {
             .into_iter()
             .map(|(_, bytes)| bytes)
             .collect();
-    let positions = produce(
-        brokers,
-        TOPIC,
-        bytes
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (Some(i as i32 % PARTITIONS), b.clone())),
-    );
+    let positions = produce_spread(brokers, TOPIC, PARTITIONS, bytes.iter().cloned());
     Produced {
         events: bytes
             .into_iter()

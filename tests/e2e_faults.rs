@@ -38,14 +38,7 @@ fn events(n: usize, seed: u64) -> Vec<Vec<u8>> {
 }
 
 fn produce_all(brokers: &str, events: &[Vec<u8>]) -> HashMap<i32, i64> {
-    let positions = produce(
-        brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Some(i as i32 % 2), e.clone())),
-    );
+    let positions = produce_spread(brokers, TOPIC, 2, events.iter().cloned());
     end_offsets(&positions)
 }
 

@@ -45,14 +45,7 @@ fn produce_events(brokers: &str) -> Vec<(Vec<u8>, String, (i32, i64))> {
         .into_iter()
         .map(|(_, bytes)| bytes)
         .collect();
-    let positions = produce(
-        brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (Some(i as i32 % PARTITIONS), b.clone())),
-    );
+    let positions = produce_spread(brokers, TOPIC, PARTITIONS, events.iter().cloned());
     events
         .into_iter()
         .zip(positions)

@@ -81,13 +81,11 @@ fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
     let courier = Courier::start_ready(&cfg);
     let projects = ["proj_0001", "proj_0002"];
     let events = ordinary_events(&mut generator(41, 2), PER_PROJECT * 2, &projects);
-    let positions = produce(
+    let positions = produce_spread(
         &brokers,
         TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (_, b))| (Some(i as i32 % PARTITIONS), b.clone())),
+        PARTITIONS,
+        events.iter().map(|(_, b)| b.clone()),
     );
     let of = |project: &str| -> HashMap<Vec<u8>, usize> {
         multiset(
@@ -243,14 +241,7 @@ fn due_order(parking: &str) {
             .into_iter()
             .map(|(_, b)| b)
             .collect();
-        produce(
-            &brokers,
-            TOPIC,
-            events
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (Some(i as i32 % 2), b.clone())),
-        );
+        produce_spread(&brokers, TOPIC, 2, events.iter().cloned());
         events.into_iter().collect()
     };
     produce_project("proj_0001", 51);
@@ -395,14 +386,7 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (Some(i as i32 % 2), b.clone())),
-    );
+    produce_spread(&brokers, TOPIC, 2, events.iter().cloned());
     wait_for("the events are parked", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= 600.0
     });
@@ -457,14 +441,7 @@ impl BlackHoleBeside {
         let courier = Courier::start_ready(&cfg);
         let projects = ["proj_0001", "proj_0002"];
         let events = ordinary_events(&mut generator(seed, 2), 2 * n, &projects);
-        produce(
-            &brokers,
-            TOPIC,
-            events
-                .iter()
-                .enumerate()
-                .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone())),
-        );
+        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()));
         let expected: HashSet<Vec<u8>> = events
             .iter()
             .filter(|(p, _)| p == "proj_0002")
@@ -700,17 +677,13 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
         .destination(healthy.destination_toml("proj_0002", "hook-2"));
     let courier = Courier::start_ready(&cfg);
     let mut gen = generator(83, 2);
-    let to_partitions = |events: &[(String, Vec<u8>)]| -> Vec<(Option<i32>, Vec<u8>)> {
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (_, b))| (Some(i as i32 % 2), b.clone()))
-            .collect()
+    let produce_all = |events: &[(String, Vec<u8>)]| {
+        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()))
     };
 
     // The first batch fails: the circuit opens and the lane parks it.
     let opening = ordinary_events(&mut gen, 5, &["proj_0001"]);
-    produce(&brokers, TOPIC, to_partitions(&opening));
+    produce_all(&opening);
     wait_for("the first batch is parked", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= 5.0
     });
@@ -719,7 +692,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
 
     // Within the probe interval: 300 events of the failing destination among 300 others.
     let burst = ordinary_events(&mut gen, 600, &["proj_0001", "proj_0002"]);
-    let burst_positions = produce(&brokers, TOPIC, to_partitions(&burst));
+    let burst_positions = produce_all(&burst);
     wait_for("the burst is parked and delivered", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= 305.0
             && healthy.events().len() >= 300
@@ -772,7 +745,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
     down.set_behaviour(Behaviour::Ok);
     std::thread::sleep(PROBE.saturating_sub(opened.elapsed()) + Duration::from_millis(200));
     let after = ordinary_events(&mut gen, 20, &["proj_0001"]);
-    produce(&brokers, TOPIC, to_partitions(&after));
+    produce_all(&after);
     // Events read while the probe's request is out are parked (by the lane as much as around
     // it: the probe slot is taken); the others are delivered at once.
     wait_for("the events after the probe are delivered", &courier, || {
@@ -785,7 +758,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
         metric(&courier, "courier_events_parked_total", &[]),
     );
     let later = ordinary_events(&mut gen, 20, &["proj_0001"]);
-    produce(&brokers, TOPIC, to_partitions(&later));
+    produce_all(&later);
     wait_for(
         "the events after the recovery are delivered",
         &courier,
@@ -873,20 +846,19 @@ fn a_revocation_parks_the_diverted_events_instead_of_waiting_for_them() {
         .destination(hook.destination_toml("proj_0001", "hook-1"));
     let first = Courier::start_ready(&cfg);
     let mut gen = generator(97, 1);
-    let mut batch = |n| -> Vec<(Option<i32>, Vec<u8>)> {
+    let mut batch = |n| -> Vec<Vec<u8>> {
         ordinary_events(&mut gen, n, &["proj_0001"])
             .into_iter()
-            .enumerate()
-            .map(|(i, (_, b))| (Some(i as i32 % 2), b))
+            .map(|(_, b)| b)
             .collect()
     };
-    produce(&brokers, TOPIC, batch(4));
+    produce_spread(&brokers, TOPIC, 2, batch(4));
     wait_for(
         "the circuit opens and the first batch is parked",
         &first,
         || metric(&first, "courier_events_parked_total", &[]) >= 4.0,
     );
-    let positions = produce(&brokers, TOPIC, batch(40));
+    let positions = produce_spread(&brokers, TOPIC, 2, batch(40));
     wait_for("the next events are read", &first, || {
         metric(&first, "courier_events_routed_total", &[]) >= 44.0
     });

@@ -81,13 +81,11 @@ fn reports_on(event: &[u8]) -> Option<String> {
 
 /// Produces `messages` round-robin over the partitions.
 fn produce_messages(brokers: &str, messages: Vec<GeneratedMessage>) -> Produced {
-    let positions = produce(
+    let positions = produce_spread(
         brokers,
         TOPIC,
-        messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (Some(i as i32 % PARTITIONS), m.bytes.clone())),
+        PARTITIONS,
+        messages.iter().map(|m| m.bytes.clone()),
     );
     Produced {
         messages,

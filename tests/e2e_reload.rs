@@ -30,14 +30,7 @@ impl Batch {
 
 fn produce_batch(brokers: &str, gen: &mut Generator, n: usize) -> Batch {
     let events = ordinary_events(gen, n, &["proj_0001", "proj_0002"]);
-    let positions = produce(
-        brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, (_, e))| (Some(i as i32 % 2), e.clone())),
-    );
+    let positions = produce_spread(brokers, TOPIC, 2, events.iter().map(|(_, e)| e.clone()));
     Batch {
         events,
         ends: end_offsets(&positions),

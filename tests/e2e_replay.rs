@@ -32,14 +32,7 @@ impl Produced {
 
 fn produce_events(brokers: &str, gen: &mut Generator, n: usize) -> Produced {
     let batch = ordinary_events(gen, n, &["proj_0001", "proj_0002"]);
-    let positions = produce(
-        brokers,
-        TOPIC,
-        batch
-            .iter()
-            .enumerate()
-            .map(|(i, (_, e))| (Some(i as i32 % 2), e.clone())),
-    );
+    let positions = produce_spread(brokers, TOPIC, 2, batch.iter().map(|(_, e)| e.clone()));
     Produced {
         events: batch
             .into_iter()

@@ -68,13 +68,11 @@ fn event(run: &str, i: usize) -> Value {
 
 fn produce_events(brokers: &str, run: &str, n: usize) -> (Vec<Value>, HashMap<i32, i64>) {
     let events: Vec<Value> = (0..n).map(|i| event(run, i)).collect();
-    let positions = produce(
+    let positions = produce_spread(
         brokers,
         TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Some(i as i32 % 2), e.to_string().into_bytes())),
+        2,
+        events.iter().map(|e| e.to_string().into_bytes()),
     );
     (events, end_offsets(&positions))
 }

@@ -102,14 +102,7 @@ fn fail_events(n: usize, start: impl FnOnce(&str) -> Courier) -> (Failed, Courie
         || call(courier.listen(), "GET", &status, ADMIN, None).1["running"] == true,
     );
     let events: Vec<Vec<u8>> = (0..n).map(event).collect();
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Some(i as i32 % 2), e.clone())),
-    );
+    produce_spread(&brokers, TOPIC, 2, events.iter().cloned());
     wait(
         &format!("{n} events failed"),
         Duration::from_secs(60),

@@ -176,14 +176,7 @@ fn two_replicas_answer_one_status_and_a_killed_one_drops_out() {
         })
         .collect();
     let ids: BTreeSet<String> = events.iter().map(|e| event_id(e)).collect();
-    produce(
-        &brokers,
-        TOPIC,
-        events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (Some(i as i32 % 4), e.clone())),
-    );
+    produce_spread(&brokers, TOPIC, 4, events.iter().cloned());
     wait("every event delivered to ok", &a, || {
         receiver.event_count() >= EVENTS
     });

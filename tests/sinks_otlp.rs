@@ -628,14 +628,7 @@ fn routed_events_arrive_once_with_the_mapping_end_to_end() {
         .into_iter()
         .map(|(_, b)| b)
         .collect();
-    let positions = produce(
-        &brokers,
-        TOPIC,
-        produced
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (Some(i as i32 % 2), b.clone())),
-    );
+    let positions = produce_spread(&brokers, TOPIC, 2, produced.iter().cloned());
     let routed: Vec<Value> = produced
         .iter()
         .map(|b| serde_json::from_slice::<Value>(b).unwrap())

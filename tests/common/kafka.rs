@@ -325,3 +325,20 @@ pub fn committed_offsets(brokers: &str, group_id: &str, topic: &str) -> HashMap<
     }
     panic!("OffsetFetch for group {group_id} failed: {last_err:?}");
 }
+
+/// Produces `values` as [`produce`] does, spread over partitions `0..partitions` in turn (the
+/// i-th value to partition `i % partitions`).
+pub fn produce_spread<I>(brokers: &str, topic: &str, partitions: i32, values: I) -> Vec<(i32, i64)>
+where
+    I: IntoIterator<Item = Vec<u8>>,
+{
+    assert!(partitions > 0, "spread over no partitions");
+    produce(
+        brokers,
+        topic,
+        values
+            .into_iter()
+            .zip((0..partitions).cycle())
+            .map(|(value, partition)| (Some(partition), value)),
+    )
+}
