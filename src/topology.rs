@@ -21,7 +21,6 @@ use crate::source::divert::Divert;
 use crate::source::{LaneInput, Topology};
 
 struct Running {
-    config: Arc<DestinationConfig>,
     queue: mpsc::Sender<Event>,
     divert: Option<Divert>,
     target: Arc<Target>,
@@ -134,7 +133,7 @@ impl Destinations {
             let keep = self
                 .running
                 .get(&key)
-                .is_some_and(|r| same_security && !r.config.differs_from(d));
+                .is_some_and(|r| same_security && !r.target.config.differs_from(d));
             if !keep {
                 let sink = sinks::build(d, &self.topic, security).map_err(|source| StartError {
                     project: d.project.clone(),
@@ -157,7 +156,6 @@ impl Destinations {
                     // Equal to what runs: the lane goes on, and the new configuration's copy
                     // replaces the one it started with, which is then freed.
                     running.target = Arc::new(running.target.with_config(Arc::clone(d)));
-                    running.config = Arc::clone(d);
                     self.running.insert(key, running);
                     changes.unchanged += 1;
                 }
@@ -174,11 +172,10 @@ impl Destinations {
                     ));
                     let lane = lane::spawn(d, sink.clone(), health.clone(), self.context.clone());
                     self.tasks.push(lane.task);
-                    // The configuration's own copy of the destination, shared by the running
-                    // set and the retry worker's target.
-                    let config = Arc::clone(d);
+                    // The target (the running set's and the retry worker's) holds the
+                    // configuration's own copy of the destination.
                     let target = Arc::new(Target::new(
-                        config.clone(),
+                        Arc::clone(d),
                         sink,
                         health,
                         self.metrics.destination(&d.project, &d.id),
@@ -186,7 +183,6 @@ impl Destinations {
                     self.running.insert(
                         key,
                         Running {
-                            config,
                             queue: lane.queue,
                             divert: lane.divert,
                             target,
@@ -220,7 +216,7 @@ impl Destinations {
         let mut lanes = Vec::with_capacity(self.running.len());
         let mut index = HashMap::new();
         for r in self.running.values() {
-            let d = &r.config;
+            let d = &r.target.config;
             index.insert((d.project.clone(), d.id.clone()), lanes.len());
             router.add(&d.project, &d.id, &d.filter, lanes.len());
             lanes.push(LaneInput {
@@ -286,10 +282,7 @@ mod tests {
             &targets[&key].config,
             &h.config.destinations[0]
         ));
-        assert!(Arc::ptr_eq(
-            &destinations.running[&key].config,
-            &h.config.destinations[0]
-        ));
+        let health = targets[&key].health.clone();
         // the retry worker lets go of the targets it had when new ones come
         drop(targets);
 
@@ -302,15 +295,8 @@ mod tests {
         let (_, targets, changes) = destinations.apply(&reloaded, &h.config.security).unwrap();
         assert_eq!(changes.unchanged, 1);
         assert!(Arc::ptr_eq(&targets[&key].config, &reloaded[0]));
-        assert!(Arc::ptr_eq(
-            &destinations.running[&key].config,
-            &reloaded[0]
-        ));
         // the lane and its circuit went on: only the configuration's copy changed hands
-        assert!(Arc::ptr_eq(
-            &targets[&key].health,
-            &destinations.running[&key].target.health
-        ));
+        assert!(Arc::ptr_eq(&targets[&key].health, &health));
         assert_eq!(Arc::strong_count(&h.config.destinations[0]), 1);
         drop(destinations.close());
     }
