@@ -149,10 +149,7 @@ impl From<UsageError> for ReplayError {
 }
 
 /// The destinations the replay may deliver to.
-fn select(
-    config: &Config,
-    args: &ReplayArgs,
-) -> Result<Vec<std::sync::Arc<DestinationConfig>>, UsageError> {
+fn select(config: &Config, args: &ReplayArgs) -> Result<Vec<Arc<DestinationConfig>>, UsageError> {
     for p in &args.projects {
         if !config.destinations.iter().any(|d| &d.project == p) {
             return Err(usage(format!(
@@ -177,7 +174,7 @@ fn select(
             let mut d = (**d).clone();
             // No parking: a replay has no later; what finally fails is reported.
             d.delivery.retry_schedule.clear();
-            std::sync::Arc::new(d)
+            Arc::new(d)
         })
         .collect())
 }
@@ -468,7 +465,7 @@ async fn run(
 #[allow(clippy::too_many_arguments)]
 fn deliveries(
     topology: &Topology,
-    selected: &[std::sync::Arc<DestinationConfig>],
+    selected: &[Arc<DestinationConfig>],
     targets: &[usize],
     acker: &Acker,
     partition: i32,

@@ -37,7 +37,7 @@ pub(super) fn replay_config(inner: &Inner, project: &str, id: &str) -> Result<Co
         ));
     }
     let mut config = (*inner.file()).clone();
-    config.destinations = vec![std::sync::Arc::new(destination)];
+    config.destinations = vec![Arc::new(destination)];
     Ok(config)
 }
 
