@@ -10,15 +10,15 @@ use tokio::time::Instant;
 use super::{panic_text, Decision, LaneShared, RetryPolicy};
 use crate::event::Event;
 use crate::settle::{nested_parts, Settler};
-use crate::sinks::{DeliveryError, ErrorKind, Outcome};
+use crate::sinks::{DeliveryError, EncodedBatch, ErrorKind, Outcome};
 
 /// Delivers one batch, containing a panic to it: a bug that a batch's data or a sink's answer
 /// triggers must not take the other lanes, or the process, with it. The batch's events are
 /// then reported in a failure event (kind `internal`, replayable), so their offsets complete.
-pub(super) async fn contained(shared: &LaneShared, events: &[Event]) {
+pub(super) async fn contained(shared: &LaneShared, events: &mut [Event]) {
     use futures::FutureExt as _;
     let started = Utc::now();
-    let attempt = std::panic::AssertUnwindSafe(deliver(shared, events)).catch_unwind();
+    let attempt = std::panic::AssertUnwindSafe(deliver(shared, &mut *events)).catch_unwind();
     if let Err(panic) = attempt.await {
         let what = panic_text(panic.as_ref());
         shared.context.metrics.lane_panics.inc();
@@ -38,7 +38,7 @@ pub(super) async fn contained(shared: &LaneShared, events: &[Event]) {
 /// the retry topic ([`crate::settle`]). Only then do the events complete. When the sink
 /// reports parts of the batch separately, each part is settled on its own and only the rest
 /// is retried.
-async fn deliver(shared: &LaneShared, events: &[Event]) {
+async fn deliver(shared: &LaneShared, events: &mut [Event]) {
     let settler = settler(shared, Utc::now());
     let decision = shared.health.decide().await;
     match decision {
@@ -60,60 +60,35 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
     let batch_started = Instant::now();
     let mut schedule = policy.start(batch_started);
     let mut attempts = 0;
-    let mut remaining: std::borrow::Cow<'_, [Event]> = std::borrow::Cow::Borrowed(events);
+    // What is left to deliver once it is no longer the whole batch (events the sink refused,
+    // parts to retry); `None` while it is `events`.
+    let mut rest: Option<Vec<Event>> = None;
     loop {
-        // What the destination receives, when it has redaction rules (`remaining` itself
-        // otherwise); `remaining` is what is settled, parked and replayed.
-        let mut shaped = match crate::shaping::shaped(shared.shape.as_deref(), &remaining) {
-            Ok(s) => s,
-            Err(error) => return settler.fail(&remaining, &error, attempts).await,
+        let Some(Encoded {
+            batch: encoded,
+            shaped,
+            kept,
+        }) = encode(shared, &settler, rest.as_deref().unwrap_or(events), attempts).await
+        else {
+            return;
         };
-        let encoded = match shared
-            .sink
-            .encode_checked(shaped.as_deref().unwrap_or(&remaining))
-        {
-            Ok((b, refused)) if refused.is_empty() => b,
-            // Events the sink cannot encode (a body template failing on their data) are
-            // reported one by one; the batch goes on with the others.
-            Ok((b, refused)) => {
-                let mut kept = Vec::with_capacity(remaining.len());
-                let mut kept_shaped = Vec::new();
-                let mut refused = refused.into_iter().peekable();
-                for (i, event) in remaining.iter().enumerate() {
-                    match refused.next_if(|(r, _)| *r == i) {
-                        Some((_, error)) => {
-                            settler
-                                .fail(std::slice::from_ref(event), &error, attempts)
-                                .await;
-                        }
-                        None => {
-                            kept.push(event.clone());
-                            if let Some(s) = &shaped {
-                                kept_shaped.push(s[i].clone());
-                            }
-                        }
-                    }
-                }
-                if shaped.is_some() {
-                    shaped = Some(kept_shaped);
-                }
-                if kept.is_empty() {
-                    return;
-                }
-                remaining = std::borrow::Cow::Owned(kept);
-                b
-            }
-            Err(error) => return settler.fail(&remaining, &error, attempts).await,
-        };
-        // The body is a second copy of its events (a destination that hangs holds it for
-        // `request_timeout`), so reading pauses for it as for the events themselves.
-        let _body = shared.context.metrics.held_bytes(encoded.body.len());
+        if kept.is_some() {
+            rest = kept;
+        }
+        // A body that holds the whole batch byte for byte becomes its only copy: the events
+        // read their bytes from it and the buffers they were read into are freed now, not
+        // when the destination answers. Otherwise the body is a second copy of its events (a
+        // destination that hangs holds it for `request_timeout`), and reading pauses for it
+        // as for the events themselves.
+        let one_copy = rest.is_none() && shaped.is_none() && encoded.share_body(events);
+        let remaining: &[Event] = rest.as_deref().unwrap_or(events);
+        let _body = (!one_copy).then(|| shared.context.metrics.held_bytes(encoded.body.len()));
         // A shaped batch is one more copy of its events, held as long as its body.
         let _shaped = shaped.as_ref().map(|events| {
             let bytes = events.iter().map(|e| e.raw.len()).sum();
             shared.context.metrics.held_bytes(bytes)
         });
-        let sending = shaped.as_deref().unwrap_or(&remaining);
+        let sending = shaped.as_deref().unwrap_or(remaining);
         // Attempts of this encoded batch until it is settled, out of budget, or the circuit
         // says to stop trying in line.
         let outcome = loop {
@@ -188,7 +163,7 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
             }
             Outcome::Retry { error, .. } => {
                 // Out of in-line budget, or the circuit opened: park.
-                return settler.park(&remaining, &error).await;
+                return settler.park(remaining, &error).await;
             }
             whole => vec![(0..remaining.len(), whole)],
         };
@@ -227,11 +202,83 @@ async fn deliver(shared: &LaneShared, events: &[Event]) {
                 if !wait(shared, delay).await {
                     return;
                 }
-                remaining = std::borrow::Cow::Owned(retry);
+                rest = Some(retry);
             }
             None => return settler.park(&retry, &error).await,
         }
     }
+}
+
+/// A batch encoded for its destination, with what encoding changed about it.
+struct Encoded {
+    batch: EncodedBatch,
+    /// The events as the destination receives them, when it has redaction rules.
+    shaped: Option<Vec<Event>>,
+    /// The events still to deliver, when the sink refused some (each reported already).
+    kept: Option<Vec<Event>>,
+}
+
+/// Shapes and encodes `remaining`. Events the sink cannot encode (a body template failing on
+/// their data) are reported one by one and the batch goes on with the others; `None` when
+/// nothing is left to send (all reported).
+async fn encode(
+    shared: &LaneShared,
+    settler: &Settler<'_>,
+    remaining: &[Event],
+    attempts: u32,
+) -> Option<Encoded> {
+    // What the destination receives, when it has redaction rules (`remaining` itself
+    // otherwise); `remaining` is what is settled, parked and replayed.
+    let shaped = match crate::shaping::shaped(shared.shape.as_deref(), remaining) {
+        Ok(s) => s,
+        Err(error) => {
+            settler.fail(remaining, &error, attempts).await;
+            return None;
+        }
+    };
+    let (batch, refused) = match shared
+        .sink
+        .encode_checked(shaped.as_deref().unwrap_or(remaining))
+    {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            settler.fail(remaining, &error, attempts).await;
+            return None;
+        }
+    };
+    if refused.is_empty() {
+        return Some(Encoded {
+            batch,
+            shaped,
+            kept: None,
+        });
+    }
+    let mut kept = Vec::with_capacity(remaining.len());
+    let mut kept_shaped = Vec::new();
+    let mut refused = refused.into_iter().peekable();
+    for (i, event) in remaining.iter().enumerate() {
+        match refused.next_if(|(r, _)| *r == i) {
+            Some((_, error)) => {
+                settler
+                    .fail(std::slice::from_ref(event), &error, attempts)
+                    .await;
+            }
+            None => {
+                kept.push(event.clone());
+                if let Some(s) = &shaped {
+                    kept_shaped.push(s[i].clone());
+                }
+            }
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    Some(Encoded {
+        batch,
+        shaped: shaped.map(|_| kept_shaped),
+        kept: Some(kept),
+    })
 }
 
 /// How the lane settles its batches: first attempts, parked for scheduled attempt 1.

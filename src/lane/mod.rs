@@ -420,7 +420,7 @@ fn spill(shared: &Arc<LaneShared>, batch: Vec<Event>, tasks: &mut JoinSet<()>) {
 /// Delivers `batch` in its own task, holding `slot` until it is done.
 fn deliver_in_task(
     shared: &Arc<LaneShared>,
-    batch: Vec<Event>,
+    mut batch: Vec<Event>,
     slot: Slot,
     tasks: &mut JoinSet<()>,
 ) {
@@ -439,7 +439,7 @@ fn deliver_in_task(
     );
     tasks.spawn(
         async move {
-            deliver::contained(&shared, &batch).await;
+            deliver::contained(&shared, &mut batch).await;
             shared
                 .context
                 .metrics

@@ -47,6 +47,7 @@ impl Sink for ScriptedSink {
             id: "b".into(),
             events: events.len(),
             uncompressed_bytes: 0,
+            verbatim: None,
         })
     }
 
@@ -454,6 +455,7 @@ impl Sink for PanickingSink {
             id: "b".into(),
             events: events.len(),
             uncompressed_bytes: 0,
+            verbatim: None,
         })
     }
 
@@ -611,4 +613,110 @@ async fn a_destination_sends_one_request_at_a_time_until_it_has_answered_success
         sink.most_after_success.load(SeqCst)
     );
     assert_eq!(h.position(), Some(40));
+}
+
+/// Encodes as a JSON array (saying so when `verbatim`), and records, while each request is
+/// out, what the batch's events and the in-flight budget looked like.
+struct BodySink {
+    verbatim: bool,
+    /// Clones of the payloads as the source read them.
+    originals: Vec<Bytes>,
+    metrics: Arc<Metrics>,
+    /// Per request: whether the events read from inside the body, whether nobody but the test
+    /// holds the buffers they were read into, and the in-flight bytes.
+    seen: Mutex<Vec<(bool, bool, i64)>>,
+}
+
+#[async_trait]
+impl Sink for BodySink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        let mut body = b"[".to_vec();
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&e.raw);
+        }
+        body.push(b']');
+        Ok(EncodedBatch {
+            uncompressed_bytes: body.len(),
+            body: Bytes::from(body),
+            id: "b".into(),
+            events: events.len(),
+            verbatim: self
+                .verbatim
+                .then_some(crate::sinks::Verbatim { start: 1, gap: 1 }),
+        })
+    }
+
+    async fn send(&self, events: &[Event], batch: &EncodedBatch) -> Outcome {
+        let body = batch.body.as_ptr() as usize..batch.body.as_ptr() as usize + batch.body.len();
+        let inside = events
+            .iter()
+            .all(|e| body.contains(&(e.raw.as_ptr() as usize)));
+        let freed = self.originals.iter().all(|b| b.is_unique());
+        let held = self.metrics.in_flight_bytes.get();
+        self.seen.lock().unwrap().push((inside, freed, held));
+        Outcome::Delivered
+    }
+}
+
+/// Sends four events through a lane whose sink encodes them into one body, verbatim or not;
+/// returns what the sink saw during the request, and the bytes of the events.
+async fn send_through_body_sink(verbatim: bool) -> ((bool, bool, i64), i64) {
+    let h = harness(4);
+    // The sink holds the test's only clones (a second one would never be unique).
+    let sink = Arc::new(BodySink {
+        verbatim,
+        originals: (0..4)
+            .map(|o| Bytes::from(format!(r#"{{"id":"e{o}","projectId":"p"}}"#)))
+            .collect(),
+        metrics: h.context.metrics.clone(),
+        seen: Mutex::default(),
+    });
+    let health = h.health(&h.config.destinations[0]);
+    health.record(&Outcome::Delivered).await;
+    let lane = spawn(
+        &h.config.destinations[0],
+        sink.clone(),
+        health,
+        h.context.clone(),
+    );
+    for (offset, raw) in sink.originals.iter().enumerate() {
+        let offset = offset as i64;
+        let ack = h.acker.track(0, offset, 1);
+        h.context.metrics.hold_event(raw.len());
+        let event = Event {
+            raw: raw.clone(),
+            partition: 0,
+            offset,
+            failure_event: false,
+            ack,
+        };
+        lane.queue.send(event).await.unwrap();
+    }
+    drop(lane.queue);
+    lane.task.await.unwrap();
+    assert_eq!(h.position(), Some(4));
+    assert_eq!(h.context.metrics.in_flight_bytes.get(), 0);
+    let seen = sink.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one request for the batch: {seen:?}");
+    let events_bytes = sink.originals.iter().map(|r| r.len() as i64).sum();
+    (seen[0], events_bytes)
+}
+
+#[tokio::test]
+async fn a_body_that_holds_its_events_verbatim_is_their_only_copy() {
+    let ((inside, freed, held), events_bytes) = send_through_body_sink(true).await;
+    assert!(inside, "the events read their bytes from the body");
+    assert!(freed, "the buffers the events were read into are let go once encoded");
+    assert_eq!(held, events_bytes, "the body is not counted a second time");
+}
+
+#[tokio::test]
+async fn any_other_body_is_a_second_copy_and_counts_as_one() {
+    let ((inside, freed, held), events_bytes) = send_through_body_sink(false).await;
+    assert!(!inside && !freed, "the events keep their own buffers");
+    // The body: the events, three commas and two brackets.
+    assert_eq!(held, 2 * events_bytes + 5);
 }

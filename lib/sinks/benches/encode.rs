@@ -106,6 +106,7 @@ fn encodings() -> Vec<(&'static str, Encode)> {
                 id: String::new(),
                 events: events.len(),
                 uncompressed_bytes,
+                verbatim: None,
             }
         })
     };

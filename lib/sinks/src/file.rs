@@ -53,9 +53,11 @@ impl FileSink {
 impl Sink for FileSink {
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 1).sum());
-        write_ndjson(events, &mut body);
+        // A file's lines are written from the body; the events keep their own buffers.
+        let _ = write_ndjson(events, &mut body);
         Ok(EncodedBatch {
             uncompressed_bytes: body.len(),
+            verbatim: None,
             body: Bytes::from(body),
             id: batch_id(&self.path.to_string_lossy(), events),
             events: events.len(),

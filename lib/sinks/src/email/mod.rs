@@ -183,6 +183,7 @@ impl Sink for EmailSink {
         let body = self.encoder.message(events, &id)?.formatted();
         Ok(EncodedBatch {
             uncompressed_bytes: body.len(),
+            verbatim: None,
             body: Bytes::from(body),
             id,
             events: events.len(),

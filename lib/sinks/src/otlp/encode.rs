@@ -126,6 +126,7 @@ impl Encoder {
             id: batch_id(destination, events),
             events: events.len(),
             uncompressed_bytes: uncompressed,
+            verbatim: None,
         })
     }
 

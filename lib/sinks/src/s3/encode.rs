@@ -63,7 +63,7 @@ pub fn object_body<'a>(
     let events: Vec<&Event> = events.into_iter().collect();
     let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 1).sum());
     for e in events {
-        write_ndjson(std::slice::from_ref(e), &mut body);
+        let _ = write_ndjson(std::slice::from_ref(e), &mut body);
     }
     let uncompressed = body.len();
     let body = match compression {

@@ -364,6 +364,7 @@ impl Sink for S3Sink {
                 id: self.key(events, group),
                 events: events.len(),
                 uncompressed_bytes,
+                verbatim: None,
             });
         }
         Ok(EncodedBatch {
@@ -371,6 +372,7 @@ impl Sink for S3Sink {
             id: batch_id(&format!("s3://{}", self.bucket), events),
             events: events.len(),
             uncompressed_bytes: events.iter().map(|e| e.raw.len() + 1).sum(),
+            verbatim: None,
         })
     }
 

@@ -163,6 +163,7 @@ impl WebhookSink {
                 id: id(&rendered.kept),
                 events: rendered.kept.len(),
                 uncompressed_bytes,
+                verbatim: None,
             },
             rendered.refused,
         ))

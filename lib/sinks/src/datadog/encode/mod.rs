@@ -323,6 +323,7 @@ impl Encoder {
             id: batch_id(destination_key, events),
             events: events.len(),
             uncompressed_bytes,
+            verbatim: None,
         })
     }
 
