@@ -68,7 +68,13 @@ async fn deliver(shared: &LaneShared, events: &mut [Event]) {
             batch: encoded,
             shaped,
             kept,
-        }) = encode(shared, &settler, rest.as_deref().unwrap_or(events), attempts).await
+        }) = encode(
+            shared,
+            &settler,
+            rest.as_deref().unwrap_or(events),
+            attempts,
+        )
+        .await
         else {
             return;
         };
@@ -108,7 +114,7 @@ async fn deliver(shared: &LaneShared, events: &mut [Event]) {
                         .with_label_values(&[shared.destination_type])
                         .inc();
                     return settler
-                        .park(&remaining, &rate_limited_error(shared, limited))
+                        .park(remaining, &rate_limited_error(shared, limited))
                         .await;
                 }
             }

@@ -709,7 +709,10 @@ async fn send_through_body_sink(verbatim: bool) -> ((bool, bool, i64), i64) {
 async fn a_body_that_holds_its_events_verbatim_is_their_only_copy() {
     let ((inside, freed, held), events_bytes) = send_through_body_sink(true).await;
     assert!(inside, "the events read their bytes from the body");
-    assert!(freed, "the buffers the events were read into are let go once encoded");
+    assert!(
+        freed,
+        "the buffers the events were read into are let go once encoded"
+    );
     assert_eq!(held, events_bytes, "the body is not counted a second time");
 }
 

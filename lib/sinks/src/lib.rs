@@ -394,7 +394,10 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"a\": \"x y\"}\n{\"b\":\"line\\nbreak \\\" q\",\"c\":[1,2]}\n"
         );
-        assert!(!verbatim, "a compacted event is not in the body byte for byte");
+        assert!(
+            !verbatim,
+            "a compacted event is not in the body byte for byte"
+        );
         assert!(write_ndjson(&[ev(r#"{"a": "x y"}"#, 0)], &mut Vec::new()));
     }
 
