@@ -175,23 +175,29 @@ impl Harness {
             self.context.clone(),
         );
         for offset in 0..n {
-            let ack = self.acker.track(0, offset, 1);
-            let event = Event {
-                raw: Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#)),
-                partition: 0,
-                offset,
-                failure_event: false,
-                ack,
-            };
-            // What the source does for every event it hands to a lane.
-            self.context.metrics.hold_event(event.raw.len());
-            lane.queue.send(event).await.unwrap();
+            let raw = Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#));
+            self.feed(&lane.queue, offset, raw).await;
         }
         drop(lane.queue);
         tokio::time::timeout(Duration::from_secs(10), lane.task)
             .await
             .expect("the lane finishes")
             .unwrap();
+    }
+
+    /// Hands the event at `offset` of partition 0 to a lane as the source does: tracked for
+    /// acknowledgement and counted in the in-flight budget.
+    async fn feed(&self, queue: &tokio::sync::mpsc::Sender<Event>, offset: i64, raw: Bytes) {
+        let ack = self.acker.track(0, offset, 1);
+        self.context.metrics.hold_event(raw.len());
+        let event = Event {
+            raw,
+            partition: 0,
+            offset,
+            failure_event: false,
+            ack,
+        };
+        queue.send(event).await.unwrap();
     }
 
     /// Failure events written so far.
@@ -479,17 +485,8 @@ async fn a_panic_while_delivering_is_contained_to_its_batch_and_reported() {
         h.context.clone(),
     );
     for offset in 0..6 {
-        let ack = h.acker.track(0, offset, 1);
         let raw = Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#));
-        h.context.metrics.hold_event(raw.len());
-        let event = Event {
-            raw,
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack,
-        };
-        lane.queue.send(event).await.unwrap();
+        h.feed(&lane.queue, offset, raw).await;
     }
     drop(lane.queue);
     tokio::time::timeout(Duration::from_secs(10), lane.task)
@@ -683,17 +680,7 @@ async fn send_through_body_sink(verbatim: bool) -> ((bool, bool, i64), i64) {
         h.context.clone(),
     );
     for (offset, raw) in sink.originals.iter().enumerate() {
-        let offset = offset as i64;
-        let ack = h.acker.track(0, offset, 1);
-        h.context.metrics.hold_event(raw.len());
-        let event = Event {
-            raw: raw.clone(),
-            partition: 0,
-            offset,
-            failure_event: false,
-            ack,
-        };
-        lane.queue.send(event).await.unwrap();
+        h.feed(&lane.queue, offset as i64, raw.clone()).await;
     }
     drop(lane.queue);
     lane.task.await.unwrap();
