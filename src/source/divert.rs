@@ -27,7 +27,8 @@
 //!   with;
 //! - each diverted event is tracked like any other: its offset completes when its reference
 //!   is in the retry topic, and the batch's positions count in the in-flight byte budget
-//!   until then;
+//!   until then. A position is kept as a [`Position`] (32 bytes, against an [`Event`]'s 72);
+//!   the parking task makes the events the settler takes from them;
 //! - what is collected is parked before the routing changes (a reload) and when the source
 //!   stops, so the drain waits for it.
 
@@ -42,7 +43,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::event::Event;
+use crate::event::{AckId, Event};
 use crate::metrics::Metrics;
 
 /// Most events one diverted batch collects before it is parked (a reference of 10,000
@@ -54,7 +55,30 @@ pub const MAX_DIVERTED_EVENTS: usize = 10_000;
 pub const MIN_DIVERT_AGE: Duration = Duration::from_secs(1);
 
 /// What a diverted event counts in the in-flight byte budget: its position, not its payload.
-pub const DIVERTED_EVENT_BYTES: usize = std::mem::size_of::<Event>();
+pub const DIVERTED_EVENT_BYTES: usize = std::mem::size_of::<Position>();
+
+/// Where a diverted event is, and what completes it: all a reference and the acknowledgement
+/// need. Its partition and offset are its acknowledgement's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// What completes its offset (partition, generation, offset).
+    pub ack: AckId,
+    /// Whether it is a delivery-failure event.
+    pub failure_event: bool,
+}
+
+impl Position {
+    /// The event the settler parks: this position, without its payload.
+    fn event(self) -> Event {
+        Event {
+            raw: bytes::Bytes::new(),
+            partition: self.ack.partition,
+            offset: self.ack.offset,
+            failure_event: self.failure_event,
+            ack: self.ack,
+        }
+    }
+}
 
 /// How long a destination that has not answered any request yet may leave its first request
 /// unanswered before, under budget pressure, it is treated like a failing one: this fraction
@@ -248,10 +272,10 @@ impl Collector {
         self.batches().is_empty()
     }
 
-    /// Adds `event` (its position) to lane `lane`'s batch, parking the batch when it is full.
-    pub fn push(&self, lane: usize, divert: &Divert, event: Event, now: Instant) {
+    /// Adds an event's position to lane `lane`'s batch, parking the batch when it is full.
+    pub fn push(&self, lane: usize, divert: &Divert, position: Position, now: Instant) {
         self.metrics.hold_bytes(DIVERTED_EVENT_BYTES);
-        let full = self.batches().push(lane, divert, event, now);
+        let full = self.batches().push(lane, divert, position, now);
         if let Some(ready) = full {
             self.park(ready);
         }
@@ -281,12 +305,12 @@ impl Collector {
             // Only outside a runtime (never in courier): the positions stay uncommitted and
             // are read again after a restart.
             tracing::error!(
-                events = ready.events.len(),
+                events = ready.positions.len(),
                 "no runtime to park diverted events on"
             );
             return;
         };
-        let bytes = ready.events.len() * DIVERTED_EVENT_BYTES;
+        let bytes = ready.positions.len() * DIVERTED_EVENT_BYTES;
         let (slots, metrics) = (self.slots.clone(), self.metrics.clone());
         self.tasks.spawn_on(
             async move {
@@ -312,21 +336,23 @@ struct Collecting {
     since: Instant,
     max_age: Duration,
     park: ParkBatch,
-    events: Vec<Event>,
+    positions: Vec<Position>,
 }
 
 /// A batch ready to be parked.
 pub struct Ready {
     /// Parks it.
     pub park: ParkBatch,
-    /// Its events.
-    pub events: Vec<Event>,
+    /// Its events' positions.
+    pub positions: Vec<Position>,
 }
 
 impl Ready {
-    /// The parking of this batch, to run as its own task.
+    /// The parking of this batch, to run as its own task (which makes its events, off the
+    /// source's thread).
     pub fn parking(self) -> BoxFuture<'static, ()> {
-        (self.park)(self.events)
+        let events = self.positions.into_iter().map(Position::event).collect();
+        (self.park)(events)
     }
 }
 
@@ -336,12 +362,12 @@ impl Diverted {
         self.events == 0
     }
 
-    /// Adds `event` to lane `lane`'s batch; returns the batch when it is full.
+    /// Adds `position` to lane `lane`'s batch; returns the batch when it is full.
     pub fn push(
         &mut self,
         lane: usize,
         divert: &Divert,
-        event: Event,
+        position: Position,
         now: Instant,
     ) -> Option<Ready> {
         if self.batches.len() <= lane {
@@ -352,11 +378,11 @@ impl Diverted {
             since: now,
             max_age: divert.max_age,
             park: divert.park.clone(),
-            events: Vec::new(),
+            positions: Vec::new(),
         });
-        batch.events.push(event);
+        batch.positions.push(position);
         self.events += 1;
-        if batch.events.len() >= MAX_DIVERTED_EVENTS {
+        if batch.positions.len() >= MAX_DIVERTED_EVENTS {
             return slot.take().map(|b| self.ready(b));
         }
         None
@@ -383,10 +409,10 @@ impl Diverted {
     }
 
     fn ready(&mut self, batch: Collecting) -> Ready {
-        self.events -= batch.events.len();
+        self.events -= batch.positions.len();
         Ready {
             park: batch.park,
-            events: batch.events,
+            positions: batch.positions,
         }
     }
 }
@@ -394,8 +420,19 @@ impl Diverted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::test_event;
     use std::sync::Mutex;
+
+    /// The position of generation 1's event at `partition`/`offset`.
+    fn position(partition: i32, offset: i64) -> Position {
+        Position {
+            ack: AckId {
+                partition,
+                generation: 1,
+                offset,
+            },
+            failure_event: false,
+        }
+    }
 
     fn divert(parked: &Arc<Mutex<Vec<Vec<i64>>>>, max_age: Duration) -> Divert {
         let parked = parked.clone();
@@ -422,7 +459,7 @@ mod tests {
         let collector = Collector::new(metrics.clone());
         let t = Instant::now();
         for offset in 0..3 {
-            collector.push(2, &d, test_event("", 0, offset), t);
+            collector.push(2, &d, position(0, offset), t);
         }
         assert!(!collector.is_empty());
         assert_eq!(
@@ -483,9 +520,9 @@ mod tests {
         let mut d = Diverted::default();
         let t = Instant::now();
         for offset in 0..3 {
-            assert!(d.push(0, &a, test_event("", 0, offset), t).is_none());
+            assert!(d.push(0, &a, position(0, offset), t).is_none());
         }
-        assert!(d.push(3, &b, test_event("", 1, 7), t).is_none());
+        assert!(d.push(3, &b, position(1, 7), t).is_none());
         assert!(!d.is_empty());
         assert!(d.due(t + Duration::from_millis(999)).is_empty());
         let due = d.due(t + Duration::from_secs(1));
@@ -496,7 +533,7 @@ mod tests {
         assert_eq!(*parked.lock().unwrap(), vec![vec![0, 1, 2]]);
         let mut full = None;
         for offset in 0..MAX_DIVERTED_EVENTS as i64 {
-            full = d.push(0, &a, test_event("", 0, offset), t);
+            full = d.push(0, &a, position(0, offset), t);
             if offset + 1 < MAX_DIVERTED_EVENTS as i64 {
                 assert!(full.is_none());
             }
@@ -511,5 +548,43 @@ mod tests {
         assert_eq!(parked.lock().unwrap()[2], vec![7]);
         assert!(d.is_empty());
         assert!(d.all().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_parked_position_is_its_event_without_the_payload() {
+        let parked = Arc::new(Mutex::new(Vec::new()));
+        let seen = parked.clone();
+        let d = Divert {
+            window: Arc::new(ParkWindow::default()),
+            park: Arc::new(move |events: Vec<Event>| {
+                let seen = seen.clone();
+                Box::pin(async move { seen.lock().unwrap().extend(events) })
+            }),
+            max_age: Duration::from_secs(1),
+        };
+        let mut batches = Diverted::default();
+        let failure = Position {
+            ack: AckId {
+                partition: 3,
+                generation: 9,
+                offset: 41,
+            },
+            failure_event: true,
+        };
+        batches.push(0, &d, failure, Instant::now());
+        for r in batches.all() {
+            r.parking().await;
+        }
+        let events = parked.lock().unwrap();
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert!(e.raw.is_empty(), "a reference needs no payload");
+        assert_eq!((e.partition, e.offset), (3, 41));
+        assert_eq!(e.ack, failure.ack, "the same acknowledgement completes it");
+        assert!(e.failure_event);
+        assert!(
+            DIVERTED_EVENT_BYTES < std::mem::size_of::<Event>() / 2,
+            "a position is less than half an event ({DIVERTED_EVENT_BYTES} bytes)"
+        );
     }
 }

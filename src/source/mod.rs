@@ -437,15 +437,9 @@ impl Source {
                         .filter(|d| diverts(d, self.by_reference, self.pressure, &mut self.now))
                     {
                         // Its position only: a reference names where the payload already is.
-                        let event = Event {
-                            raw: Bytes::new(),
-                            partition: m.partition,
-                            offset: m.offset,
-                            failure_event,
-                            ack,
-                        };
+                        let position = divert::Position { ack, failure_event };
                         let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
-                        self.diverted.push(lane, divert, event, now);
+                        self.diverted.push(lane, divert, position, now);
                         continue;
                     }
                     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);

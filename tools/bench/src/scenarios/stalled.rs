@@ -120,6 +120,31 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
         run.receiver.stalled_connections as f64,
         "conns",
     );
+    let diverted = run
+        .metrics
+        .get("courier_diverted_events_total")
+        .copied()
+        .unwrap_or(0.0);
+    results.add(
+        "stalled",
+        "events diverted around their lanes",
+        diverted,
+        "events",
+    );
+    // What the stalled destination costs: the CPU of the run with it minus the run without
+    // it, per event routed to it (every event of the backlog).
+    results.add(
+        "stalled",
+        "courier CPU, no stalled destination",
+        base.cpu_seconds,
+        "s",
+    );
+    results.add(
+        "stalled",
+        "courier CPU added per stalled event",
+        (run.cpu_seconds - base.cpu_seconds) / n as f64 * 1e6,
+        "µs",
+    );
     results.add(
         "stalled",
         "peak RSS, no stalled destination",
