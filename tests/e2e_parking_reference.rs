@@ -6,6 +6,8 @@
 //!   its events are parked as references, fewer records than batches' events, and after the
 //!   recovery each is delivered exactly once; the healthy destination of another project gets
 //!   exactly its own events; both groups commit everything.
+//! - An event of one project routed to a healthy destination and, after it, to one whose
+//!   circuit is open: the healthy one gets it whole, the other's position is parked.
 //! - Referenced records gone before the attempt (librdkafka's mock cluster, which keeps only
 //!   the newest few thousand messages of a partition and moves the log start past older ones,
 //!   TESTING.md — the same thing retention does on a real cluster): the lost events are
@@ -819,6 +821,72 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
             .all(|f| !f["payload"]["eventIds"].is_array()),
         "delivery-failure events (only the circuit's state events are expected): {failures:?}"
     );
+}
+
+/// One project, two destinations: a healthy one and, routed after it, one whose circuit is
+/// open. Each event goes to the healthy lane and around the failing one; the source hands the
+/// payload to the last destination that takes it (the healthy one, although another follows
+/// it), so the healthy destination must get every event whole, and the failing one's
+/// positions must be parked (tansu, one record per batch).
+#[test]
+fn an_event_whose_last_destination_is_diverted_reaches_the_others_whole() {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 2);
+    create_topic(&brokers, FAILURES, 1);
+    let down = WebhookReceiver::start(ReceiverConfig::default().signed());
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    down.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"200ms\"")
+        .delivery("retry_schedule", "[\"1h\"]")
+        .delivery("circuit_failure_threshold", "1")
+        .delivery("probe_interval", "\"10m\"")
+        .delivery("request_timeout", "\"1s\"")
+        .delivery("batch_max_events", "10")
+        .delivery("batch_timeout", "\"100ms\"")
+        .destination(healthy.destination_toml("proj_0001", "hook-a"))
+        .destination(down.destination_toml("proj_0001", "hook-b"));
+    let courier = Courier::start_ready(&cfg);
+    let mut gen = generator(97, 1);
+    let produce_all = |events: &[(String, Vec<u8>)]| {
+        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()))
+    };
+
+    // The first batch fails: the failing destination's circuit opens.
+    let opening = ordinary_events(&mut gen, 5, &["proj_0001"]);
+    produce_all(&opening);
+    wait_for("the first batch is parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 5.0
+    });
+    let burst = ordinary_events(&mut gen, 200, &["proj_0001"]);
+    let positions = produce_all(&burst);
+    wait_for("the burst is parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= 205.0
+    });
+    let all: HashMap<Vec<u8>, usize> =
+        multiset(opening.iter().chain(&burst).map(|(_, b)| b.clone()));
+    wait_for("the healthy destination has every event", &courier, || {
+        healthy.events().len() >= 205
+    });
+    assert_eq!(
+        multiset(healthy.events()),
+        all,
+        "the healthy destination got each event whole and once: {}",
+        describe_difference(&all, &multiset(healthy.events()))
+    );
+    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
+    assert!(
+        diverted >= 1.0,
+        "no event went around the failing lane; the test proves nothing"
+    );
+    wait_for("the Event Logs group commits everything", &courier, || {
+        let committed = committed_offsets(&brokers, "courier-test", TOPIC);
+        end_offsets(&positions)
+            .iter()
+            .all(|(p, e)| committed.get(p).is_some_and(|c| c >= e))
+    });
 }
 
 /// Broker: librdkafka's mock cluster (cooperative rebalancing works there, TESTING.md quirk

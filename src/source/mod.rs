@@ -122,7 +122,10 @@ pub struct Source {
     pub side_tasks: JoinSet<()>,
     /// Bounds concurrent unroutable reports (a burst of poison waits instead of piling up).
     pub side_slots: Arc<Semaphore>,
+    /// The lanes an event is routed to (the buffer is reused from event to event).
     targets: Vec<usize>,
+    /// Of those, the lanes it is queued in (the others are diverted), reused likewise.
+    queued: Vec<usize>,
     stalls: Stalls,
     /// Partitions paused for backpressure.
     paused: HashSet<i32>,
@@ -181,6 +184,7 @@ impl Source {
             side_tasks: JoinSet::new(),
             side_slots: Arc::new(Semaphore::new(256)),
             targets: Vec::new(),
+            queued: Vec::new(),
             stalls,
             paused: HashSet::new(),
             continuity,
@@ -422,26 +426,35 @@ impl Source {
                     // delivering it again would only duplicate it.
                     return;
                 }
-                // The last destination takes the payload itself: a clone would allocate
-                // the buffer's shared reference count, for nothing when there is one.
-                let mut payload = Some(payload);
-                let mut stalled = false;
-                let last = self.targets.len().saturating_sub(1);
-                for (i, &lane) in self.targets.iter().enumerate() {
+                // Destinations whose events go around their lanes take only the position
+                // (a reference names where the payload already is); the others are queued
+                // after them, so that the last of those takes the payload itself: a clone
+                // would allocate the buffer's shared reference count, for nothing when there
+                // is one (or when the destination it was made for is diverted).
+                let mut queued = std::mem::take(&mut self.queued);
+                queued.clear();
+                for &lane in &self.targets {
                     let input = &self.topology.lanes[lane];
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
-                    if let Some(divert) = input
+                    match input
                         .divert
                         .as_ref()
                         .filter(|d| diverts(d, self.by_reference, self.pressure, &mut self.now))
                     {
-                        // Its position only: a reference names where the payload already is.
-                        let position = divert::Position { ack, failure_event };
-                        let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
-                        self.diverted.push(lane, divert, position, now);
-                        continue;
+                        Some(divert) => {
+                            let position = divert::Position { ack, failure_event };
+                            let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
+                            self.diverted.push(lane, divert, position, now);
+                        }
+                        None => queued.push(lane),
                     }
+                }
+                let mut payload = Some(payload);
+                let mut stalled = false;
+                let last = queued.len().saturating_sub(1);
+                for (i, &lane) in queued.iter().enumerate() {
+                    let input = &self.topology.lanes[lane];
                     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
                     self.metrics.hold_event(payload_bytes);
                     let raw = if i == last {
@@ -467,6 +480,7 @@ impl Source {
                         }
                     }
                 }
+                self.queued = queued;
                 if stalled {
                     self.pause(m.partition, true);
                 }
