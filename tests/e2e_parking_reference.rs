@@ -58,17 +58,60 @@ fn failure_events(brokers: &str) -> Vec<Value> {
 
 /// Broker: tansu. proj_0001's webhook answers 503 until every one of its events is parked,
 /// then recovers; proj_0002's webhook is healthy throughout.
-#[test]
-fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
-    const PARTITIONS: i32 = 4;
-    const PER_PROJECT: usize = 300;
+/// A tansu broker with the Event Logs topic (`partitions` partitions) and the failures topic,
+/// its address, and two signed receivers: one answering 503 to everything, and a healthy one.
+fn broker_and_receivers(partitions: i32) -> (Tansu, String, WebhookReceiver, WebhookReceiver) {
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, PARTITIONS);
+    create_topic(&brokers, TOPIC, partitions);
     create_topic(&brokers, FAILURES, 1);
     let down = WebhookReceiver::start(ReceiverConfig::default().signed());
     let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
     down.set_behaviour(Behaviour::Always(503));
+    (tansu, brokers, down, healthy)
+}
+
+/// Parking by reference, with delivery settings under which one failed batch opens a
+/// destination's circuit (a 200 ms in-line budget, batches of 10 events or 100 ms, a 1 s
+/// request timeout); `schedule` and `probe` are `retry_schedule` and `probe_interval`, as TOML.
+fn one_failure_opens(brokers: &str, schedule: &str, probe: &str) -> CourierConfig {
+    CourierConfig::new(brokers)
+        .parking("reference")
+        .delivery("retry_max_elapsed", "\"200ms\"")
+        .delivery("retry_schedule", schedule)
+        .delivery("circuit_failure_threshold", "1")
+        .delivery("probe_interval", probe)
+        .delivery("request_timeout", "\"1s\"")
+        .delivery("batch_max_events", "10")
+        .delivery("batch_timeout", "\"100ms\"")
+}
+
+/// Produces `events` (their bodies) spread over the Event Logs topic's two partitions; their
+/// positions.
+fn produce_two(brokers: &str, events: &[(String, Vec<u8>)]) -> Vec<(i32, i64)> {
+    produce_spread(brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()))
+}
+
+/// Produces five events of `proj_0001`, whose failing destination opens its circuit on its
+/// first failure ([`one_failure_opens`]), and waits until they are parked; the events.
+fn open_the_circuit(
+    courier: &Courier,
+    brokers: &str,
+    gen: &mut courier::generator::Generator,
+) -> Vec<(String, Vec<u8>)> {
+    let opening = ordinary_events(gen, 5, &["proj_0001"]);
+    produce_two(brokers, &opening);
+    wait_for("the first batch is parked", courier, || {
+        metric(courier, "courier_events_parked_total", &[]) >= 5.0
+    });
+    opening
+}
+
+#[test]
+fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
+    const PARTITIONS: i32 = 4;
+    const PER_PROJECT: usize = 300;
+    let (_tansu, brokers, down, healthy) = broker_and_receivers(PARTITIONS);
     let cfg = CourierConfig::new(&brokers)
         .parking("reference")
         .delivery("retry_max_elapsed", "\"500ms\"")
@@ -659,36 +702,17 @@ fn references_whose_records_are_gone_end_in_failure_events_naming_them() {
 #[test]
 fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
     const PROBE: Duration = Duration::from_secs(10);
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 2);
-    create_topic(&brokers, FAILURES, 1);
-    let down = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
-    down.set_behaviour(Behaviour::Always(503));
-    let cfg = CourierConfig::new(&brokers)
-        .parking("reference")
-        .delivery("retry_max_elapsed", "\"200ms\"")
-        .delivery("retry_schedule", "[\"12s\", \"1s\", \"1s\"]")
-        .delivery("circuit_failure_threshold", "1")
-        .delivery("probe_interval", &format!("\"{}s\"", PROBE.as_secs()))
-        .delivery("request_timeout", "\"1s\"")
-        .delivery("batch_max_events", "10")
-        .delivery("batch_timeout", "\"100ms\"")
+    let (_tansu, brokers, down, healthy) = broker_and_receivers(2);
+    let probe = format!("\"{}s\"", PROBE.as_secs());
+    let cfg = one_failure_opens(&brokers, "[\"12s\", \"1s\", \"1s\"]", &probe)
         .destination(down.destination_toml("proj_0001", "hook-1"))
         .destination(healthy.destination_toml("proj_0002", "hook-2"));
     let courier = Courier::start_ready(&cfg);
     let mut gen = generator(83, 2);
-    let produce_all = |events: &[(String, Vec<u8>)]| {
-        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()))
-    };
+    let produce_all = |events: &[(String, Vec<u8>)]| produce_two(&brokers, events);
 
     // The first batch fails: the circuit opens and the lane parks it.
-    let opening = ordinary_events(&mut gen, 5, &["proj_0001"]);
-    produce_all(&opening);
-    wait_for("the first batch is parked", &courier, || {
-        metric(&courier, "courier_events_parked_total", &[]) >= 5.0
-    });
+    let opening = open_the_circuit(&courier, &brokers, &mut gen);
     let opened = std::time::Instant::now();
     let requests_when_open = down.request_count();
 
@@ -830,36 +854,16 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
 /// positions must be parked (tansu, one record per batch).
 #[test]
 fn an_event_whose_last_destination_is_diverted_reaches_the_others_whole() {
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 2);
-    create_topic(&brokers, FAILURES, 1);
-    let down = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
-    down.set_behaviour(Behaviour::Always(503));
-    let cfg = CourierConfig::new(&brokers)
-        .parking("reference")
-        .delivery("retry_max_elapsed", "\"200ms\"")
-        .delivery("retry_schedule", "[\"1h\"]")
-        .delivery("circuit_failure_threshold", "1")
-        .delivery("probe_interval", "\"10m\"")
-        .delivery("request_timeout", "\"1s\"")
-        .delivery("batch_max_events", "10")
-        .delivery("batch_timeout", "\"100ms\"")
+    let (_tansu, brokers, down, healthy) = broker_and_receivers(2);
+    let cfg = one_failure_opens(&brokers, "[\"1h\"]", "\"10m\"")
         .destination(healthy.destination_toml("proj_0001", "hook-a"))
         .destination(down.destination_toml("proj_0001", "hook-b"));
     let courier = Courier::start_ready(&cfg);
     let mut gen = generator(97, 1);
-    let produce_all = |events: &[(String, Vec<u8>)]| {
-        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()))
-    };
+    let produce_all = |events: &[(String, Vec<u8>)]| produce_two(&brokers, events);
 
     // The first batch fails: the failing destination's circuit opens.
-    let opening = ordinary_events(&mut gen, 5, &["proj_0001"]);
-    produce_all(&opening);
-    wait_for("the first batch is parked", &courier, || {
-        metric(&courier, "courier_events_parked_total", &[]) >= 5.0
-    });
+    let opening = open_the_circuit(&courier, &brokers, &mut gen);
     let burst = ordinary_events(&mut gen, 200, &["proj_0001"]);
     let positions = produce_all(&burst);
     wait_for("the burst is parked", &courier, || {

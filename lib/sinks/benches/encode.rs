@@ -15,10 +15,10 @@
 
 use std::hint::black_box;
 
-use bytes::Bytes;
-use courier_core::event::{test_event, Event};
+mod common;
+
+use courier_core::event::Event;
 use courier_core::settings::{DeliveryConfig, SecurityConfig};
-use courier_generator::{Generator, GeneratorConfig};
 use courier_sinks::datadog::DatadogSink;
 use courier_sinks::email::EmailSink;
 use courier_sinks::otlp::OtlpSink;
@@ -34,15 +34,7 @@ const EVENTS: usize = 1000;
 
 /// The batch: generated 1 KiB events of partition 0 at consecutive offsets.
 fn batch() -> Vec<Event> {
-    let mut generator = Generator::new(GeneratorConfig {
-        seed: 15,
-        projects: 1,
-        poison_every: None,
-        target_bytes: Some(1024),
-    });
-    (0..EVENTS)
-        .map(|i| test_event(Bytes::from(generator.next_event()), 0, i as i64))
-        .collect()
+    common::batch(EVENTS)
 }
 
 /// A sink's settings from their table, as the configuration loader deserializes them.

@@ -20,10 +20,9 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
-use courier_core::event::{test_event, Event};
+mod common;
+
 use courier_core::settings::{DeliveryConfig, SecurityConfig};
-use courier_generator::{Generator, GeneratorConfig};
 use courier_sinks::webhook::WebhookSink;
 use courier_sinks::{Outcome, Sink};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -32,18 +31,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Events per request.
 const EVENTS: usize = 40;
-
-fn batch() -> Vec<Event> {
-    let mut generator = Generator::new(GeneratorConfig {
-        seed: 15,
-        projects: 1,
-        poison_every: None,
-        target_bytes: Some(1024),
-    });
-    (0..EVENTS)
-        .map(|i| test_event(Bytes::from(generator.next_event()), 0, i as i64))
-        .collect()
-}
 
 /// The end of a request's head and its `Content-Length`, once the head is complete.
 fn head(buf: &[u8]) -> Option<(usize, usize)> {
@@ -125,7 +112,7 @@ fn send(c: &mut Criterion) {
         .expect("the bench's webhook settings are valid");
     let sink = rt
         .block_on(async { WebhookSink::new(&config, &delivery, &security).expect("webhook sink") });
-    let events = batch();
+    let events = common::batch(EVENTS);
     let body = sink.encode(&events).expect("the batch encodes");
     let first = rt.block_on(sink.send(&events, &body));
     assert!(
