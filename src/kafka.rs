@@ -124,11 +124,17 @@ const READER_PREFETCH_KIB: &str = "4096";
 
 /// Prefetch of a group member (the source, the retry worker), KiB, instead of librdkafka's
 /// 64 MiB, which is memory beyond the in-flight budget that a sidecar's limit must also
-/// cover. Measurements in docs/benchmarks.md ("Source prefetch").
-const SOURCE_PREFETCH_KIB: &str = "16384";
+/// cover. 8 MiB lasts about 40 ms at 200 MB/s, many fetch round trips; a shallower queue
+/// also hands the source payloads that are still in the CPU's cache (with 16 MiB the copy
+/// out of librdkafka's buffer missed on almost every line). Measurements in
+/// docs/benchmarks.md ("Source prefetch" and "A shallower prefetch").
+const SOURCE_PREFETCH_KIB: &str = "8192";
 
-/// `fetch.queue.backoff.ms` of a group member (librdkafka's default: 1,000).
-const SOURCE_FETCH_QUEUE_BACKOFF_MS: &str = "10";
+/// `fetch.queue.backoff.ms` of a group member and of a range reader (librdkafka's default:
+/// 1,000): how long a partition whose prefetch queue is full waits before librdkafka looks
+/// again. 2 ms keeps a small queue topped up; the cost is a timer wake-up of librdkafka's
+/// broker thread every 2 ms while reading waits for the in-flight budget.
+const SOURCE_FETCH_QUEUE_BACKOFF_MS: &str = "2";
 
 /// A member of consumer group `group_id` (not yet subscribed) that commits only what courier
 /// commits explicitly: the source and the retry worker.
@@ -150,7 +156,7 @@ pub fn group_consumer_config(config: &Config, group_id: &str) -> ClientConfig {
             // When that queue is full (reading waits for the in-flight budget), librdkafka
             // postpones the partition's next fetch by this much — 1 s by default, which with
             // a small prefetch left the pipeline empty after every pause (throughput halved
-            // in the benchmark); 10 ms refills it as soon as there is room.
+            // in the benchmark); 2 ms refills it as soon as there is room.
             ("fetch.queue.backoff.ms", SOURCE_FETCH_QUEUE_BACKOFF_MS),
         ],
     );
