@@ -124,9 +124,8 @@ const READER_PREFETCH_KIB: &str = "4096";
 
 /// Prefetch of a group member (the source, the retry worker), KiB, instead of librdkafka's
 /// 64 MiB, which is memory beyond the in-flight budget that a sidecar's limit must also
-/// cover. 8 MiB lasts about 40 ms at 200 MB/s, many fetch round trips; a shallower queue
-/// also hands the source payloads that are still in the CPU's cache (with 16 MiB the copy
-/// out of librdkafka's buffer missed on almost every line). Measurements in
+/// cover. 8 MiB lasts about 40 ms at 200 MB/s, many fetch round trips: against 16 MiB it
+/// held 7–36 MB less at the benchmark's peak for the same throughput. Measurements in
 /// docs/benchmarks.md ("Source prefetch" and "A shallower prefetch").
 const SOURCE_PREFETCH_KIB: &str = "8192";
 
