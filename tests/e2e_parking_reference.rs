@@ -56,8 +56,6 @@ fn failure_events(brokers: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Broker: tansu. proj_0001's webhook answers 503 until every one of its events is parked,
-/// then recovers; proj_0002's webhook is healthy throughout.
 /// A tansu broker with the Event Logs topic (`partitions` partitions) and the failures topic,
 /// its address, and two signed receivers: one answering 503 to everything, and a healthy one.
 fn broker_and_receivers(partitions: i32) -> (Tansu, String, WebhookReceiver, WebhookReceiver) {
@@ -107,6 +105,8 @@ fn open_the_circuit(
     opening
 }
 
+/// Broker: tansu. proj_0001's webhook answers 503 until every one of its events is parked,
+/// then recovers; proj_0002's webhook is healthy throughout.
 #[test]
 fn a_recovering_destination_gets_each_event_parked_by_reference_once() {
     const PARTITIONS: i32 = 4;
@@ -709,7 +709,6 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
         .destination(healthy.destination_toml("proj_0002", "hook-2"));
     let courier = Courier::start_ready(&cfg);
     let mut gen = generator(83, 2);
-    let produce_all = |events: &[(String, Vec<u8>)]| produce_two(&brokers, events);
 
     // The first batch fails: the circuit opens and the lane parks it.
     let opening = open_the_circuit(&courier, &brokers, &mut gen);
@@ -718,7 +717,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
 
     // Within the probe interval: 300 events of the failing destination among 300 others.
     let burst = ordinary_events(&mut gen, 600, &["proj_0001", "proj_0002"]);
-    let burst_positions = produce_all(&burst);
+    let burst_positions = produce_two(&brokers, &burst);
     wait_for("the burst is parked and delivered", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= 305.0
             && healthy.events().len() >= 300
@@ -771,7 +770,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
     down.set_behaviour(Behaviour::Ok);
     std::thread::sleep(PROBE.saturating_sub(opened.elapsed()) + Duration::from_millis(200));
     let after = ordinary_events(&mut gen, 20, &["proj_0001"]);
-    produce_all(&after);
+    produce_two(&brokers, &after);
     // Events read while the probe's request is out are parked (by the lane as much as around
     // it: the probe slot is taken); the others are delivered at once.
     wait_for("the events after the probe are delivered", &courier, || {
@@ -784,7 +783,7 @@ fn a_failing_destinations_events_are_parked_around_its_lane_until_its_probe() {
         metric(&courier, "courier_events_parked_total", &[]),
     );
     let later = ordinary_events(&mut gen, 20, &["proj_0001"]);
-    produce_all(&later);
+    produce_two(&brokers, &later);
     wait_for(
         "the events after the recovery are delivered",
         &courier,
@@ -860,12 +859,11 @@ fn an_event_whose_last_destination_is_diverted_reaches_the_others_whole() {
         .destination(down.destination_toml("proj_0001", "hook-b"));
     let courier = Courier::start_ready(&cfg);
     let mut gen = generator(97, 1);
-    let produce_all = |events: &[(String, Vec<u8>)]| produce_two(&brokers, events);
 
     // The first batch fails: the failing destination's circuit opens.
     let opening = open_the_circuit(&courier, &brokers, &mut gen);
     let burst = ordinary_events(&mut gen, 200, &["proj_0001"]);
-    let positions = produce_all(&burst);
+    let positions = produce_two(&brokers, &burst);
     wait_for("the burst is parked", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= 205.0
     });

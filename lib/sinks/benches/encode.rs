@@ -32,11 +32,6 @@ use serde_json::{json, Value};
 /// Events in the batch: the default `batch_max_events`.
 const EVENTS: usize = 1000;
 
-/// The batch: generated 1 KiB events of partition 0 at consecutive offsets.
-fn batch() -> Vec<Event> {
-    common::batch(EVENTS)
-}
-
 /// A sink's settings from their table, as the configuration loader deserializes them.
 fn settings<T: serde::de::DeserializeOwned>(table: Value) -> T {
     serde_json::from_value(table).expect("the bench's sink settings are valid")
@@ -133,7 +128,7 @@ fn encodings() -> Vec<(&'static str, Encode)> {
 }
 
 fn encode_bench(c: &mut Criterion) {
-    let events = batch();
+    let events = common::batch(EVENTS);
     let bytes: u64 = events.iter().map(|e| e.raw.len() as u64).sum();
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Bytes(bytes));
