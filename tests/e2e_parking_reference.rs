@@ -457,8 +457,10 @@ fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
 }
 
 /// A hanging webhook destination (proj_0001, its `[destinations.delivery]` given) beside a
-/// healthy one (proj_0002), a 400-event in-flight budget, `n` events of each project over two
-/// partitions; `start` returns once the healthy destination has every one of its events.
+/// healthy one (proj_0002), `n` events of each project over two partitions: a 400-event
+/// in-flight budget and each project in a partition of its own (`start`), or courier's default
+/// budget and both projects in each partition (`with_default_budget`). Both return once the
+/// healthy destination has every one of its events.
 struct BlackHoleBeside {
     _tansu: Tansu,
     hole: WebhookReceiver,
@@ -468,6 +470,23 @@ struct BlackHoleBeside {
 
 impl BlackHoleBeside {
     fn start(n: usize, seed: u64, hole_delivery: &str) -> Self {
+        let limits = "[limits]\nmax_in_flight_events = 400\n";
+        Self::with_limits(n, seed, hole_delivery, limits, |i| (i % 2) as i32)
+    }
+
+    /// Each partition carries both projects' events (in pairs, one of each).
+    fn with_default_budget(n: usize, seed: u64, hole_delivery: &str) -> Self {
+        Self::with_limits(n, seed, hole_delivery, "", |i| (i / 2 % 2) as i32)
+    }
+
+    /// `partition(i)` is where the `i`-th event goes; the projects take turns.
+    fn with_limits(
+        n: usize,
+        seed: u64,
+        hole_delivery: &str,
+        limits: &str,
+        partition: impl Fn(usize) -> i32,
+    ) -> Self {
         let tansu = Tansu::start();
         let brokers = tansu.brokers();
         create_topic(&brokers, TOPIC, 2);
@@ -482,11 +501,16 @@ impl BlackHoleBeside {
                 hole.destination_toml("proj_0001", "black-hole")
             ))
             .destination(healthy.destination_toml("proj_0002", "hook-2"));
-        cfg.extra = "[limits]\nmax_in_flight_events = 400\n".into();
+        cfg.extra = limits.into();
         let courier = Courier::start_ready(&cfg);
         let projects = ["proj_0001", "proj_0002"];
         let events = ordinary_events(&mut generator(seed, 2), 2 * n, &projects);
-        produce_spread(&brokers, TOPIC, 2, events.iter().map(|(_, b)| b.clone()));
+        let spread = events.iter().enumerate();
+        produce(
+            &brokers,
+            TOPIC,
+            spread.map(|(i, (_, b))| (Some(partition(i)), b.clone())),
+        );
         let expected: HashSet<Vec<u8>> = events
             .iter()
             .filter(|(p, _)| p == "proj_0002")
@@ -590,6 +614,68 @@ fn a_black_hole_that_never_answered_gives_the_budget_back_before_its_first_timeo
     wait_for("the black hole's events are parked", &courier, || {
         metric(&courier, "courier_events_parked_total", &[]) >= N as f64
     });
+}
+
+/// Broker: tansu. A black hole's own queue, not the shared budget, is what fills: courier's
+/// default in-flight budget (100,000 events) is never under pressure with 2,000 events of each
+/// project, but the black hole's queue holds 50. Once it is full, every partition carrying
+/// its events pauses — and with them the healthy tenant whose events share those partitions.
+/// Before, nothing was spilled or diverted without pressure on the shared budget, so the
+/// healthy tenant waited for the black hole's circuit (which never opens here) or its 60 s
+/// in-line budget; now a crowded queue counts as pressure for a destination that is suspect
+/// (its first request unanswered for half its 20 s timeout), and the healthy tenant gets all
+/// its events before any request has failed.
+#[test]
+fn a_black_hole_whose_queue_fills_does_not_pause_the_other_tenants() {
+    // More than the black hole's lane takes in while its batch waits for the request slot
+    // (two batches of 100, a chunk of up to 256 events, and its queue of 50).
+    const N: usize = 2_000;
+    let run = BlackHoleBeside::with_default_budget(
+        N,
+        83,
+        "queue_max_events = 50\nrequest_timeout = \"20s\"\nretry_max_elapsed = \"60s\"\n\
+         circuit_failure_threshold = 1000\nretry_schedule = [\"1h\"]\n",
+    );
+    let BlackHoleBeside {
+        _tansu,
+        hole,
+        courier,
+        ..
+    } = run;
+    let failed_requests = metric(
+        &courier,
+        "courier_requests_total",
+        &[("destination_type", "webhook"), ("outcome", "retry")],
+    );
+    let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
+    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
+    eprintln!("{spilled} batches spilled, {diverted} events diverted");
+    assert_eq!(
+        failed_requests,
+        0.0,
+        "the healthy destination got its events only after the black hole's request timed out\n{}",
+        courier.log_tail()
+    );
+    assert!(
+        spilled + diverted >= 1.0,
+        "nothing of the black hole was parked around it\n{}",
+        courier.log_tail()
+    );
+    assert_eq!(
+        hole.request_count(),
+        1,
+        "one request while it has not answered"
+    );
+    // All but what its one request slot holds: that batch is retried in line (60 s), and the
+    // next one then takes the slot.
+    wait_for("the black hole's events are parked", &courier, || {
+        metric(&courier, "courier_events_parked_total", &[]) >= (N - 100) as f64
+    });
+    assert_eq!(
+        metric(&courier, "courier_events_failed_total", &[]),
+        0.0,
+        "parked, not failed"
+    );
 }
 
 /// Broker: librdkafka's mock cluster (it moves a partition's log start past all but its newest

@@ -337,14 +337,31 @@ fn park_error(shared: &LaneShared) -> DeliveryError {
         .unwrap_or_else(|| circuit_error(shared))
 }
 
+/// Without a last error the circuit is open (it opened on a rejected configuration) or the
+/// destination has not answered its first request yet (a spill while it is suspect); the
+/// message says which.
 fn circuit_error(shared: &LaneShared) -> DeliveryError {
+    let message = if shared.health.is_open() {
+        format!(
+            "destination {} is failing (circuit open); the batch was parked without an attempt",
+            shared.destination_id
+        )
+    } else {
+        format!(
+            "destination {} has not answered its first request for half its request_timeout ({}) while courier's queues were full; the batch was parked without an attempt",
+            shared.destination_id,
+            humantime::format_duration(
+                shared
+                    .delivery
+                    .request_timeout
+                    .mul_f64(crate::source::divert::FIRST_ANSWER_PATIENCE)
+            )
+        )
+    };
     DeliveryError {
         kind: ErrorKind::CircuitOpen,
         http_status: None,
-        message: format!(
-            "destination {} is failing (circuit open); the batch was parked without an attempt",
-            shared.destination_id
-        ),
+        message,
     }
 }
 

@@ -241,7 +241,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
                 Batcher::new(delivery.batch_max_events, delivery.batch_max_bytes)
             });
             if let Some(batch) = batcher.push(event, $at) {
-                dispatch(&shared, batch, &slots, &mut tasks).await;
+                dispatch(&shared, batch, &slots, rx, &mut tasks).await;
             }
         }};
     }
@@ -293,7 +293,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
                         .is_some_and(|t| crate::clock::deadline(t, expired) <= now)
                     {
                         let batch = batcher.take();
-                        dispatch(&shared, batch, &slots, &mut tasks).await;
+                        dispatch(&shared, batch, &slots, rx, &mut tasks).await;
                     }
                 }
             }
@@ -303,7 +303,7 @@ async fn run(shared: Arc<LaneShared>, rx: &mut mpsc::Receiver<Event>) {
     for batcher in batchers.values_mut() {
         if !batcher.is_empty() {
             let batch = batcher.take();
-            dispatch(&shared, batch, &slots, &mut tasks).await;
+            dispatch(&shared, batch, &slots, rx, &mut tasks).await;
         }
     }
     while tasks.join_next().await.is_some() {}
@@ -381,16 +381,19 @@ fn capped(shared: &Arc<LaneShared>, event: &Event, tasks: &mut JoinSet<()>) -> b
     true
 }
 
-/// Waits for a request slot, then delivers the batch in its own task (or spills it).
+/// Waits for a request slot, then delivers the batch in its own task (or spills it); `queue`
+/// is the lane's own, whose crowding may spill the batch ([`acquire_slot`]).
 async fn dispatch(
     shared: &Arc<LaneShared>,
     batch: Vec<Event>,
     slots: &Slots,
+    queue: &mpsc::Receiver<Event>,
     tasks: &mut JoinSet<()>,
 ) {
     // Reap finished deliveries so the set does not grow with the lane's lifetime.
     while tasks.try_join_next().is_some() {}
-    match acquire_slot(shared, slots).await {
+    let crowded = || crate::source::divert::crowded(queue.len(), queue.max_capacity());
+    match acquire_slot(shared, slots, crowded).await {
         Some(slot) => deliver_in_task(shared, batch, slot, tasks),
         None => spill(shared, batch, tasks),
     }

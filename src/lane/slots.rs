@@ -49,7 +49,17 @@ impl Drop for Cautious {
 /// request body instead of `max_in_flight` of each (4,000 connections for 1,000 of them, about
 /// 100 MB, in the stalled benchmark), and its other batches wait in the lane — where, under
 /// budget pressure, they are spilled. The first success opens every slot.
-pub(super) async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<Slot> {
+///
+/// `crowded` tells whether the lane's own queue is [crowded](crate::source::divert::crowded):
+/// pressure of its own, as the shared budget's spill threshold is. The lane does not take
+/// from its queue while a batch waits here, and a full queue pauses the partitions that carry
+/// the destination's events — every tenant's on them — with the shared budget far from its
+/// threshold.
+pub(super) async fn acquire_slot(
+    shared: &LaneShared,
+    slots: &Slots,
+    crowded: impl Fn() -> bool,
+) -> Option<Slot> {
     loop {
         let careful = !shared.health.proven();
         let cautious = if careful {
@@ -79,7 +89,7 @@ pub(super) async fn acquire_slot(shared: &LaneShared, slots: &Slots) -> Option<S
         // until a slot frees (its in-line retries, its timeouts). Under budget pressure the
         // batch is parked at once instead (one record, by reference): a broken destination
         // must not cost the healthy ones their pace.
-        if spills(shared) {
+        if suspect(shared) && pressed(shared, &crowded) {
             return None;
         }
         // Wait until the slot that was missing frees (only this task takes slots, so it is
@@ -113,14 +123,20 @@ const SPILL_CHECK: Duration = Duration::from_millis(100);
 /// events of ~1 KB), the stalled benchmark's black holes held ~50 MB while their circuits
 /// were opening, leaving the healthy lanes 14 MB below the point where reading waits.
 pub(super) fn spills(shared: &LaneShared) -> bool {
-    (shared.health.consecutive_failures() > 0 || shared.health.window().suspect(Instant::now))
-        && pressed(shared)
+    suspect(shared) && pressed(shared, || false)
 }
 
-/// Whether the lanes together hold more than the spill threshold (never for replays).
-fn pressed(shared: &LaneShared) -> bool {
+/// Whether the destination's last request failed, or it has not answered yet and its request
+/// has been out longer than half its `request_timeout`.
+fn suspect(shared: &LaneShared) -> bool {
+    shared.health.consecutive_failures() > 0 || shared.health.window().suspect(Instant::now)
+}
+
+/// Whether the lanes together hold more than the spill threshold, or the lane's own queue is
+/// `crowded` (never for replays, whose lanes have no spill budget).
+fn pressed(shared: &LaneShared, crowded: impl Fn() -> bool) -> bool {
     shared
         .context
         .spill_budget
-        .is_some_and(|budget| budget.pressed(&shared.context.metrics))
+        .is_some_and(|budget| budget.pressed(&shared.context.metrics) || crowded())
 }

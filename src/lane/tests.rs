@@ -710,3 +710,64 @@ async fn any_other_body_is_a_second_copy_and_counts_as_one() {
     // The body: the events, three commas and two brackets.
     assert_eq!(held, 2 * events_bytes + 5);
 }
+
+/// Never answers (a request that hangs until the lane is dropped).
+struct HangingSink;
+
+#[async_trait]
+impl Sink for HangingSink {
+    fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
+        ScriptedSink::new(Vec::new()).encode(events)
+    }
+
+    async fn send(&self, _events: &[Event], _batch: &EncodedBatch) -> Outcome {
+        std::future::pending().await
+    }
+}
+
+/// A destination whose first request hangs, with a queue of 4 events and a shared budget
+/// that is never under pressure: once the request has been out for half its
+/// `request_timeout` the lane's own crowded queue is pressure enough, and the batches behind
+/// it are parked at once. Before, the lane waited for its request slot without taking from its
+/// queue, and a full queue pauses every partition that carries the destination's events —
+/// here `feed` would wait forever.
+#[tokio::test]
+async fn a_suspect_destination_whose_queue_is_crowded_spills_without_shared_pressure() {
+    let mut h = harness(1);
+    let delivery = &mut Arc::make_mut(&mut h.config.destinations[0]).delivery;
+    delivery.queue_max_events = 4;
+    delivery.request_timeout = Duration::from_millis(200);
+    h.context.spill_budget = Some(crate::source::divert::Budget {
+        max_events: 1_000_000,
+        max_bytes: 1 << 40,
+    });
+    let lane = spawn(
+        &h.config.destinations[0],
+        Arc::new(HangingSink),
+        h.health(&h.config.destinations[0]),
+        h.context.clone(),
+    );
+    let fed = async {
+        for offset in 0..20 {
+            let raw = Bytes::from(format!(r#"{{"id":"e{offset}","projectId":"p"}}"#));
+            h.feed(&lane.queue, offset, raw).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), fed)
+        .await
+        .expect("the queue of a hanging destination did not drain by spilling");
+    let spilled = || {
+        h.context
+            .metrics
+            .spilled_batches
+            .with_label_values(&["webhook"])
+            .get()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while spilled() < 15 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // All but the one batch in the hanging request, and what is still queued or batching.
+    assert!(spilled() >= 15, "{} batches spilled", spilled());
+    lane.task.abort();
+}

@@ -20,7 +20,8 @@
 //! - or, before the circuit opens, while the destination is *suspect* — its last request
 //!   failed, or it has not answered any request yet and its first request has gone
 //!   unanswered for half its `request_timeout` ([`FIRST_ANSWER_PATIENCE`]) — and the lanes
-//!   hold more than the spill threshold ([`Budget::under_pressure`]): then its lane would
+//!   hold more than the spill threshold ([`Budget::under_pressure`]) or its own queue is
+//!   [`crowded`] (a full one pauses the partitions other tenants share): then its lane would
 //!   park each batch at once anyway (the lane's *spill*), after holding its payloads for a
 //!   batch's time. In the stalled benchmark the black holes' circuits take three request
 //!   timeouts to open, and for that long their batches held the budget every tenant reads
@@ -215,6 +216,17 @@ impl Budget {
             usize::try_from(metrics.in_flight_bytes.get()).unwrap_or(0),
         )
     }
+}
+
+/// Whether a lane's queue, holding `queued` of at most `capacity` events, is crowded: at least
+/// half full. For a suspect or failing destination this counts as pressure, as the shared
+/// budget's spill threshold does: a lane whose destination holds its request slots does not
+/// take from its queue, and once the queue is full the source pauses every partition carrying
+/// the destination's events — and with them every other tenant whose events share those
+/// partitions — while the shared budget may be far from its threshold (one busy tenant's
+/// black hole, a 10,000-event queue, a 100,000-event budget).
+pub fn crowded(queued: usize, capacity: usize) -> bool {
+    queued.saturating_mul(2) >= capacity.max(1)
 }
 
 /// Parks a diverted batch by reference, as its lane's settler would (the future completes
