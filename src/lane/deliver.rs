@@ -121,7 +121,9 @@ async fn deliver(shared: &LaneShared, events: &mut [Event]) {
             attempts += 1;
             shared.stats.requests.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
+            let out = shared.health.window().sending(started);
             let outcome = shared.sink.send(sending, &encoded).await;
+            drop(out);
             shared
                 .context
                 .metrics
@@ -354,7 +356,7 @@ fn circuit_error(shared: &LaneShared) -> DeliveryError {
                 shared
                     .delivery
                     .request_timeout
-                    .mul_f64(crate::source::divert::FIRST_ANSWER_PATIENCE)
+                    .mul_f64(crate::source::divert::ANSWER_PATIENCE)
             )
         )
     };

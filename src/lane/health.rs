@@ -150,6 +150,7 @@ impl DestinationHealth {
     /// Feeds a request's outcome to the circuit and announces a change of state.
     pub async fn record(&self, outcome: &Outcome) {
         let now = Instant::now();
+        self.window.answered(now);
         let (transition, error) = match outcome {
             // The destination answered and judged the data: it is up.
             Outcome::Delivered

@@ -13,7 +13,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::LaneShared;
-use crate::source::divert::ParkWindow;
 
 /// A lane's request slots: `max_in_flight` in all, and one for a destination that has not
 /// shown it works ([`DestinationHealth::proven`](super::health::DestinationHealth::proven)).
@@ -22,24 +21,11 @@ pub(super) struct Slots {
     pub(super) cautious: Arc<Semaphore>,
 }
 
-/// Held while a batch is being delivered.
+/// Held while a batch is being delivered; with the one slot of a destination that has not
+/// shown it works when it has not.
 pub(super) struct Slot {
     _permit: OwnedSemaphorePermit,
-    _cautious: Option<Cautious>,
-}
-
-/// The one request slot of a destination that has not shown it works; while it is held, the
-/// destination's parking window knows since when its request has gone unanswered
-/// ([`ParkWindow::suspect`]).
-struct Cautious {
-    _permit: OwnedSemaphorePermit,
-    window: Arc<ParkWindow>,
-}
-
-impl Drop for Cautious {
-    fn drop(&mut self) {
-        self.window.set_unanswered_since(None);
-    }
+    _cautious: Option<OwnedSemaphorePermit>,
 }
 
 /// Waits for a request slot; `None` when the batch is to be spilled (parked at once) instead.
@@ -70,16 +56,9 @@ pub(super) async fn acquire_slot(
         let cautious_taken = careful && cautious.is_none();
         if !cautious_taken {
             if let Ok(permit) = slots.all.clone().try_acquire_owned() {
-                let window = shared.health.window();
                 return Some(Slot {
                     _permit: permit,
-                    _cautious: cautious.map(|permit| {
-                        window.set_unanswered_since(Some(Instant::now()));
-                        Cautious {
-                            _permit: permit,
-                            window: window.clone(),
-                        }
-                    }),
+                    _cautious: cautious,
                 });
             }
         }
@@ -113,9 +92,9 @@ pub(super) async fn acquire_slot(
 const SPILL_CHECK: Duration = Duration::from_millis(100);
 
 /// Whether a batch that finds every request slot taken is parked at once: the destination's
-/// last request failed, or it has not answered yet and its request has been out longer than
-/// half its `request_timeout` ([`ParkWindow::suspect`]), and the lanes together hold more
-/// than the spill threshold — in events or in bytes
+/// last request failed, or its requests out have gone unanswered for longer than half its
+/// `request_timeout` ([`ParkWindow::suspect`](crate::source::divert::ParkWindow::suspect)),
+/// and the lanes together hold more than the spill threshold — in events or in bytes
 /// ([`Budget::under_pressure`](crate::source::divert::Budget::under_pressure)).
 ///
 /// The byte threshold is half of where reading waits (half the byte budget, see
@@ -126,8 +105,8 @@ pub(super) fn spills(shared: &LaneShared) -> bool {
     suspect(shared) && pressed(shared, || false)
 }
 
-/// Whether the destination's last request failed, or it has not answered yet and its request
-/// has been out longer than half its `request_timeout`.
+/// Whether the destination's last request failed, or its requests out have gone unanswered
+/// for longer than half its `request_timeout`.
 fn suspect(shared: &LaneShared) -> bool {
     shared.health.consecutive_failures() > 0 || shared.health.window().suspect(Instant::now)
 }

@@ -725,26 +725,43 @@ impl Sink for HangingSink {
     }
 }
 
-/// A destination whose first request hangs, with a queue of 4 events and a shared budget
-/// that is never under pressure: once the request has been out for half its
+/// A destination whose requests hang, with a queue of 4 events and a shared budget that is
+/// never under pressure: once its requests have gone unanswered for half its
 /// `request_timeout` the lane's own crowded queue is pressure enough, and the batches behind
-/// it are parked at once. Before, the lane waited for its request slot without taking from its
+/// them are parked at once. Before, the lane waited for a request slot without taking from its
 /// queue, and a full queue pauses every partition that carries the destination's events —
 /// here `feed` would wait forever.
 #[tokio::test]
 async fn a_suspect_destination_whose_queue_is_crowded_spills_without_shared_pressure() {
+    spills_behind_hanging_requests(false).await;
+}
+
+/// The same for a destination that has answered before and then hangs with every one of its
+/// request slots taken: silence for half its `request_timeout` makes it suspect as well
+/// (before, only a failed request did — after a whole `request_timeout`).
+#[tokio::test]
+async fn a_proven_destination_that_goes_silent_spills_when_its_queue_is_crowded() {
+    spills_behind_hanging_requests(true).await;
+}
+
+async fn spills_behind_hanging_requests(answered_before: bool) {
     let mut h = harness(1);
     let delivery = &mut Arc::make_mut(&mut h.config.destinations[0]).delivery;
     delivery.queue_max_events = 4;
+    delivery.max_in_flight = 2;
     delivery.request_timeout = Duration::from_millis(200);
     h.context.spill_budget = Some(crate::source::divert::Budget {
         max_events: 1_000_000,
         max_bytes: 1 << 40,
     });
+    let health = h.health(&h.config.destinations[0]);
+    if answered_before {
+        health.record(&Outcome::Delivered).await;
+    }
     let lane = spawn(
         &h.config.destinations[0],
         Arc::new(HangingSink),
-        h.health(&h.config.destinations[0]),
+        health,
         h.context.clone(),
     );
     let fed = async {
@@ -764,10 +781,10 @@ async fn a_suspect_destination_whose_queue_is_crowded_spills_without_shared_pres
             .get()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while spilled() < 15 && tokio::time::Instant::now() < deadline {
+    while spilled() < 14 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // All but the one batch in the hanging request, and what is still queued or batching.
-    assert!(spilled() >= 15, "{} batches spilled", spilled());
+    // All but the batches in the hanging requests, and what is still queued or batching.
+    assert!(spilled() >= 14, "{} batches spilled", spilled());
     lane.task.abort();
 }

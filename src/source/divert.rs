@@ -18,8 +18,8 @@
 //!   moment it opens (or its last probe) until its next probe or its pause is due. Then
 //!   events reach the lane again, whose next batch is the probe (or is reported, paused);
 //! - or, before the circuit opens, while the destination is *suspect* — its last request
-//!   failed, or it has not answered any request yet and its first request has gone
-//!   unanswered for half its `request_timeout` ([`FIRST_ANSWER_PATIENCE`]) — and the lanes
+//!   failed, or the requests it has out have gone unanswered for half its `request_timeout`
+//!   ([`ANSWER_PATIENCE`]) — and the lanes
 //!   hold more than the spill threshold ([`Budget::under_pressure`]) or its own queue is
 //!   [`crowded`] (a full one pauses the partitions other tenants share): then its lane would
 //!   park each batch at once anyway (the lane's *spill*), after holding its payloads for a
@@ -33,7 +33,7 @@
 //! - what is collected is parked before the routing changes (a reload) and when the source
 //!   stops, so the drain waits for it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,20 +81,21 @@ impl Position {
     }
 }
 
-/// How long a destination that has not answered any request yet may leave its first request
-/// unanswered before, under budget pressure, it is treated like a failing one: this fraction
-/// of its own `request_timeout` ([`ParkWindow::new`]).
+/// How long a destination may leave the requests it has out unanswered — none of them
+/// answered, nor any other — before, under pressure, it is treated like a failing one: this
+/// fraction of its own `request_timeout` ([`ParkWindow::new`]).
 ///
-/// Why: such a destination gets one request at a time (the lane's cautious slot), and its
-/// other batches wait in its lane. A black hole's first failure comes only when that request
-/// times out — 30 s at the default `request_timeout`, 1 s in the stalled benchmark, where the
-/// 1,000 black holes' waiting batches held the byte budget for that whole second and reading
-/// stopped for every tenant. Half its timeout halves that wait. A healthy destination whose
-/// first answer takes that long (15 s by default) loses nothing: while the lanes are under
-/// pressure its events are parked (by reference) and delivered by the retry worker, and its
-/// first answer proves it. (A fixed half second was tried: under a profiler, healthy
-/// destinations' first answers took longer, and their events waited for the retry schedule.)
-pub const FIRST_ANSWER_PATIENCE: f64 = 0.5;
+/// Why: a destination that has not answered any request yet gets one request at a time (the
+/// lane's cautious slot), and its other batches wait in its lane; one that worked and then
+/// hangs holds all its slots. Either way its first failure comes only when a request times
+/// out — 30 s at the default `request_timeout`, 1 s in the stalled benchmark, where the 1,000
+/// black holes' waiting batches held the byte budget for that whole second and reading stopped
+/// for every tenant. Half its timeout halves that wait. A healthy destination whose answers
+/// take that long (15 s by default) loses nothing: while the lanes are under pressure its
+/// events are parked (by reference) and delivered by the retry worker, and its next answer
+/// ends it. (A fixed half second was tried: under a profiler, healthy destinations' first
+/// answers took longer, and their events waited for the retry schedule.)
+pub const ANSWER_PATIENCE: f64 = 0.5;
 
 /// Until when a failing destination's events are parked without an attempt — published by
 /// its circuit on every change, read by the source for every event routed to it.
@@ -104,11 +105,12 @@ pub struct ParkWindow {
     until: AtomicU64,
     /// Whether the destination's last request failed (and it is not paused).
     failing: AtomicBool,
-    /// Nanoseconds after `base` when the request in the cautious slot (a destination that
-    /// has not answered yet, or whose last request failed) went out; 0 when none is out.
-    unanswered_since: AtomicU64,
-    /// How long that request may go unanswered before the destination is
-    /// [`suspect`](Self::suspect).
+    /// Requests out now.
+    outstanding: AtomicUsize,
+    /// Nanoseconds after `base` since when the destination has had requests out and answered
+    /// none: when the first of them went out, or its last answer since; 0 before any.
+    silent_since: AtomicU64,
+    /// How long it may stay silent so before it is [`suspect`](Self::suspect).
     patience: Duration,
 }
 
@@ -126,8 +128,9 @@ impl ParkWindow {
             base: Instant::now(),
             until: AtomicU64::new(0),
             failing: AtomicBool::new(false),
-            unanswered_since: AtomicU64::new(0),
-            patience: request_timeout.mul_f64(FIRST_ANSWER_PATIENCE),
+            outstanding: AtomicUsize::new(0),
+            silent_since: AtomicU64::new(0),
+            patience: request_timeout.mul_f64(ANSWER_PATIENCE),
         }
     }
 
@@ -148,11 +151,21 @@ impl ParkWindow {
         self.failing.store(failing, Ordering::Release);
     }
 
-    /// Records that the request in the cautious slot went out at `at` (`Some`), or that it
-    /// ended (`None`).
-    pub fn set_unanswered_since(&self, at: Option<Instant>) {
-        let nanos = at.map_or(0, |t| self.nanos(t));
-        self.unanswered_since.store(nanos, Ordering::Release);
+    /// Records a request that goes out at `at`; it counts as out until the returned guard is
+    /// dropped.
+    pub fn sending(&self, at: Instant) -> Sending<'_> {
+        if self.outstanding.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.silent_since.store(self.nanos(at), Ordering::Release);
+        }
+        Sending(self)
+    }
+
+    /// Records an answer (a success or a failure) at `at`: the requests still out have been
+    /// silent only since then.
+    pub fn answered(&self, at: Instant) {
+        if self.outstanding.load(Ordering::Acquire) > 0 {
+            self.silent_since.store(self.nanos(at), Ordering::Release);
+        }
     }
 
     /// Whether the destination's last request failed (and it is not paused): under budget
@@ -161,14 +174,17 @@ impl ParkWindow {
         self.failing.load(Ordering::Acquire)
     }
 
-    /// Whether the destination is treated as failing under budget pressure: its last request
-    /// failed, or it has not answered any request yet and its request has been out longer
-    /// than [`FIRST_ANSWER_PATIENCE`] of its `request_timeout` (`now` is read only then).
+    /// Whether the destination is treated as failing under pressure: its last request failed,
+    /// or it has had requests out and answered none of them (nor any other) for longer than
+    /// [`ANSWER_PATIENCE`] of its `request_timeout` (`now` is read only then).
     pub fn suspect(&self, now: impl FnOnce() -> Instant) -> bool {
         if self.failing() {
             return true;
         }
-        let since = self.unanswered_since.load(Ordering::Acquire);
+        if self.outstanding.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let since = self.silent_since.load(Ordering::Acquire);
         since != 0
             && self
                 .nanos(now())
@@ -187,6 +203,15 @@ impl ParkWindow {
         until != 0
             && u64::try_from(now.saturating_duration_since(self.base).as_nanos())
                 .is_ok_and(|n| n < until)
+    }
+}
+
+/// A request out ([`ParkWindow::sending`]).
+pub struct Sending<'a>(&'a ParkWindow);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -505,7 +530,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unanswered_first_request_makes_a_destination_suspect_after_half_its_timeout() {
+    async fn requests_left_unanswered_make_a_destination_suspect_after_half_its_timeout() {
         let w = ParkWindow::new(Duration::from_secs(1));
         let t = Instant::now();
         let read = std::cell::Cell::new(0);
@@ -515,11 +540,29 @@ mod tests {
         };
         assert!(!w.suspect(|| at(10_000)), "no request out");
         assert_eq!(read.get(), 0, "no clock read while no request is out");
-        w.set_unanswered_since(Some(t));
+        let first = w.sending(t);
         assert!(!w.suspect(|| at(500)), "within half the timeout");
         assert!(w.suspect(|| at(501)), "past half the timeout");
-        w.set_unanswered_since(None);
-        assert!(!w.suspect(|| at(10_000)), "answered");
+        // A second request does not make the first one's silence shorter …
+        let second = w.sending(t + Duration::from_millis(400));
+        assert!(
+            w.suspect(|| at(501)),
+            "the first request is still unanswered"
+        );
+        // … an answer does: the requests still out are silent only since then.
+        w.answered(t + Duration::from_millis(450));
+        drop(first);
+        assert!(!w.suspect(|| at(900)), "answered 450 ms ago");
+        assert!(
+            w.suspect(|| at(951)),
+            "nothing answered for more than 500 ms"
+        );
+        drop(second);
+        assert!(!w.suspect(|| at(10_000)), "nothing out");
+        // An answer while nothing is out leaves nothing behind for the next request.
+        w.answered(t + Duration::from_millis(1_000));
+        let _third = w.sending(t + Duration::from_millis(5_000));
+        assert!(!w.suspect(|| at(5_400)), "the next request is new");
         w.set_failing(true);
         assert!(w.suspect(|| at(0)), "its last request failed");
     }
