@@ -327,9 +327,7 @@ fn due_order(parking: &str) {
 /// stops at the partition's end instead of waiting for records that cannot come.
 #[test]
 fn a_reference_past_the_partition_end_delivers_what_exists_and_reports_the_rest() {
-    use courier::parking::reference::{PartitionOffsets, REFERENCE_HEADER, VERSION};
-    use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::producer::FutureProducer;
 
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
@@ -342,38 +340,17 @@ fn a_reference_past_the_partition_end_delivers_what_exists_and_reports_the_rest(
         .collect();
     let positions = produce(&brokers, TOPIC, events.iter().map(|b| (Some(0), b.clone())));
     let far = 1_000_000_i64;
-    let reference = ParkedReference {
-        v: VERSION,
-        project: "proj_0001".into(),
-        destination: "hook-1".into(),
-        attempt: 1,
-        due_ms: chrono::Utc::now().timestamp_millis(),
-        first_failure_ms: chrono::Utc::now().timestamp_millis(),
-        last_error: "HTTP 503".into(),
-        topic: TOPIC.into(),
-        partitions: vec![PartitionOffsets {
-            partition: 0,
-            offsets: vec![(positions[0].1, positions[1].1 + 1), (far, far + 1)],
-        }],
-    };
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
         .unwrap();
-    let value = reference.encode();
-    rt().block_on(
-        producer.send(
-            FutureRecord::<str, [u8]>::to(RETRY_TOPIC)
-                .key("proj_0001/hook-1/1")
-                .payload(value.as_slice())
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: REFERENCE_HEADER,
-                    value: Some("1"),
-                })),
-            Duration::from_secs(10),
-        ),
-    )
-    .unwrap();
+    write_reference(
+        &producer,
+        "proj_0001",
+        "hook-1",
+        vec![(positions[0].1, positions[1].1 + 1), (far, far + 1)],
+        chrono::Utc::now().timestamp_millis(),
+    );
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
     // Start after the Event Logs: only the retry topic's reference is of interest.
     let cfg = CourierConfig::new(&brokers)
@@ -403,6 +380,135 @@ fn a_reference_past_the_partition_end_delivers_what_exists_and_reports_the_rest(
         "the retry group commits past the reference",
         &courier,
         || committed_offsets(&brokers, "courier-test-retry", RETRY_TOPIC).get(&0) == Some(&1),
+    );
+}
+
+/// Writes a reference record for `project`'s `destination` naming `offsets` of partition 0 of
+/// the Event Logs topic, due at `due_ms`, to the retry topic (as courier parks them).
+fn write_reference(
+    producer: &rdkafka::producer::FutureProducer,
+    project: &str,
+    destination: &str,
+    offsets: Vec<(i64, i64)>,
+    due_ms: i64,
+) {
+    use courier::parking::reference::{PartitionOffsets, REFERENCE_HEADER, VERSION};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    let reference = ParkedReference {
+        v: VERSION,
+        project: project.into(),
+        destination: destination.into(),
+        attempt: 1,
+        due_ms,
+        first_failure_ms: chrono::Utc::now().timestamp_millis(),
+        last_error: "HTTP 503".into(),
+        topic: TOPIC.into(),
+        partitions: vec![PartitionOffsets {
+            partition: 0,
+            offsets,
+        }],
+    };
+    let value = reference.encode();
+    let key = format!("{project}/{destination}/1");
+    rt().block_on(
+        producer.send(
+            FutureRecord::<str, [u8]>::to(RETRY_TOPIC)
+                .key(&key)
+                .payload(value.as_slice())
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: REFERENCE_HEADER,
+                    value: Some("1"),
+                })),
+            Duration::from_secs(10),
+        ),
+    )
+    .unwrap();
+}
+
+/// Broker: tansu. A destination that hangs has 80 parked references due at once, one event
+/// each; another tenant's 5 are due a second later. The hanging destination may have 4 attempts
+/// out (its `max_in_flight`), each waiting out its 30 s `request_timeout`; the other tenant's
+/// references must still be attempted when due. Before, the hanging destination's references
+/// took all 64 of the retry worker's attempt slots, each waiting for one of its own 4, and the
+/// other tenant's waited for its timeouts, 4 at a time (minutes).
+#[test]
+fn a_hanging_destinations_due_references_do_not_hold_back_another_tenants() {
+    use rdkafka::producer::FutureProducer;
+    const HANGING: usize = 80;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 1);
+    create_topic(&brokers, FAILURES, 1);
+    create_topic(&brokers, RETRY_TOPIC, 1);
+    let mut gen = generator(63, 2);
+    let hanging_events = ordinary_events(&mut gen, HANGING, &["proj_0001"]);
+    let healthy_events: Vec<Vec<u8>> = ordinary_events(&mut gen, 5, &["proj_0002"])
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    let hanging_at = produce(
+        &brokers,
+        TOPIC,
+        hanging_events.iter().map(|(_, b)| (Some(0), b.clone())),
+    );
+    let healthy_at = produce(
+        &brokers,
+        TOPIC,
+        healthy_events.iter().map(|b| (Some(0), b.clone())),
+    );
+    let hole = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hole.set_behaviour(Behaviour::Hang);
+    let healthy = WebhookReceiver::start(ReceiverConfig::default().signed());
+    // Start after the Event Logs: only the retry topic's references are of interest.
+    let cfg = CourierConfig::new(&brokers)
+        .parking("reference")
+        .kafka_option("auto.offset.reset", "latest")
+        .destination(format!(
+            "{}\n[destinations.delivery]\nrequest_timeout = \"30s\"\nmax_in_flight = 4\n\
+             circuit_failure_threshold = 1000\nretry_schedule = [\"1h\", \"1h\"]\n",
+            hole.destination_toml("proj_0001", "black-hole")
+        ))
+        .destination(healthy.destination_toml("proj_0002", "hook-2"));
+    let courier = Courier::start_ready(&cfg);
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let due = chrono::Utc::now().timestamp_millis() + 2_000;
+    for &(_, offset) in &hanging_at {
+        write_reference(
+            &producer,
+            "proj_0001",
+            "black-hole",
+            vec![(offset, offset + 1)],
+            due,
+        );
+    }
+    for &(_, offset) in &healthy_at {
+        write_reference(
+            &producer,
+            "proj_0002",
+            "hook-2",
+            vec![(offset, offset + 1)],
+            due + 1_000,
+        );
+    }
+    wait_for("the other tenant gets its parked events", &courier, || {
+        healthy.event_count() >= healthy_events.len()
+    });
+    let hanging_requests = hole.request_count();
+    eprintln!("{hanging_requests} requests had reached the hanging destination");
+    assert!(
+        hanging_requests <= 4,
+        "{hanging_requests} requests reached the hanging destination before the other tenant got its \
+         events: they waited for its timeouts\n{}",
+        courier.log_tail()
+    );
+    assert_eq!(
+        multiset(healthy.events()),
+        multiset(healthy_events.iter().cloned()),
+        "each of the other tenant's parked events once"
     );
 }
 

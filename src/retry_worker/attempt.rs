@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::references::{lost_error, Scheduled};
 use super::{BatchKey, Pending, Shared, Target};
@@ -23,6 +23,7 @@ use crate::sinks::{DeliveryError, ErrorKind, Outcome, RejectScope};
 pub(super) async fn attempt_reference(
     shared: &Shared,
     target: Option<Arc<Target>>,
+    slot: Option<OwnedSemaphorePermit>,
     reference: ParkedReference,
     ack: crate::event::AckId,
     stop: &CancellationToken,
@@ -91,7 +92,7 @@ pub(super) async fn attempt_reference(
         first_failure_ms: reference.first_failure_ms,
         last_error: reference.last_error,
     };
-    attempt(shared, target, key, batch).await;
+    attempt(shared, target, slot, key, batch).await;
 }
 
 /// The settler of a retry attempt of `key` (project, destination, attempt).
@@ -121,9 +122,13 @@ fn settler<'a>(
 
 /// One scheduled attempt of a parked batch, settled as the lane settles its batches
 /// ([`crate::settle`]): what fails again waits for the next scheduled attempt.
+///
+/// `slot` is one of the destination's request slots when the caller took it already; without
+/// one the attempt waits for one.
 pub(super) async fn attempt(
     shared: &Shared,
     target: Option<Arc<Target>>,
+    slot: Option<OwnedSemaphorePermit>,
     key: BatchKey,
     batch: Pending,
 ) {
@@ -160,11 +165,15 @@ pub(super) async fn attempt(
             .await;
         return;
     };
-    let _slot = target
-        .slots
-        .acquire()
-        .await
-        .expect("a target's semaphore is never closed");
+    let _slot = match slot {
+        Some(slot) => slot,
+        None => target
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("a target's semaphore is never closed"),
+    };
     target.stats.requests.fetch_add(1, Ordering::Relaxed);
     // Parked events are the originals: the destination's redaction applies again here.
     let shaped = crate::shaping::shaped(target.config.shape.as_deref(), &batch.events);

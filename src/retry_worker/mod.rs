@@ -407,16 +407,36 @@ impl RetryWorker {
     }
 
     /// Starts the attempts of the references that are due.
+    ///
+    /// A reference starts only with one of its destination's request slots (`max_in_flight`,
+    /// as in its lane): while they are all taken — its attempts hang until `request_timeout` —
+    /// the reference goes back into the schedule for [`SLOT_RECHECK`] instead of taking one
+    /// of the worker's own attempt slots to wait in. Before, a destination that hung with
+    /// many references due at once (after a probe had closed its circuit) took every one of
+    /// the worker's 64 slots, each waiting for one of its 4, and every other tenant's due
+    /// references waited for its timeouts, 4 at a time.
     async fn start_due_references(&mut self) {
-        let due = self.schedule.take_due(Utc::now().timestamp_millis());
+        let now_ms = Utc::now().timestamp_millis();
+        let due = self.schedule.take_due(now_ms);
         for Scheduled { reference, ack } in due {
             if self.shared.acker.generation(ack.partition) != Some(ack.generation) {
                 // Its partition was revoked since: the new owner reads it again.
                 continue;
             }
-            let (permit, target) = self
-                .slot_and_target(&reference.project, &reference.destination)
-                .await;
+            let target = self.target(&reference.project, &reference.destination);
+            let slot = match &target {
+                Some(t) => match t.slots.clone().try_acquire_owned() {
+                    Ok(slot) => Some(slot),
+                    Err(_) => {
+                        let mut reference = reference;
+                        reference.due_ms = now_ms.saturating_add(SLOT_RECHECK_MS);
+                        self.schedule.push(Scheduled { reference, ack });
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let permit = self.attempt_slot().await;
             let shared = self.shared.clone();
             let stop = self.stop.clone();
             let later = self.later.0.clone();
@@ -424,7 +444,7 @@ impl RetryWorker {
                 attempt = reference.attempt, events = reference.count());
             self.tasks.spawn(tracing::Instrument::instrument(
                 async move {
-                    attempt_reference(&shared, target, reference, ack, &stop, &later).await;
+                    attempt_reference(&shared, target, slot, reference, ack, &stop, &later).await;
                     drop(permit);
                 },
                 span,
@@ -529,44 +549,46 @@ impl RetryWorker {
         }
     }
 
-    /// One of the worker's attempt slots (waiting for one), and the destination parked events
-    /// of `project`/`destination` go to, when it still exists and is enabled.
-    async fn slot_and_target(
-        &self,
-        project: &str,
-        destination: &str,
-    ) -> (tokio::sync::OwnedSemaphorePermit, Option<Arc<Target>>) {
-        let permit = self
-            .slots
+    /// One of the worker's attempt slots (waiting for one).
+    async fn attempt_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.slots
             .clone()
             .acquire_owned()
             .await
-            .expect("the retry worker's semaphore is never closed");
-        let target = self
-            .targets
+            .expect("the retry worker's semaphore is never closed")
+    }
+
+    /// The destination parked events of `project`/`destination` go to, when it still exists
+    /// and is enabled.
+    fn target(&self, project: &str, destination: &str) -> Option<Arc<Target>> {
+        self.targets
             .borrow()
             .get(&(project.to_owned(), destination.to_owned()))
             .filter(|t| t.config.enabled)
-            .cloned();
-        (permit, target)
+            .cloned()
     }
 
     async fn flush(&mut self, key: BatchKey, batch: Pending) {
         if batch.events.is_empty() {
             return;
         }
-        let (permit, target) = self.slot_and_target(&key.0, &key.1).await;
+        let permit = self.attempt_slot().await;
+        let target = self.target(&key.0, &key.1);
         let shared = self.shared.clone();
         let span = tracing::info_span!("retry", project = %key.0, destination = %key.1, attempt = key.2, events = batch.events.len());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                attempt(&shared, target, key, batch).await;
+                attempt(&shared, target, None, key, batch).await;
                 drop(permit);
             },
             span,
         ));
     }
 }
+
+/// How long a due reference whose destination has every request slot taken waits in the
+/// schedule before it is looked at again ([`RetryWorker::start_due_references`]).
+const SLOT_RECHECK_MS: i64 = 1_000;
 
 async fn sleep_until_ms(due_ms: Option<i64>) {
     if let Some(due) = due_ms {
