@@ -96,21 +96,42 @@ impl Settler<'_> {
     /// Parks events for the next scheduled attempt; after the last one (or with an empty
     /// schedule) they are reported instead. Events too large to park are reported too.
     pub async fn park(&self, events: &[Event], error: &DeliveryError) {
-        self.park_as(events, error, false).await;
+        let next = self.attempt + 1;
+        let Some(delay) = scheduled_delay(self.schedule, next) else {
+            return self.fail(events, error, self.attempt).await;
+        };
+        self.park_as(events, error, next, delay, false).await;
+    }
+
+    /// Parks `events` again for the scheduled attempt they were due for (`attempt`, not
+    /// spent), due after `delay`: the retry worker postpones parked copies this way while their
+    /// destination's circuit is open or its requests hang, instead of holding them (and its
+    /// own attempt slots) until it answers.
+    pub async fn postpone(&self, events: &[Event], error: &DeliveryError, delay: Duration) {
+        self.park_as(events, error, self.attempt, delay, false)
+            .await;
     }
 
     /// Parks `events` by reference whatever the parking mode in force: for events collected
     /// without their payloads ([`crate::source::divert`]; the mode was *reference* when they
     /// were). A schedule without a next step is never given such events.
     pub async fn park_by_reference(&self, events: &[Event], error: &DeliveryError) {
-        self.park_as(events, error, true).await;
-    }
-
-    async fn park_as(&self, events: &[Event], error: &DeliveryError, by_reference: bool) {
         let next = self.attempt + 1;
         let Some(delay) = scheduled_delay(self.schedule, next) else {
             return self.fail(events, error, self.attempt).await;
         };
+        self.park_as(events, error, next, delay, true).await;
+    }
+
+    /// Parks `events` for scheduled attempt `next`, due after `delay`.
+    async fn park_as(
+        &self,
+        events: &[Event],
+        error: &DeliveryError,
+        next: u32,
+        delay: Duration,
+        by_reference: bool,
+    ) {
         let message = error.to_string();
         let request = ParkRequest {
             project: self.project,
@@ -134,6 +155,8 @@ impl Settler<'_> {
                 let (parked, too_large) = outcome.split(events);
                 if self.attempt == 0 {
                     tracing::info!(events = parked.len(), due_in = ?delay, error = %error, "parked in the retry topic");
+                } else if next == self.attempt {
+                    tracing::info!(events = parked.len(), attempt = next, due_in = ?delay, error = %error, "postponed");
                 } else {
                     tracing::info!(events = parked.len(), next_attempt = next, due_in = ?delay, error = %error, "parked again");
                 }

@@ -518,16 +518,34 @@ fn a_hanging_destinations_due_references_do_not_hold_back_another_tenants() {
 /// their scheduled attempts are not spent.
 #[test]
 fn parked_batches_of_an_open_circuit_wait_for_its_probes() {
+    open_circuit_probed_not_hammered("reference");
+}
+
+/// As above with copies: a due batch of copies whose circuit is open is parked for its next
+/// attempt without a request (the attempt is spent, as when its lane parks). Before, every
+/// due batch of copies sent its request to the open circuit.
+#[test]
+fn parked_copies_of_an_open_circuit_are_parked_again_without_a_request() {
+    open_circuit_probed_not_hammered("copy");
+}
+
+fn open_circuit_probed_not_hammered(parking: &str) {
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
     create_topic(&brokers, TOPIC, 2);
     create_topic(&brokers, FAILURES, 1);
     let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
     hook.set_behaviour(Behaviour::Always(503));
+    // Copies spend an attempt each second while the circuit is open: enough steps that none
+    // has spent them all during the test.
+    let steps = if parking == "copy" { 30 } else { 6 };
     let cfg = CourierConfig::new(&brokers)
-        .parking("reference")
+        .parking(parking)
         .delivery("retry_max_elapsed", "\"300ms\"")
-        .delivery("retry_schedule", &format!("[{}]", ["\"1s\""; 6].join(", ")))
+        .delivery(
+            "retry_schedule",
+            &format!("[{}]", vec!["\"1s\""; steps].join(", ")),
+        )
         .delivery("circuit_failure_threshold", "2")
         .delivery("probe_interval", "\"3s\"")
         .delivery("request_timeout", "\"1s\"")

@@ -340,30 +340,44 @@ fn park_error(shared: &LaneShared) -> DeliveryError {
 }
 
 /// Without a last error the circuit is open (it opened on a rejected configuration) or the
-/// destination has not answered its first request yet (a spill while it is suspect); the
-/// message says which.
+/// destination has answered none of its requests for half its `request_timeout` (a spill while
+/// it is suspect); the message says which.
 fn circuit_error(shared: &LaneShared) -> DeliveryError {
-    let message = if shared.health.is_open() {
-        format!(
-            "destination {} is failing (circuit open); the batch was parked without an attempt",
-            shared.destination_id
-        )
-    } else {
-        format!(
-            "destination {} has not answered its first request for half its request_timeout ({}) while courier's queues were full; the batch was parked without an attempt",
-            shared.destination_id,
-            humantime::format_duration(
-                shared
-                    .delivery
-                    .request_timeout
-                    .mul_f64(crate::source::divert::ANSWER_PATIENCE)
-            )
-        )
-    };
+    if shared.health.is_open() {
+        return circuit_open(&shared.destination_id);
+    }
+    not_answering(
+        &shared.destination_id,
+        shared.delivery.request_timeout,
+        "while courier's queues were full; the batch was parked without an attempt",
+    )
+}
+
+/// A batch parked without an attempt because `destination`'s circuit is open.
+pub fn circuit_open(destination: &str) -> DeliveryError {
     DeliveryError {
         kind: ErrorKind::CircuitOpen,
         http_status: None,
-        message,
+        message: format!(
+            "destination {destination} is failing (circuit open); the batch was parked without an attempt"
+        ),
+    }
+}
+
+/// A batch parked without an attempt because `destination` has answered none of its requests
+/// for half its `request_timeout`; `what` says when and what became of the batch.
+pub fn not_answering(
+    destination: &str,
+    request_timeout: std::time::Duration,
+    what: &str,
+) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::CircuitOpen,
+        http_status: None,
+        message: format!(
+            "destination {destination} has answered none of its requests for half its request_timeout ({}) {what}",
+            humantime::format_duration(request_timeout.mul_f64(crate::source::divert::ANSWER_PATIENCE))
+        ),
     }
 }
 

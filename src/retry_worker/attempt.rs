@@ -95,6 +95,82 @@ pub(super) async fn attempt_reference(
     attempt(shared, target, slot, key, batch).await;
 }
 
+/// One scheduled attempt of a batch of parked copies. While the destination's circuit is
+/// open and no probe is due, the batch is parked for its next attempt without a request, as
+/// its lane parks (copies cannot wait in memory for the probe, as references do, and
+/// postponing them would write them again every probe interval). It waits for one of the
+/// destination's request slots only while the destination answers: when its slots are taken
+/// and it has answered none of their requests for half its `request_timeout` (or its last one
+/// failed), the batch is postponed by a `request_timeout` — parked again for the same attempt,
+/// which is not spent. Before, a destination that hung held a batch in each of the worker's
+/// attempt slots until its requests timed out, 4 at a time, and no other tenant's parked
+/// copies were read meanwhile.
+pub(super) async fn attempt_copies(
+    shared: &Shared,
+    target: Option<Arc<Target>>,
+    key: BatchKey,
+    batch: Pending,
+) {
+    let Some(t) = &target else {
+        return attempt(shared, target, None, key, batch).await;
+    };
+    let first_failure = Utc
+        .timestamp_millis_opt(batch.first_failure_ms)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let delivery = &t.config.delivery;
+    let settler = settler(
+        shared,
+        &key,
+        t.config.sink.type_name(),
+        &delivery.retry_schedule,
+        Some(&t.stats),
+        first_failure,
+    );
+    if t.health.decide().await == Decision::Park {
+        let error = t
+            .health
+            .last_error()
+            .unwrap_or_else(|| crate::lane::circuit_open(&t.config.id));
+        return settler.park(&batch.events, &error).await;
+    }
+    match slot_while_answering(t).await {
+        Ok(slot) => attempt(shared, target.clone(), Some(slot), key.clone(), batch).await,
+        Err(()) => {
+            let error = crate::lane::not_answering(
+                &t.config.id,
+                delivery.request_timeout,
+                "and has every request slot taken; the parked batch was postponed without an attempt",
+            );
+            let delay = delivery.request_timeout.max(SHORTEST_POSTPONEMENT);
+            settler.postpone(&batch.events, &error, delay).await;
+        }
+    }
+}
+
+/// The shortest a batch of copies is postponed: a re-written copy is read back at once.
+const SHORTEST_POSTPONEMENT: Duration = Duration::from_secs(1);
+
+/// How often a batch waiting for one of its destination's request slots looks whether the
+/// destination has stopped answering.
+const SUSPICION_CHECK: Duration = Duration::from_millis(250);
+
+/// One of `target`'s request slots, waited for while the destination answers; `Err` once it
+/// is suspect ([`crate::source::divert::ParkWindow::suspect`]).
+async fn slot_while_answering(target: &Target) -> Result<OwnedSemaphorePermit, ()> {
+    loop {
+        tokio::select! {
+            slot = target.slots.clone().acquire_owned() => {
+                return Ok(slot.expect("a target's semaphore is never closed"));
+            }
+            () = tokio::time::sleep(SUSPICION_CHECK) => {}
+        }
+        if target.health.window().suspect(tokio::time::Instant::now) {
+            return Err(());
+        }
+    }
+}
+
 /// The settler of a retry attempt of `key` (project, destination, attempt).
 fn settler<'a>(
     shared: &'a Shared,
@@ -212,6 +288,9 @@ pub(super) async fn attempt(
     // by one, as in a lane; the others are sent.
     let mut originals = std::borrow::Cow::Borrowed(&batch.events[..]);
     let encoded = sending.and_then(|events| Ok((events, target.sink.encode_checked(events)?)));
+    // The request counts as out for the destination's suspicion (its lane's and this worker's
+    // batches wait on it).
+    let out = target.health.window().sending(tokio::time::Instant::now());
     let outcome = match encoded {
         Ok((events, (encoded, refused))) if refused.is_empty() => {
             target.sink.send(events, &encoded).await
@@ -245,6 +324,7 @@ pub(super) async fn attempt(
             scope: RejectScope::Data,
         },
     };
+    drop(out);
     target.health.record(&outcome).await;
     let parts = match outcome {
         Outcome::Partial(parts) => parts,

@@ -43,7 +43,7 @@ use crate::source::{Acker, Committer, SourceConsumer};
 mod attempt;
 mod references;
 
-use attempt::{attempt, attempt_reference};
+use attempt::{attempt_copies, attempt_reference};
 use references::{Schedule, Scheduled, SourceReaders, MAX_SCHEDULED};
 
 /// A destination parked events can be delivered to.
@@ -578,7 +578,7 @@ impl RetryWorker {
         let span = tracing::info_span!("retry", project = %key.0, destination = %key.1, attempt = key.2, events = batch.events.len());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                attempt(&shared, target, None, key, batch).await;
+                attempt_copies(&shared, target, key, batch).await;
                 drop(permit);
             },
             span,
