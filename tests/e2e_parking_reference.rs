@@ -593,6 +593,42 @@ struct BlackHoleBeside {
 }
 
 impl BlackHoleBeside {
+    /// What the tests of a black hole that never answered check once the healthy tenant has
+    /// all its events: no request had failed yet (it did not wait for the black hole's
+    /// timeout), something of the black hole was parked around its lane, and the black hole
+    /// got one request (one at a time until it has answered); then that at least `parked` of
+    /// its events are parked.
+    fn parked_around_before_its_first_timeout(&self, parked: usize) {
+        let courier = &self.courier;
+        let failed_requests = metric(
+            courier,
+            "courier_requests_total",
+            &[("destination_type", "webhook"), ("outcome", "retry")],
+        );
+        let spilled = metric(courier, "courier_spilled_batches_total", &[]);
+        let diverted = metric(courier, "courier_diverted_events_total", &[]);
+        eprintln!("{spilled} batches spilled, {diverted} events diverted");
+        assert_eq!(
+            failed_requests,
+            0.0,
+            "the healthy destination got its events only after the black hole's request timed out\n{}",
+            courier.log_tail()
+        );
+        assert!(
+            spilled + diverted >= 1.0,
+            "nothing of the black hole was parked around it\n{}",
+            courier.log_tail()
+        );
+        assert_eq!(
+            self.hole.request_count(),
+            1,
+            "one request at a time while it has not answered"
+        );
+        wait_for("the black hole's events are parked", courier, || {
+            metric(courier, "courier_events_parked_total", &[]) >= parked as f64
+        });
+    }
+
     fn start(n: usize, seed: u64, hole_delivery: &str) -> Self {
         let limits = "[limits]\nmax_in_flight_events = 400\n";
         Self::with_limits(n, seed, hole_delivery, limits, |i| (i % 2) as i32)
@@ -705,39 +741,7 @@ fn a_black_hole_that_never_answered_gives_the_budget_back_before_its_first_timeo
         82,
         "request_timeout = \"20s\"\nretry_max_elapsed = \"60s\"\nretry_schedule = [\"1h\"]\n",
     );
-    let BlackHoleBeside {
-        _tansu,
-        hole,
-        courier,
-        ..
-    } = run;
-    let failed_requests = metric(
-        &courier,
-        "courier_requests_total",
-        &[("destination_type", "webhook"), ("outcome", "retry")],
-    );
-    let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
-    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
-    assert_eq!(
-        failed_requests,
-        0.0,
-        "the healthy destination got its events only after the black hole's request timed out \
-         ({spilled} batches spilled, {diverted} events diverted)\n{}",
-        courier.log_tail()
-    );
-    assert!(
-        spilled + diverted >= 1.0,
-        "nothing of the black hole was parked around it\n{}",
-        courier.log_tail()
-    );
-    assert_eq!(
-        hole.request_count(),
-        1,
-        "one request at a time while it has not answered"
-    );
-    wait_for("the black hole's events are parked", &courier, || {
-        metric(&courier, "courier_events_parked_total", &[]) >= N as f64
-    });
+    run.parked_around_before_its_first_timeout(N);
 }
 
 /// Broker: tansu. A black hole's own queue, not the shared budget, is what fills: courier's
@@ -760,43 +764,11 @@ fn a_black_hole_whose_queue_fills_does_not_pause_the_other_tenants() {
         "queue_max_events = 50\nrequest_timeout = \"20s\"\nretry_max_elapsed = \"60s\"\n\
          circuit_failure_threshold = 1000\nretry_schedule = [\"1h\"]\n",
     );
-    let BlackHoleBeside {
-        _tansu,
-        hole,
-        courier,
-        ..
-    } = run;
-    let failed_requests = metric(
-        &courier,
-        "courier_requests_total",
-        &[("destination_type", "webhook"), ("outcome", "retry")],
-    );
-    let spilled = metric(&courier, "courier_spilled_batches_total", &[]);
-    let diverted = metric(&courier, "courier_diverted_events_total", &[]);
-    eprintln!("{spilled} batches spilled, {diverted} events diverted");
-    assert_eq!(
-        failed_requests,
-        0.0,
-        "the healthy destination got its events only after the black hole's request timed out\n{}",
-        courier.log_tail()
-    );
-    assert!(
-        spilled + diverted >= 1.0,
-        "nothing of the black hole was parked around it\n{}",
-        courier.log_tail()
-    );
-    assert_eq!(
-        hole.request_count(),
-        1,
-        "one request while it has not answered"
-    );
     // All but what its one request slot holds: that batch is retried in line (60 s), and the
     // next one then takes the slot.
-    wait_for("the black hole's events are parked", &courier, || {
-        metric(&courier, "courier_events_parked_total", &[]) >= (N - 100) as f64
-    });
+    run.parked_around_before_its_first_timeout(N - 100);
     assert_eq!(
-        metric(&courier, "courier_events_failed_total", &[]),
+        metric(&run.courier, "courier_events_failed_total", &[]),
         0.0,
         "parked, not failed"
     );

@@ -100,6 +100,17 @@ fn park(brokers: &str, records: &[(i32, i64, Vec<u8>)]) {
     });
 }
 
+/// A tansu broker with the Event Logs and failures topics (one partition each) and the retry
+/// topic in `retry_partitions` partitions; its address.
+fn broker(retry_partitions: i32) -> (Tansu, String) {
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, "event-logs", 1);
+    create_topic(&brokers, "courier-failures", 1);
+    create_topic(&brokers, RETRY, retry_partitions);
+    (tansu, brokers)
+}
+
 #[test]
 fn parked_records_after_a_rewind_into_a_batch_are_delivered() {
     parked_copies_after_a_rewind_are_delivered(None);
@@ -113,11 +124,7 @@ fn copies_parked_before_references_are_delivered_by_a_reference_mode_courier() {
 }
 
 fn parked_copies_after_a_rewind_are_delivered(parking: Option<&str>) {
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, "event-logs", 1);
-    create_topic(&brokers, "courier-failures", 1);
-    create_topic(&brokers, RETRY, 2);
+    let (_tansu, brokers) = broker(2);
     let now = chrono::Utc::now().timestamp_millis();
     let (due, later) = (now - 1000, now + 4000);
     // Per partition, one batch: three due records, then three due in 4 s. The worker
@@ -216,11 +223,7 @@ fn parked_copies_after_a_rewind_are_delivered(parking: Option<&str>) {
 #[test]
 fn a_hanging_destinations_parked_copies_do_not_hold_back_another_tenants() {
     const HANGING: i64 = 80;
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, "event-logs", 1);
-    create_topic(&brokers, "courier-failures", 1);
-    create_topic(&brokers, RETRY, 1);
+    let (_tansu, brokers) = broker(1);
     let now = chrono::Utc::now().timestamp_millis();
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
