@@ -58,14 +58,15 @@ pub fn courier_bin(args: &RunArgs) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// Sums every series of a metric in Prometheus text.
+/// Sums every series of a metric in Prometheus text (0 without any: a fold from +0, since
+/// `Iterator::sum` of no `f64` is −0, which the report printed as "-0").
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| {
             l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, v| sum + v)
 }
 
 /// The value of the series written exactly as `series` (name and labels).
@@ -77,7 +78,7 @@ fn labelled_sum(text: &str, series: &str) -> f64 {
                 .parse::<f64>()
                 .ok()
         })
-        .sum()
+        .fold(0.0, |sum, v| sum + v)
 }
 
 /// What every run of one benchmark shares.
@@ -334,5 +335,18 @@ mod tests {
         assert_eq!(metric_sum(text, "courier_requests_total"), 7.5);
         assert_eq!(metric_sum(text, "courier_paused_partitions"), 2.0);
         assert_eq!(metric_sum(text, "courier_events_parked_total"), 0.0);
+    }
+
+    /// A metric without any series sums to +0 (the report printed "-0 copies" before).
+    #[test]
+    fn a_metric_without_series_sums_to_positive_zero() {
+        let text = "courier_parked_records_total{encoding=\"reference\"} 12\n";
+        assert!(metric_sum(text, "courier_events_parked_total").is_sign_positive());
+        let copies = labelled_sum(text, "courier_parked_records_total{encoding=\"copy\"}");
+        assert!(copies.is_sign_positive(), "{copies}");
+        assert_eq!(
+            labelled_sum(text, "courier_parked_records_total{encoding=\"reference\"}"),
+            12.0
+        );
     }
 }
