@@ -1142,3 +1142,85 @@ fn a_revocation_parks_the_diverted_events_instead_of_waiting_for_them() {
         "the revocation waited its whole timeout for events only its own source could park\n{log}"
     );
 }
+
+/// Broker: tansu. A paused destination's parked events are reported, not attempted. The
+/// destination answers 503 to everything; its circuit opens at the first failure, is probed
+/// every second, and the destination is paused once it has failed for 3 s (`pause_after`). Its
+/// 60 events were all parked before that (one event per first request, the rest by the
+/// circuit). Once it is paused, their scheduled attempts end in failure events of kind
+/// `destination_paused` without another request, as its lane reports its own batches. Before, the retry
+/// worker went on sending them to the paused destination until their 20 scheduled attempts
+/// were spent, and reported them as `http_status`.
+#[test]
+fn a_paused_destinations_parked_references_are_reported_without_a_request() {
+    paused_destination_reports_its_parked_events("reference");
+}
+
+/// The same with parked copies.
+#[test]
+fn a_paused_destinations_parked_copies_are_reported_without_a_request() {
+    paused_destination_reports_its_parked_events("copy");
+}
+
+fn paused_destination_reports_its_parked_events(parking: &str) {
+    const N: u64 = 60;
+    let tansu = Tansu::start();
+    let brokers = tansu.brokers();
+    create_topic(&brokers, TOPIC, 1);
+    create_topic(&brokers, FAILURES, 1);
+    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
+    hook.set_behaviour(Behaviour::Always(503));
+    let cfg = CourierConfig::new(&brokers)
+        .parking(parking)
+        .delivery("retry_max_elapsed", "\"300ms\"")
+        .delivery(
+            "retry_schedule",
+            &format!("[{}]", vec!["\"1s\""; 20].join(", ")),
+        )
+        .delivery("circuit_failure_threshold", "1")
+        .delivery("probe_interval", "\"1s\"")
+        .delivery("pause_after", "\"3s\"")
+        .delivery("request_timeout", "\"1s\"")
+        .destination(hook.destination_toml("proj_0001", "hook-1"));
+    let courier = Courier::start_ready(&cfg);
+    let events = ordinary_events(&mut generator(91, 1), N as usize, &["proj_0001"]);
+    produce(
+        &brokers,
+        TOPIC,
+        events.iter().map(|(_, b)| (Some(0), b.clone())),
+    );
+    let reported = |failures: &[Value]| -> Vec<Value> {
+        failures
+            .iter()
+            .filter(|f| f["destinationId"] == "hook-1" && f["payload"]["count"].is_u64())
+            .cloned()
+            .collect()
+    };
+    wait_for("every event is reported", &courier, || {
+        reported(&failure_events(&brokers))
+            .iter()
+            .map(|f| f["payload"]["count"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            >= N
+    });
+    let requests = hook.request_count();
+    let failures = reported(&failure_events(&brokers));
+    let kinds: HashMap<String, u64> = failures.iter().fold(HashMap::new(), |mut m, f| {
+        *m.entry(f["error"]["kind"].as_str().unwrap_or("?").to_owned())
+            .or_default() += f["payload"]["count"].as_u64().unwrap_or(0);
+        m
+    });
+    eprintln!("reported by kind: {kinds:?}; {requests} requests reached the destination");
+    assert_eq!(
+        kinds,
+        HashMap::from([("destination_paused".to_owned(), N)]),
+        "every parked event of the paused destination is reported as paused\n{}",
+        courier.log_tail()
+    );
+    // Its first failure at once, then a probe a second until the pause at 3 s: a handful.
+    assert!(
+        requests <= 8,
+        "{requests} requests reached a destination paused after 3 s of failures"
+    );
+    assert_eq!(hook.event_count(), 0);
+}

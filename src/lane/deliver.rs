@@ -409,13 +409,18 @@ pub fn rate_limited(
 }
 
 fn paused_error(shared: &LaneShared) -> DeliveryError {
+    paused(&shared.destination_id, shared.delivery.pause_after)
+}
+
+/// Events reported without an attempt because `destination` was paused after failing for
+/// `pause_after` (its lane's batches and its parked batches alike).
+pub fn paused(destination: &str, pause_after: std::time::Duration) -> DeliveryError {
     DeliveryError {
         kind: ErrorKind::Paused,
         http_status: None,
         message: format!(
-            "destination {} was paused after failing for {}; fix it and replay these events",
-            shared.destination_id,
-            humantime::format_duration(shared.delivery.pause_after)
+            "destination {destination} was paused after failing for {}; fix it and replay these events",
+            humantime::format_duration(pause_after)
         ),
     }
 }

@@ -29,7 +29,7 @@ use tracing::Instrument;
 
 pub use batch::Batcher;
 pub use circuit::{Circuit, Decision, State as CircuitState, Transition};
-pub use deliver::{circuit_open, not_answering, rate_limited};
+pub use deliver::{circuit_open, not_answering, paused, rate_limited};
 pub use health::DestinationHealth;
 pub use retry::{RetryPolicy, RetrySchedule, MAX_RETRY_AFTER};
 

@@ -32,8 +32,12 @@ pub(super) async fn attempt_reference(
     // An open circuit is probed once per probe interval, by the lane or by a parked batch;
     // any other batch due meanwhile waits (in memory, without a connection or a read) until
     // the circuit may have closed. Its scheduled attempt is not spent.
+    let decision = match &target {
+        Some(t) => t.health.decide().await,
+        None => Decision::Attempt,
+    };
     if let Some(t) = &target {
-        if t.health.decide().await == Decision::Park {
+        if decision == Decision::Park {
             let mut reference = reference;
             reference.due_ms =
                 crate::clock::wall_deadline(Utc::now(), t.config.delivery.probe_interval)
@@ -92,7 +96,7 @@ pub(super) async fn attempt_reference(
         first_failure_ms: reference.first_failure_ms,
         last_error: reference.last_error,
     };
-    attempt(shared, target, slot, key, batch).await;
+    attempt(shared, target, slot, key, batch, decision).await;
 }
 
 /// One scheduled attempt of a batch of parked copies. While the destination's circuit is
@@ -104,7 +108,7 @@ pub(super) async fn attempt_reference(
 /// failed), the batch is postponed by a `request_timeout` — parked again for the same attempt,
 /// which is not spent. Before, a destination that hung held a batch in each of the worker's
 /// attempt slots until its requests timed out, 4 at a time, and no other tenant's parked
-/// copies were read meanwhile.
+/// copies were read meanwhile. A paused destination's batch is reported without a request.
 pub(super) async fn attempt_copies(
     shared: &Shared,
     target: Option<Arc<Target>>,
@@ -112,7 +116,7 @@ pub(super) async fn attempt_copies(
     batch: Pending,
 ) {
     let Some(t) = &target else {
-        return attempt(shared, target, None, key, batch).await;
+        return attempt(shared, target, None, key, batch, Decision::Attempt).await;
     };
     let first_failure = Utc
         .timestamp_millis_opt(batch.first_failure_ms)
@@ -127,15 +131,33 @@ pub(super) async fn attempt_copies(
         Some(&t.stats),
         first_failure,
     );
-    if t.health.decide().await == Decision::Park {
-        let error = t
-            .health
-            .last_error()
-            .unwrap_or_else(|| crate::lane::circuit_open(&t.config.id));
-        return settler.park(&batch.events, &error).await;
+    let decision = t.health.decide().await;
+    match decision {
+        Decision::Park => {
+            let error = t
+                .health
+                .last_error()
+                .unwrap_or_else(|| crate::lane::circuit_open(&t.config.id));
+            return settler.park(&batch.events, &error).await;
+        }
+        // Reported without a request (and without a slot).
+        Decision::Report => {
+            return attempt(shared, target.clone(), None, key.clone(), batch, decision).await
+        }
+        Decision::Attempt | Decision::Probe => {}
     }
     match slot_while_answering(t).await {
-        Ok(slot) => attempt(shared, target.clone(), Some(slot), key.clone(), batch).await,
+        Ok(slot) => {
+            attempt(
+                shared,
+                target.clone(),
+                Some(slot),
+                key.clone(),
+                batch,
+                decision,
+            )
+            .await
+        }
         Err(()) => {
             let error = crate::lane::not_answering(
                 &t.config.id,
@@ -200,13 +222,16 @@ fn settler<'a>(
 /// ([`crate::settle`]): what fails again waits for the next scheduled attempt.
 ///
 /// `slot` is one of the destination's request slots when the caller took it already; without
-/// one the attempt waits for one.
+/// one the attempt waits for one. `decision` is the destination's circuit's for this batch
+/// ([`Decision::Park`] is handled by the callers): a paused destination's parked events are
+/// reported without a request, as its lane reports its batches.
 pub(super) async fn attempt(
     shared: &Shared,
     target: Option<Arc<Target>>,
     slot: Option<OwnedSemaphorePermit>,
     key: BatchKey,
     batch: Pending,
+    decision: Decision,
 ) {
     // The batch's events count in the in-flight budget while it is attempted: many parked
     // batches due at once (after an outage) slow reading instead of growing memory.
@@ -241,6 +266,17 @@ pub(super) async fn attempt(
             .await;
         return;
     };
+    if decision == Decision::Report {
+        let error = crate::lane::paused(&target.config.id, target.config.delivery.pause_after);
+        settler(
+            target.config.sink.type_name(),
+            &target.config.delivery.retry_schedule,
+            Some(&target.stats),
+        )
+        .fail(&batch.events, &error, attempt)
+        .await;
+        return;
+    }
     let _slot = match slot {
         Some(slot) => slot,
         None => target
