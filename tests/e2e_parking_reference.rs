@@ -530,12 +530,7 @@ fn parked_copies_of_an_open_circuit_are_parked_again_without_a_request() {
 }
 
 fn open_circuit_probed_not_hammered(parking: &str) {
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 2);
-    create_topic(&brokers, FAILURES, 1);
-    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
-    hook.set_behaviour(Behaviour::Always(503));
+    let (_tansu, brokers, hook, _healthy) = broker_and_receivers(2);
     // Copies spend an attempt each second while the circuit is open: enough steps that none
     // has spent them all during the test.
     let steps = if parking == "copy" { 30 } else { 6 };
@@ -1145,12 +1140,12 @@ fn a_revocation_parks_the_diverted_events_instead_of_waiting_for_them() {
 
 /// Broker: tansu. A paused destination's parked events are reported, not attempted. The
 /// destination answers 503 to everything; its circuit opens at the first failure, is probed
-/// every second, and the destination is paused once it has failed for 3 s (`pause_after`). Its
-/// 60 events were all parked before that (one event per first request, the rest by the
-/// circuit). Once it is paused, their scheduled attempts end in failure events of kind
-/// `destination_paused` without another request, as its lane reports its own batches. Before, the retry
-/// worker went on sending them to the paused destination until their 20 scheduled attempts
-/// were spent, and reported them as `http_status`.
+/// every second, and the destination is paused once it has failed for 3 s (`pause_after`).
+/// Its 60 events were all parked before that. Once it is paused, their scheduled attempts end
+/// in failure events of kind `destination_paused` without another request, as its lane
+/// reports its own batches. Before, the retry worker went on sending them to the paused
+/// destination until their 20 scheduled attempts were spent, and reported them as
+/// `http_status`.
 #[test]
 fn a_paused_destinations_parked_references_are_reported_without_a_request() {
     paused_destination_reports_its_parked_events("reference");
@@ -1164,23 +1159,11 @@ fn a_paused_destinations_parked_copies_are_reported_without_a_request() {
 
 fn paused_destination_reports_its_parked_events(parking: &str) {
     const N: u64 = 60;
-    let tansu = Tansu::start();
-    let brokers = tansu.brokers();
-    create_topic(&brokers, TOPIC, 1);
-    create_topic(&brokers, FAILURES, 1);
-    let hook = WebhookReceiver::start(ReceiverConfig::default().signed());
-    hook.set_behaviour(Behaviour::Always(503));
-    let cfg = CourierConfig::new(&brokers)
+    let (_tansu, brokers, hook, _healthy) = broker_and_receivers(1);
+    let schedule = format!("[{}]", vec!["\"1s\""; 20].join(", "));
+    let cfg = one_failure_opens(&brokers, &schedule, "\"1s\"")
         .parking(parking)
-        .delivery("retry_max_elapsed", "\"300ms\"")
-        .delivery(
-            "retry_schedule",
-            &format!("[{}]", vec!["\"1s\""; 20].join(", ")),
-        )
-        .delivery("circuit_failure_threshold", "1")
-        .delivery("probe_interval", "\"1s\"")
         .delivery("pause_after", "\"3s\"")
-        .delivery("request_timeout", "\"1s\"")
         .destination(hook.destination_toml("proj_0001", "hook-1"));
     let courier = Courier::start_ready(&cfg);
     let events = ordinary_events(&mut generator(91, 1), N as usize, &["proj_0001"]);
