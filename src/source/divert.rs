@@ -454,6 +454,42 @@ impl Diverted {
     }
 }
 
+/// Whether an event routed to a lane with `divert` goes around the lane: parking is by
+/// reference, and the destination is suspect (failing, or not answering its first request)
+/// while `pressed` (the lanes are above the spill threshold, or its own queue is crowded), or
+/// its parking window covers `now` (the loop's turn's time, read here when first needed; a
+/// closed window needs no clock).
+pub(super) fn diverts(
+    divert: &Divert,
+    by_reference: bool,
+    pressed: impl FnOnce() -> bool,
+    now: &mut Option<tokio::time::Instant>,
+) -> bool {
+    if !by_reference {
+        return false;
+    }
+    if divert
+        .window
+        .suspect(|| *now.get_or_insert_with(tokio::time::Instant::now))
+        && pressed()
+    {
+        return true;
+    }
+    if divert.window.is_closed() {
+        return false;
+    }
+    divert
+        .window
+        .covers(*now.get_or_insert_with(tokio::time::Instant::now))
+}
+
+/// Whether a lane's queue is [crowded]: for a suspect destination, pressure
+/// of its own even when the shared budget is below its spill threshold.
+pub(super) fn queue_crowded(queue: &tokio::sync::mpsc::Sender<Event>) -> bool {
+    let capacity = queue.max_capacity();
+    crowded(capacity.saturating_sub(queue.capacity()), capacity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +677,66 @@ mod tests {
             DIVERTED_EVENT_BYTES < std::mem::size_of::<Event>() / 2,
             "a position is less than half an event ({DIVERTED_EVENT_BYTES} bytes)"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_destination_is_diverted_under_pressure_or_inside_its_window() {
+        let d = Divert {
+            window: Arc::new(ParkWindow::default()),
+            park: Arc::new(|_| Box::pin(async {})),
+            max_age: Duration::from_secs(1),
+        };
+        let mut now = None;
+        let yes = || true;
+        let no = || false;
+        assert!(!diverts(&d, true, yes, &mut now), "a healthy destination");
+        d.window.set_failing(true);
+        assert!(!diverts(&d, true, no, &mut now), "failing, no pressure");
+        assert!(diverts(&d, true, yes, &mut now), "failing under pressure");
+        assert!(!diverts(&d, false, yes, &mut now), "parking by copy");
+        d.window.set_failing(false);
+        d.window
+            .set(Some(tokio::time::Instant::now() + Duration::from_secs(60)));
+        assert!(diverts(&d, true, no, &mut now), "inside the window");
+        assert!(
+            !diverts(&d, false, no, &mut now),
+            "by copy, inside the window"
+        );
+        d.window.set(None);
+        assert!(!diverts(&d, true, no, &mut now), "the window closed");
+        let budget = Budget {
+            max_events: 100,
+            max_bytes: 1000,
+        };
+        assert!(budget.under_pressure(51, 0));
+        assert!(budget.under_pressure(0, 251));
+        assert!(!budget.under_pressure(50, 250));
+    }
+
+    /// A queue half full is crowded: pressure of its own for a suspect destination, whatever
+    /// the shared budget holds.
+    #[tokio::test]
+    async fn a_failing_destination_whose_queue_is_half_full_is_diverted_without_shared_pressure() {
+        let (queue, _rx) = tokio::sync::mpsc::channel(4);
+        let d = Divert {
+            window: Arc::new(ParkWindow::default()),
+            park: Arc::new(|_| Box::pin(async {})),
+            max_age: Duration::from_secs(1),
+        };
+        d.window.set_failing(true);
+        let mut now = None;
+        let pressed = || queue_crowded(&queue);
+        queue
+            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 0))
+            .unwrap();
+        assert!(!diverts(&d, true, pressed, &mut now), "a quarter full");
+        queue
+            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 1))
+            .unwrap();
+        assert!(diverts(&d, true, pressed, &mut now), "half full");
+        d.window.set_failing(false);
+        assert!(!diverts(&d, true, pressed, &mut now), "half full, healthy");
+        assert!(crowded(1, 1) && crowded(5_000, 10_000));
+        assert!(!crowded(0, 1) && !crowded(4_999, 10_000));
     }
 }

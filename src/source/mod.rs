@@ -438,8 +438,8 @@ impl Source {
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
                     match input.divert.as_ref().filter(|d| {
-                        let pressed = || self.pressure || queue_crowded(&input.queue);
-                        diverts(d, self.by_reference, pressed, &mut self.now)
+                        let pressed = || self.pressure || divert::queue_crowded(&input.queue);
+                        divert::diverts(d, self.by_reference, pressed, &mut self.now)
                     }) {
                         Some(divert) => {
                             let position = divert::Position { ack, failure_event };
@@ -527,42 +527,6 @@ impl Source {
     }
 }
 
-/// Whether an event routed to a lane with `divert` goes around the lane: parking is by
-/// reference, and the destination is suspect (failing, or not answering its first request)
-/// while `pressed` (the lanes are above the spill threshold, or its own queue is crowded), or
-/// its parking window covers `now` (the loop's turn's time, read here when first needed; a
-/// closed window needs no clock).
-fn diverts(
-    divert: &divert::Divert,
-    by_reference: bool,
-    pressed: impl FnOnce() -> bool,
-    now: &mut Option<tokio::time::Instant>,
-) -> bool {
-    if !by_reference {
-        return false;
-    }
-    if divert
-        .window
-        .suspect(|| *now.get_or_insert_with(tokio::time::Instant::now))
-        && pressed()
-    {
-        return true;
-    }
-    if divert.window.is_closed() {
-        return false;
-    }
-    divert
-        .window
-        .covers(*now.get_or_insert_with(tokio::time::Instant::now))
-}
-
-/// Whether a lane's queue is [crowded](divert::crowded): for a suspect destination, pressure
-/// of its own even when the shared budget is below its spill threshold.
-fn queue_crowded(queue: &tokio::sync::mpsc::Sender<Event>) -> bool {
-    let capacity = queue.max_capacity();
-    divert::crowded(capacity.saturating_sub(queue.capacity()), capacity)
-}
-
 /// Whether reading waits, given what the lanes hold: `events` events and `bytes` bytes
 /// (events, and the request bodies encoded from them).
 ///
@@ -577,71 +541,8 @@ fn reading_waits(events: usize, bytes: usize, max_events: usize, max_bytes: usiz
 }
 
 #[cfg(test)]
-mod budget_tests {
-    use super::{divert, diverts, reading_waits};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    #[tokio::test]
-    async fn a_failing_destination_is_diverted_under_pressure_or_inside_its_window() {
-        let d = divert::Divert {
-            window: Arc::new(divert::ParkWindow::default()),
-            park: Arc::new(|_| Box::pin(async {})),
-            max_age: Duration::from_secs(1),
-        };
-        let mut now = None;
-        let yes = || true;
-        let no = || false;
-        assert!(!diverts(&d, true, yes, &mut now), "a healthy destination");
-        d.window.set_failing(true);
-        assert!(!diverts(&d, true, no, &mut now), "failing, no pressure");
-        assert!(diverts(&d, true, yes, &mut now), "failing under pressure");
-        assert!(!diverts(&d, false, yes, &mut now), "parking by copy");
-        d.window.set_failing(false);
-        d.window
-            .set(Some(tokio::time::Instant::now() + Duration::from_secs(60)));
-        assert!(diverts(&d, true, no, &mut now), "inside the window");
-        assert!(
-            !diverts(&d, false, no, &mut now),
-            "by copy, inside the window"
-        );
-        d.window.set(None);
-        assert!(!diverts(&d, true, no, &mut now), "the window closed");
-        let budget = divert::Budget {
-            max_events: 100,
-            max_bytes: 1000,
-        };
-        assert!(budget.under_pressure(51, 0));
-        assert!(budget.under_pressure(0, 251));
-        assert!(!budget.under_pressure(50, 250));
-    }
-
-    /// A queue half full is crowded: pressure of its own for a suspect destination, whatever
-    /// the shared budget holds.
-    #[tokio::test]
-    async fn a_failing_destination_whose_queue_is_half_full_is_diverted_without_shared_pressure() {
-        let (queue, _rx) = tokio::sync::mpsc::channel(4);
-        let d = divert::Divert {
-            window: Arc::new(divert::ParkWindow::default()),
-            park: Arc::new(|_| Box::pin(async {})),
-            max_age: Duration::from_secs(1),
-        };
-        d.window.set_failing(true);
-        let mut now = None;
-        let pressed = || super::queue_crowded(&queue);
-        queue
-            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 0))
-            .unwrap();
-        assert!(!diverts(&d, true, pressed, &mut now), "a quarter full");
-        queue
-            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 1))
-            .unwrap();
-        assert!(diverts(&d, true, pressed, &mut now), "half full");
-        d.window.set_failing(false);
-        assert!(!diverts(&d, true, pressed, &mut now), "half full, healthy");
-        assert!(divert::crowded(1, 1) && divert::crowded(5_000, 10_000));
-        assert!(!divert::crowded(0, 1) && !divert::crowded(4_999, 10_000));
-    }
+mod tests {
+    use super::reading_waits;
 
     #[test]
     fn reading_waits_at_half_the_byte_budget_to_leave_room_for_request_bodies() {
