@@ -96,17 +96,13 @@ impl Settler<'_> {
     /// Parks events for the next scheduled attempt; after the last one (or with an empty
     /// schedule) they are reported instead. Events too large to park are reported too.
     pub async fn park(&self, events: &[Event], error: &DeliveryError) {
-        let next = self.attempt + 1;
-        let Some(delay) = scheduled_delay(self.schedule, next) else {
-            return self.fail(events, error, self.attempt).await;
-        };
-        self.park_as(events, error, next, delay, false).await;
+        self.park_for_next(events, error, false).await;
     }
 
     /// Parks `events` again for the scheduled attempt they were due for (`attempt`, not
     /// spent), due after `delay`: the retry worker postpones parked copies this way while their
-    /// destination's circuit is open or its requests hang, instead of holding them (and its
-    /// own attempt slots) until it answers.
+    /// destination's requests hang, instead of holding them (and its own attempt slots) until
+    /// it answers.
     pub async fn postpone(&self, events: &[Event], error: &DeliveryError, delay: Duration) {
         self.park_as(events, error, self.attempt, delay, false)
             .await;
@@ -116,11 +112,16 @@ impl Settler<'_> {
     /// without their payloads ([`crate::source::divert`]; the mode was *reference* when they
     /// were). A schedule without a next step is never given such events.
     pub async fn park_by_reference(&self, events: &[Event], error: &DeliveryError) {
+        self.park_for_next(events, error, true).await;
+    }
+
+    /// Parks `events` for the next scheduled attempt, or reports them after the last one.
+    async fn park_for_next(&self, events: &[Event], error: &DeliveryError, by_reference: bool) {
         let next = self.attempt + 1;
         let Some(delay) = scheduled_delay(self.schedule, next) else {
             return self.fail(events, error, self.attempt).await;
         };
-        self.park_as(events, error, next, delay, true).await;
+        self.park_as(events, error, next, delay, by_reference).await;
     }
 
     /// Parks `events` for scheduled attempt `next`, due after `delay`.
