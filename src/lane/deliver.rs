@@ -11,6 +11,7 @@ use super::{panic_text, Decision, LaneShared, RetryPolicy};
 use crate::event::Event;
 use crate::settle::{nested_parts, Settler};
 use crate::sinks::{DeliveryError, EncodedBatch, ErrorKind, Outcome};
+use crate::source::divert::Diversion;
 
 /// Delivers one batch, containing a panic to it: a bug that a batch's data or a sink's answer
 /// triggers must not take the other lanes, or the process, with it. The batch's events are
@@ -315,19 +316,35 @@ pub(super) async fn spill(shared: &LaneShared, events: &[Event]) {
     settler(shared, Utc::now()).park(events, &error).await;
 }
 
-/// Parks, by reference, a batch the source collected around the lane while the circuit was
-/// open ([`crate::source::divert`]): what [`deliver`] does with a batch when told to park.
-pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event]) {
-    let error = park_error(shared);
-    shared
-        .context
-        .metrics
-        .diverted_events
+/// Parks, by reference, a batch the source collected around the lane
+/// ([`crate::source::divert`]): while the circuit was open (what [`deliver`] does with a
+/// batch when told to park), while the destination was suspect under pressure, or as the
+/// overflow of a full queue in a partition other destinations share.
+pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event], reason: Diversion) {
+    let metrics = &shared.context.metrics;
+    let (counter, error) = match reason {
+        Diversion::Failing => (&metrics.diverted_events, park_error(shared)),
+        Diversion::Overflow => (&metrics.overflow_events, overflow_error(shared)),
+    };
+    counter
         .with_label_values(&[shared.destination_type])
         .inc_by(events.len() as u64);
     settler(shared, Utc::now())
         .park_by_reference(events, &error)
         .await;
+}
+
+/// The error an overflow carries until its first attempt: nothing failed; the destination's
+/// queue was full.
+fn overflow_error(shared: &LaneShared) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::Overflow,
+        http_status: None,
+        message: format!(
+            "destination {} could not keep up: its queue ({} events) was full and other destinations' events share the partition; the events were parked without an attempt",
+            shared.destination_id, shared.delivery.queue_max_events
+        ),
+    }
 }
 
 /// The error a batch parked without an attempt carries: the destination's last one, or

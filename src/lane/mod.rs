@@ -137,10 +137,10 @@ pub fn spawn(
     let divert = divertible(&shared).then(|| {
         let park_shared = shared.clone();
         let park_span = span.clone();
-        let park: ParkBatch = Arc::new(move |events: Vec<Event>| {
+        let park: ParkBatch = Arc::new(move |events: Vec<Event>, reason| {
             let shared = park_shared.clone();
             Box::pin(
-                async move { deliver::park_diverted(&shared, &events).await }
+                async move { deliver::park_diverted(&shared, &events, reason).await }
                     .instrument(park_span.clone()),
             )
         });

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::references::{lost_error, Scheduled};
 use super::{BatchKey, Pending, Shared, Target};
+use crate::event::Event;
 use crate::lane::Decision;
 use crate::metrics::DestinationStats;
 use crate::parking::reference::ParkedReference;
@@ -286,24 +287,87 @@ pub(super) async fn attempt(
             .await
             .expect("a target's semaphore is never closed"),
     };
-    target.stats.requests.fetch_add(1, Ordering::Relaxed);
-    // Parked events are the originals: the destination's redaction applies again here.
-    let shaped = crate::shaping::shaped(target.config.shape.as_deref(), &batch.events);
-    let sending = match &shaped {
-        Ok(s) => Ok(s.as_deref().unwrap_or(&batch.events)),
-        Err(error) => Err(error.clone()),
-    };
     let settler = settler(
         target.config.sink.type_name(),
         &target.config.delivery.retry_schedule,
         Some(&target.stats),
     );
+    let delivery = &target.config.delivery;
+    let requests = request_ranges(
+        &batch.events,
+        delivery.batch_max_events,
+        delivery.batch_max_bytes,
+    );
+    let mut requests = requests.into_iter();
+    while let Some(range) = requests.next() {
+        let sent = send_request(shared, &target, &settler, &batch.events[range], attempt).await;
+        if let Err(error) = sent {
+            // The destination failed this request: the rest are not sent now (each would
+            // wait for the same failure), but settled as it was — parked for the next
+            // attempt, or reported after the last, with its error.
+            let rest = requests
+                .next()
+                .map(|r| r.start)
+                .unwrap_or(batch.events.len());
+            if rest < batch.events.len() {
+                let outcome = Outcome::Retry {
+                    error,
+                    retry_after: None,
+                };
+                settler
+                    .settle(&batch.events[rest..], outcome, attempt)
+                    .await;
+            }
+            return;
+        }
+    }
+}
+
+/// The events of a parked batch in requests of at most the destination's `batch_max_events`
+/// and `batch_max_bytes` (at least one event each). A reference holds up to a second's worth
+/// of a busy destination's events — up to 10,000 — and was sent as one request.
+fn request_ranges(
+    events: &[Event],
+    max_events: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let (max_events, mut ranges, mut start, mut bytes) = (max_events.max(1), Vec::new(), 0, 0);
+    for (i, event) in events.iter().enumerate() {
+        let size = event.raw.len();
+        if i > start && (i - start >= max_events || bytes + size > max_bytes) {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < events.len() {
+        ranges.push(start..events.len());
+    }
+    ranges
+}
+
+/// Sends one request of a parked batch's events and settles them; the error of the first
+/// part the destination failed (a retry, or a rejection of the destination itself), if any.
+async fn send_request(
+    shared: &Shared,
+    target: &Target,
+    settler: &Settler<'_>,
+    originals: &[Event],
+    attempt: u32,
+) -> Result<(), DeliveryError> {
+    target.stats.requests.fetch_add(1, Ordering::Relaxed);
+    // Parked events are the originals: the destination's redaction applies again here.
+    let shaped = crate::shaping::shaped(target.config.shape.as_deref(), originals);
+    let sending = match &shaped {
+        Ok(s) => Ok(s.as_deref().unwrap_or(originals)),
+        Err(error) => Err(error.clone()),
+    };
     // The destination's rate limit binds parked batches as well (the lane's buckets, shared
     // through its health); a wait longer than the in-line budget parks the batch again.
     if let Some(rate) = target.health.rate() {
         let budget = target.config.delivery.retry_max_elapsed;
         if let Err(limited) = rate
-            .acquire(batch.events.len(), budget, tokio::time::sleep)
+            .acquire(originals.len(), budget, tokio::time::sleep)
             .await
         {
             shared
@@ -313,16 +377,16 @@ pub(super) async fn attempt(
                 .inc();
             let error = crate::lane::rate_limited(&target.config.id, budget, limited);
             let outcome = Outcome::Retry {
-                error,
+                error: error.clone(),
                 retry_after: None,
             };
-            settler.settle(&batch.events, outcome, attempt).await;
-            return;
+            settler.settle(originals, outcome, attempt).await;
+            return Err(error);
         }
     }
     // Events the sink cannot encode (a body template failing on their data) are reported one
     // by one, as in a lane; the others are sent.
-    let mut originals = std::borrow::Cow::Borrowed(&batch.events[..]);
+    let mut originals = std::borrow::Cow::Borrowed(originals);
     let encoded = sending.and_then(|events| Ok((events, target.sink.encode_checked(events)?)));
     // The request counts as out for the destination's suspicion (its lane's and this worker's
     // batches wait on it).
@@ -336,7 +400,7 @@ pub(super) async fn attempt(
                 refused.into_iter().collect();
             let mut kept = Vec::new();
             let mut kept_originals = Vec::new();
-            for (i, (event, original)) in events.iter().zip(&batch.events).enumerate() {
+            for (i, (event, original)) in events.iter().zip(originals.iter()).enumerate() {
                 match refused.get(&i) {
                     Some(error) => {
                         settler
@@ -350,7 +414,7 @@ pub(super) async fn attempt(
                 }
             }
             if kept.is_empty() {
-                return;
+                return Ok(());
             }
             originals = std::borrow::Cow::Owned(kept_originals);
             target.sink.send(&kept, &encoded).await
@@ -366,10 +430,47 @@ pub(super) async fn attempt(
         Outcome::Partial(parts) => parts,
         whole => vec![(0..originals.len(), whole)],
     };
+    let mut failed = None;
     for (range, outcome) in parts {
         let Some(events) = originals.get(range) else {
             continue;
         };
+        match &outcome {
+            Outcome::Retry { error, .. }
+            | Outcome::Rejected {
+                error,
+                scope: RejectScope::Destination,
+            } => {
+                failed.get_or_insert_with(|| error.clone());
+            }
+            // Delivered, or these events' own data refused: the next request may go.
+            _ => {}
+        }
         settler.settle(events, outcome, attempt).await;
+    }
+    failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_ranges;
+    use crate::event::test_event;
+
+    #[test]
+    fn a_parked_batch_goes_out_in_requests_of_the_destinations_batch_size() {
+        let events: Vec<_> = (0..7).map(|i| test_event(vec![b'x'; 10], 0, i)).collect();
+        assert_eq!(request_ranges(&events, 3, 1_000), vec![0..3, 3..6, 6..7]);
+        assert_eq!(
+            request_ranges(&events, 100, 25),
+            vec![0..2, 2..4, 4..6, 6..7]
+        );
+        // An event over the byte limit still goes, on its own.
+        assert_eq!(request_ranges(&events[..2], 100, 5), vec![0..1, 1..2]);
+        assert_eq!(
+            request_ranges(&events, 0, 1_000).len(),
+            7,
+            "at least one event each"
+        );
+        assert!(request_ranges(&[], 3, 1_000).is_empty());
     }
 }

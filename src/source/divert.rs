@@ -1,6 +1,7 @@
 //! Around the lane of a failing destination: while a destination's circuit is open and no
 //! probe is due, its lane would only park what it receives. The source then parks those
-//! events itself, by reference, without passing them through the lane.
+//! events itself, by reference, without passing them through the lane. The same way around
+//! takes a slow destination's overflow (below).
 //!
 //! Why: in the stalled benchmark (1,000 tenants, each with a healthy destination and one
 //! that never answers) a broken destination's events cost about as much CPU as a delivery —
@@ -26,6 +27,13 @@
 //!   batch's time. In the stalled benchmark the black holes' circuits take three request
 //!   timeouts to open, and for that long their batches held the budget every tenant reads
 //!   with;
+//! - or, for a destination that answers but cannot keep up, when its queue is full and the
+//!   partition of the event also carries other destinations' events ([`Diversion::Overflow`],
+//!   [`super::sharing`]): queueing it would pause that partition, and every tenant in it would
+//!   wait for the slowest. The overflow is parked without an attempt, like a spilled batch, and
+//!   the retry worker delivers it when the destination has a free request slot. A partition
+//!   of that destination's events alone still pauses (backpressure: nothing reordered, nothing
+//!   read twice);
 //! - each diverted event is tracked like any other: its offset completes when its reference
 //!   is in the retry topic, and the batch's positions count in the in-flight byte budget
 //!   until then. A position is kept as a [`Position`] (32 bytes, against an [`Event`]'s 72);
@@ -254,9 +262,20 @@ pub fn crowded(queued: usize, capacity: usize) -> bool {
     queued.saturating_mul(2) >= capacity.max(1)
 }
 
+/// Why a destination's events go around its lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diversion {
+    /// Its circuit is open, or it is suspect under pressure: its lane would park them anyway.
+    Failing,
+    /// It answers, but its queue is full, and a pause would hold back the other destinations
+    /// whose events share the partition ([`super::sharing`]): they are parked for the retry
+    /// worker, which delivers them when the destination has a free request slot.
+    Overflow,
+}
+
 /// Parks a diverted batch by reference, as its lane's settler would (the future completes
 /// the events' offsets once the reference is written).
-pub type ParkBatch = Arc<dyn Fn(Vec<Event>) -> BoxFuture<'static, ()> + Send + Sync>;
+pub type ParkBatch = Arc<dyn Fn(Vec<Event>, Diversion) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A lane's way around itself, for the source: present for destinations whose events may be
 /// diverted (see the module's conditions).
@@ -310,9 +329,17 @@ impl Collector {
     }
 
     /// Adds an event's position to lane `lane`'s batch, parking the batch when it is full.
-    pub fn push(&self, lane: usize, divert: &Divert, position: Position, now: Instant) {
+    /// A batch is parked for the reason it was started with.
+    pub fn push(
+        &self,
+        lane: usize,
+        divert: &Divert,
+        position: Position,
+        reason: Diversion,
+        now: Instant,
+    ) {
         self.metrics.hold_bytes(DIVERTED_EVENT_BYTES);
-        let full = self.batches().push(lane, divert, position, now);
+        let full = self.batches().push(lane, divert, position, reason, now);
         if let Some(ready) = full {
             self.park(ready);
         }
@@ -373,6 +400,7 @@ struct Collecting {
     since: Instant,
     max_age: Duration,
     park: ParkBatch,
+    reason: Diversion,
     positions: Vec<Position>,
 }
 
@@ -380,6 +408,8 @@ struct Collecting {
 pub struct Ready {
     /// Parks it.
     pub park: ParkBatch,
+    /// Why its events went around their lane (the first one's reason).
+    pub reason: Diversion,
     /// Its events' positions.
     pub positions: Vec<Position>,
 }
@@ -389,7 +419,7 @@ impl Ready {
     /// source's thread).
     pub fn parking(self) -> BoxFuture<'static, ()> {
         let events = self.positions.into_iter().map(Position::event).collect();
-        (self.park)(events)
+        (self.park)(events, self.reason)
     }
 }
 
@@ -405,6 +435,7 @@ impl Diverted {
         lane: usize,
         divert: &Divert,
         position: Position,
+        reason: Diversion,
         now: Instant,
     ) -> Option<Ready> {
         if self.batches.len() <= lane {
@@ -415,6 +446,7 @@ impl Diverted {
             since: now,
             max_age: divert.max_age,
             park: divert.park.clone(),
+            reason,
             positions: Vec::new(),
         });
         batch.positions.push(position);
@@ -449,6 +481,7 @@ impl Diverted {
         self.events -= batch.positions.len();
         Ready {
             park: batch.park,
+            reason: batch.reason,
             positions: batch.positions,
         }
     }
@@ -490,6 +523,18 @@ pub(super) fn queue_crowded(queue: &tokio::sync::mpsc::Sender<Event>) -> bool {
     crowded(capacity.saturating_sub(queue.capacity()), capacity)
 }
 
+/// Whether an event routed to a lane with `divert` overflows around it ([`Diversion::Overflow`]):
+/// parking is by reference, the lane's queue has no room (queueing the event would pause its
+/// partition: the source is the queue's only sender, so room seen here is room to send), and
+/// the partition carries other lanes' events (`shared`, asked only then).
+pub(super) fn overflows(
+    by_reference: bool,
+    queue: &tokio::sync::mpsc::Sender<Event>,
+    shared: impl FnOnce() -> bool,
+) -> bool {
+    by_reference && queue.capacity() == 0 && shared()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,7 +556,7 @@ mod tests {
         let parked = parked.clone();
         Divert {
             window: Arc::new(ParkWindow::default()),
-            park: Arc::new(move |events: Vec<Event>| {
+            park: Arc::new(move |events: Vec<Event>, _| {
                 let parked = parked.clone();
                 Box::pin(async move {
                     parked
@@ -532,7 +577,7 @@ mod tests {
         let collector = Collector::new(metrics.clone());
         let t = Instant::now();
         for offset in 0..3 {
-            collector.push(2, &d, position(0, offset), t);
+            collector.push(2, &d, position(0, offset), Diversion::Failing, t);
         }
         assert!(!collector.is_empty());
         assert_eq!(
@@ -611,9 +656,13 @@ mod tests {
         let mut d = Diverted::default();
         let t = Instant::now();
         for offset in 0..3 {
-            assert!(d.push(0, &a, position(0, offset), t).is_none());
+            assert!(d
+                .push(0, &a, position(0, offset), Diversion::Failing, t)
+                .is_none());
         }
-        assert!(d.push(3, &b, position(1, 7), t).is_none());
+        assert!(d
+            .push(3, &b, position(1, 7), Diversion::Failing, t)
+            .is_none());
         assert!(!d.is_empty());
         assert!(d.due(t + Duration::from_millis(999)).is_empty());
         let due = d.due(t + Duration::from_secs(1));
@@ -624,7 +673,7 @@ mod tests {
         assert_eq!(*parked.lock().unwrap(), vec![vec![0, 1, 2]]);
         let mut full = None;
         for offset in 0..MAX_DIVERTED_EVENTS as i64 {
-            full = d.push(0, &a, position(0, offset), t);
+            full = d.push(0, &a, position(0, offset), Diversion::Failing, t);
             if offset + 1 < MAX_DIVERTED_EVENTS as i64 {
                 assert!(full.is_none());
             }
@@ -647,7 +696,7 @@ mod tests {
         let seen = parked.clone();
         let d = Divert {
             window: Arc::new(ParkWindow::default()),
-            park: Arc::new(move |events: Vec<Event>| {
+            park: Arc::new(move |events: Vec<Event>, _| {
                 let seen = seen.clone();
                 Box::pin(async move { seen.lock().unwrap().extend(events) })
             }),
@@ -662,7 +711,7 @@ mod tests {
             },
             failure_event: true,
         };
-        batches.push(0, &d, failure, Instant::now());
+        batches.push(0, &d, failure, Diversion::Failing, Instant::now());
         for r in batches.all() {
             r.parking().await;
         }
@@ -683,7 +732,7 @@ mod tests {
     async fn a_failing_destination_is_diverted_under_pressure_or_inside_its_window() {
         let d = Divert {
             window: Arc::new(ParkWindow::default()),
-            park: Arc::new(|_| Box::pin(async {})),
+            park: Arc::new(|_, _| Box::pin(async {})),
             max_age: Duration::from_secs(1),
         };
         let mut now = None;
@@ -720,7 +769,7 @@ mod tests {
         let (queue, _rx) = tokio::sync::mpsc::channel(4);
         let d = Divert {
             window: Arc::new(ParkWindow::default()),
-            park: Arc::new(|_| Box::pin(async {})),
+            park: Arc::new(|_, _| Box::pin(async {})),
             max_age: Duration::from_secs(1),
         };
         d.window.set_failing(true);
@@ -738,5 +787,54 @@ mod tests {
         assert!(!diverts(&d, true, pressed, &mut now), "half full, healthy");
         assert!(crowded(1, 1) && crowded(5_000, 10_000));
         assert!(!crowded(0, 1) && !crowded(4_999, 10_000));
+    }
+
+    /// A full queue overflows only where a pause would hold back another lane's events, and
+    /// only by reference; a batch is parked for the reason it was started with.
+    #[tokio::test]
+    async fn a_full_queue_overflows_only_in_a_shared_partition_and_by_reference() {
+        let (queue, _rx) = tokio::sync::mpsc::channel(2);
+        let asked = std::cell::Cell::new(0);
+        let shared = |answer: bool| {
+            let asked = &asked;
+            move || {
+                asked.set(asked.get() + 1);
+                answer
+            }
+        };
+        queue
+            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 0))
+            .unwrap();
+        assert!(!overflows(true, &queue, shared(true)), "room left");
+        assert_eq!(asked.get(), 0, "sharing is asked only of a full queue");
+        queue
+            .try_send(crate::event::test_event(bytes::Bytes::new(), 0, 1))
+            .unwrap();
+        assert!(overflows(true, &queue, shared(true)), "full, shared");
+        assert!(!overflows(true, &queue, shared(false)), "full, alone");
+        assert!(!overflows(false, &queue, shared(true)), "parking by copy");
+
+        let reasons = Arc::new(Mutex::new(Vec::new()));
+        let seen = reasons.clone();
+        let d = Divert {
+            window: Arc::new(ParkWindow::default()),
+            park: Arc::new(move |_, reason| {
+                let seen = seen.clone();
+                Box::pin(async move { seen.lock().unwrap().push(reason) })
+            }),
+            max_age: Duration::from_secs(1),
+        };
+        let mut batches = Diverted::default();
+        let t = Instant::now();
+        batches.push(0, &d, position(0, 1), Diversion::Overflow, t);
+        batches.push(0, &d, position(0, 2), Diversion::Failing, t);
+        batches.push(1, &d, position(0, 3), Diversion::Failing, t);
+        for r in batches.all() {
+            r.parking().await;
+        }
+        assert_eq!(
+            *reasons.lock().unwrap(),
+            vec![Diversion::Overflow, Diversion::Failing]
+        );
     }
 }

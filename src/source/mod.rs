@@ -13,6 +13,7 @@ pub mod continuity;
 pub mod divert;
 pub mod ranges;
 mod rebalance;
+pub mod sharing;
 mod stall;
 
 use std::collections::HashSet;
@@ -133,6 +134,9 @@ pub struct Source {
     continuity: Arc<SharedContinuity>,
     /// Failing destinations' events collected around their lanes ([`divert`]).
     diverted: Arc<divert::Collector>,
+    /// Which partitions carry more than one lane's events ([`sharing`]): where a full queue
+    /// overflows instead of pausing the partition.
+    sharing: sharing::Sharing,
     /// The parking mode in force ([`crate::parking::retention`]): events are diverted only
     /// while it is *reference*.
     parking: Arc<ParkingState>,
@@ -189,6 +193,7 @@ impl Source {
             paused: HashSet::new(),
             continuity,
             diverted,
+            sharing: sharing::Sharing::default(),
             parking,
             by_reference: false,
             pressure: false,
@@ -231,6 +236,7 @@ impl Source {
                     // Diverted batches are collected by lane number, which the new routing
                     // reassigns: park them first.
                     self.diverted.park_all();
+                    self.sharing.clear();
                     self.topology = self.updates.borrow_and_update().clone();
                     continue;
                 }
@@ -433,21 +439,34 @@ impl Source {
                 // is one (or when the destination it was made for is diverted).
                 let mut queued = std::mem::take(&mut self.queued);
                 queued.clear();
+                let now = &mut self.now;
+                self.sharing.saw(m.partition, &self.targets, || {
+                    *now.get_or_insert_with(tokio::time::Instant::now)
+                });
                 for &lane in &self.targets {
                     let input = &self.topology.lanes[lane];
                     input.routed.inc();
                     input.stats.routed.fetch_add(1, Ordering::Relaxed);
-                    match input.divert.as_ref().filter(|d| {
-                        let pressed = || self.pressure || divert::queue_crowded(&input.queue);
-                        divert::diverts(d, self.by_reference, pressed, &mut self.now)
-                    }) {
-                        Some(divert) => {
-                            let position = divert::Position { ack, failure_event };
+                    let Some(divert) = input.divert.as_ref() else {
+                        queued.push(lane);
+                        continue;
+                    };
+                    let pressed = || self.pressure || divert::queue_crowded(&input.queue);
+                    let reason =
+                        if divert::diverts(divert, self.by_reference, pressed, &mut self.now) {
+                            divert::Diversion::Failing
+                        } else if divert::overflows(self.by_reference, &input.queue, || {
                             let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
-                            self.diverted.push(lane, divert, position, now);
-                        }
-                        None => queued.push(lane),
-                    }
+                            self.sharing.shared(m.partition, now)
+                        }) {
+                            divert::Diversion::Overflow
+                        } else {
+                            queued.push(lane);
+                            continue;
+                        };
+                    let position = divert::Position { ack, failure_event };
+                    let now = *self.now.get_or_insert_with(tokio::time::Instant::now);
+                    self.diverted.push(lane, divert, position, reason, now);
                 }
                 let mut payload = Some(payload);
                 let mut stalled = false;

@@ -46,6 +46,9 @@ pub struct Metrics {
     /// Events parked by reference around their lane while their destination's circuit was
     /// open (never queued in the lane).
     pub diverted_events: IntCounterVec,
+    /// Events parked by reference around their lane because its queue was full while their
+    /// partition carried other destinations' events (a slow destination's overflow).
+    pub overflow_events: IntCounterVec,
     /// Events a destination's `sample` left out (completed without being sent).
     pub sampled_out_events: IntCounterVec,
     /// Events a destination's `daily_cap` skipped (completed without being sent).
@@ -404,6 +407,12 @@ impl Metrics {
                 &r,
                 "courier_diverted_events_total",
                 "Events parked by reference without passing through their lane, because their destination's circuit was open and no probe was due.",
+                &["destination_type"],
+            ),
+            overflow_events: counter_vec(
+                &r,
+                "courier_overflow_events_total",
+                "Events parked by reference without passing through their lane, because its queue was full and their partition carried other destinations' events: a destination that cannot keep up does not pause its partitions for the others.",
                 &["destination_type"],
             ),
             sampled_out_events: counter_vec(

@@ -148,6 +148,10 @@ pub enum ErrorKind {
     /// The destination's `rate_limit` would have held the batch longer than its in-line
     /// budget; it was parked without an attempt (retried later, as a failing destination's).
     RateLimited,
+    /// The destination answered, but not fast enough: its queue was full, and the events were
+    /// parked without an attempt so that the other destinations sharing their partition kept
+    /// reading (the lane's overflow).
+    Overflow,
 }
 
 impl ErrorKind {
@@ -167,6 +171,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::SmtpReply => "smtp_reply",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Overflow => "overflow",
         }
     }
 }

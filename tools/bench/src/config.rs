@@ -19,11 +19,21 @@ use crate::data::EventSource;
 
 /// Projects of the isolation scenario: one webhook destination each.
 pub const ISOLATION_PROJECTS: usize = 20;
-/// Of these, the first `ISOLATION_FAILING` answer 503 forever and the next one hangs (the black
-/// hole) in the isolation scenario's second run.
+/// Of these, the first `ISOLATION_FAILING` answer 503 forever, the next one hangs (the black
+/// hole) and project [`ISOLATION_SLOW`] answers too slowly for its share, in the isolation
+/// scenario's second run.
 pub const ISOLATION_FAILING: usize = 2;
+/// The project whose destination answers every request after [`SLOW_ANSWER`], one at a time,
+/// 10 events each: about 33 events/s for its share of 100 (at the default rate). It is project
+/// 4, not 3, so that with 4 partitions one partition in four carries no broken destination's
+/// events (the "apart" group).
+pub const ISOLATION_SLOW: usize = 4;
 /// Projects whose destination is broken in the isolation scenario's second run.
-pub const ISOLATION_BROKEN: usize = ISOLATION_FAILING + 1;
+pub const ISOLATION_BROKEN: [usize; 4] = [0, 1, 2, ISOLATION_SLOW];
+/// How long the slow destination of the isolation scenario takes to answer (the receiver's
+/// `/slow/` path; within half the broken destinations' `request_timeout`, so it is slow, not
+/// suspect).
+pub const SLOW_ANSWER: Duration = Duration::from_millis(300);
 /// Delivery settings of the destinations that are broken in the isolation scenario (in both of
 /// its runs, so that the runs differ only in the URLs): the in-line budget of one of their
 /// batches is `batch_timeout` + `retry_max_elapsed` + one `request_timeout`.
@@ -42,8 +52,9 @@ pub enum Layout {
     /// Per project a healthy destination and one that never answers.
     Stalled,
     /// `ISOLATION_PROJECTS` projects with one webhook destination each. `broken`: the first
-    /// `ISOLATION_FAILING` answer 503, the next one never answers; otherwise these point at
-    /// the receiver's uncounted `/ok/` path. The others are the healthy ones, at `/hook/`.
+    /// `ISOLATION_FAILING` answer 503, the next one never answers, `ISOLATION_SLOW` answers
+    /// slowly; otherwise these point at the receiver's uncounted `/ok/` path. The others are
+    /// the healthy ones, at `/hook/`.
     Isolation { broken: bool },
 }
 
@@ -186,7 +197,7 @@ min_level = "INFO""#
             }
             Layout::Isolation { broken } => {
                 let i = n - 1;
-                let url = if i >= ISOLATION_BROKEN {
+                let url = if !ISOLATION_BROKEN.contains(&i) {
                     // The last path segment groups the receiver's latencies.
                     let group = if shares_partition_with_broken(i, s.args.partitions) {
                         "shared"
@@ -201,11 +212,16 @@ min_level = "INFO""#
                         "http://127.0.0.1:{}/fail/{project}/webhook",
                         s.receiver_port
                     )
+                } else if i == ISOLATION_SLOW {
+                    format!(
+                        "http://127.0.0.1:{}/slow/{project}/webhook",
+                        s.receiver_port
+                    )
                 } else {
                     format!("http://127.0.0.1:{}/stall/{project}", s.stall_port)
                 };
                 dest("webhook", url, "");
-                if i < ISOLATION_BROKEN {
+                if ISOLATION_BROKEN.contains(&i) {
                     // Realistic settings for a destination that may break: a short request
                     // timeout and in-line budget, a circuit that opens after 3 failures and
                     // probes every 5 s; parked events are due only after the run, so the retry
@@ -218,6 +234,11 @@ min_level = "INFO""#
                         BROKEN_REQUEST_TIMEOUT.as_millis(),
                         BROKEN_RETRY_MAX_ELAPSED.as_millis(),
                     );
+                }
+                if i == ISOLATION_SLOW {
+                    // One request of 10 events at a time: it cannot keep up, and its queue of
+                    // 50 fills within a second of the start.
+                    t.push_str("max_in_flight = 1\nbatch_max_events = 10\nqueue_max_events = 50\n");
                 }
             }
         }
@@ -238,7 +259,7 @@ fn shares_partition_with_broken(j: usize, partitions: i32) -> bool {
         }
     }
     let g = gcd(ISOLATION_PROJECTS, partitions.max(1) as usize);
-    (0..ISOLATION_BROKEN).any(|b| b % g == j % g)
+    ISOLATION_BROKEN.iter().any(|b| b % g == j % g)
 }
 
 /// Deliveries to the receiver's `/hook/` the configuration implies for `n` benchmark
@@ -344,9 +365,9 @@ mod tests {
         // The `all` destination takes each event, the two filtered ones some.
         let fanout = count(Layout::FanOut);
         assert!(fanout > n && fanout < 3 * n, "{fanout}");
-        // Projects in turn; the first three (at `/ok/`, or broken) are not counted.
+        // Projects in turn; the four that may break (at `/ok/`, or broken) are not counted.
         let healthy =
-            n / ISOLATION_PROJECTS as u64 * (ISOLATION_PROJECTS - ISOLATION_BROKEN) as u64;
+            n / ISOLATION_PROJECTS as u64 * (ISOLATION_PROJECTS - ISOLATION_BROKEN.len()) as u64;
         assert_eq!(count(Layout::Isolation { broken: false }), healthy);
         assert_eq!(count(Layout::Isolation { broken: true }), healthy);
     }
@@ -354,7 +375,7 @@ mod tests {
     #[test]
     fn projects_sharing_a_partition_with_a_broken_one() {
         // 4 partitions: project j's events are in the partitions ≡ j (mod 4); the broken ones
-        // are projects 0, 1 and 2.
+        // are projects 0, 1, 2 and 4.
         let shared: Vec<usize> = (0..ISOLATION_PROJECTS)
             .filter(|&j| shares_partition_with_broken(j, 4))
             .collect();

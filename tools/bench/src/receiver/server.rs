@@ -1,8 +1,9 @@
 //! The receiver process: one thread, axum on a loopback port. `/hook/...` counts events by the
 //! marker (no JSON parsing) and, when asked, records each event's produce-to-receipt latency,
 //! also by the last segment of the URL path; `/ok/...` takes events without counting them as
-//! deliveries, `/fail/...` answers 503 forever, and a second port is a black hole that accepts
-//! connections, reads and never answers.
+//! deliveries, `/slow/...` does the same after [`SLOW_ANSWER`], `/fail/...` answers 503
+//! forever, and a second port is a black hole that accepts connections, reads and never
+//! answers.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 use tokio::io::AsyncReadExt;
 
 use super::LatencySummary;
+use crate::config::SLOW_ANSWER;
 use crate::data::{latency_us, stamp, MARKER};
 use crate::sys::{cpu_seconds, now_us};
 
@@ -55,6 +57,7 @@ pub fn main(port: u16, stall_port: u16) -> anyhow::Result<()> {
         let app = axum::Router::new()
             .route("/hook/{*rest}", post(hook))
             .route("/ok/{*rest}", post(ok))
+            .route("/slow/{*rest}", post(slow))
             .route("/fail/{*rest}", post(fail))
             .route("/stats", get(stats))
             .route("/reset", post(reset))
@@ -101,6 +104,12 @@ async fn ok(State(c): State<Arc<Counters>>, body: Bytes) -> &'static str {
     let events = memchr::memmem::find_iter(&body, MARKER).count() as u64;
     c.other.fetch_add(events, Ordering::Relaxed);
     ""
+}
+
+/// A destination that answers, but slowly: `/ok/` after [`SLOW_ANSWER`].
+async fn slow(State(c): State<Arc<Counters>>, body: Bytes) -> &'static str {
+    tokio::time::sleep(SLOW_ANSWER).await;
+    ok(State(c), body).await
 }
 
 /// A destination that is down: 503 for everything, forever.

@@ -1,6 +1,6 @@
 //! Scenario 5: isolation. 20 projects with one webhook destination each, produced at a steady
-//! rate while courier runs, twice: a baseline, then with two destinations answering 503 and one
-//! hanging. The healthy destinations' latency must not suffer beyond a bound, and the end of
+//! rate while courier runs, twice: a baseline, then with two destinations answering 503, one
+//! hanging and one answering too slowly for its share of the traffic. The healthy destinations' latency must not suffer beyond a bound, and the end of
 //! the topic must be committed within a broken destination's in-line budget after the last
 //! event, so that broken tenants cannot hold back the others.
 
@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::config::{
     Layout, BROKEN_REQUEST_TIMEOUT, BROKEN_RETRY_MAX_ELAPSED, ISOLATION_BROKEN, ISOLATION_FAILING,
-    ISOLATION_PROJECTS,
+    ISOLATION_PROJECTS, SLOW_ANSWER,
 };
 use crate::data::EventSource;
 use crate::kafka::{create_topic, delete_topics, produce_steady};
@@ -26,9 +26,9 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
     let k = ISOLATION_PROJECTS as u64;
     // Whole rounds over the projects: every project gets the same number of events.
     let n = (rate * secs).div_ceil(k) * k;
-    let broken_events = n / k * ISOLATION_BROKEN as u64;
+    let broken_events = n / k * ISOLATION_BROKEN.len() as u64;
     println!(
-        "\n== scenario 5: isolation ({ISOLATION_PROJECTS} projects with one webhook destination each, {rate} events/s for {secs}s; without, then with {ISOLATION_FAILING} answering 503 and 1 hanging)"
+        "\n== scenario 5: isolation ({ISOLATION_PROJECTS} projects with one webhook destination each, {rate} events/s for {secs}s; without, then with {ISOLATION_FAILING} answering 503, 1 hanging and 1 answering after {} ms, one request of 10 events at a time)", SLOW_ANSWER.as_millis()
     );
     let mut measured = Vec::new();
     for (name, broken) in [("isolation-baseline", false), ("isolation", true)] {
