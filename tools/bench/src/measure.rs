@@ -250,6 +250,7 @@ pub fn run_courier(
         "courier_events_parked_total",
         "courier_parked_batches_total",
         "courier_diverted_events_total",
+        "courier_overflow_events_total",
         "courier_events_failed_total",
         "courier_requests_total",
         "courier_paused_partitions",

@@ -208,16 +208,29 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
         &format!("<= {:.2}", budget + 1.0),
         *lag_b <= budget + 1.0,
     );
-    let parked = b
-        .metrics
-        .get("courier_events_parked_total")
-        .copied()
-        .unwrap_or(0.0);
-    if parked as u64 != broken_events {
+    let metric = |name: &str| b.metrics.get(name).copied().unwrap_or(0.0);
+    let parked = metric("courier_events_parked_total");
+    let overflow = metric("courier_overflow_events_total");
+    // The failing and hanging destinations' events are all parked; of the slow one's, what
+    // overflowed around its lane (the rest it was sent).
+    let failing_events = n / k * (ISOLATION_BROKEN.len() as u64 - 1);
+    if parked as u64 != failing_events + overflow as u64 {
         eprintln!(
-            "  isolation: {parked} events parked, but the broken destinations had {broken_events}"
+            "  isolation: {parked} events parked, but the failing and hanging destinations had {failing_events} and {overflow} of the slow one's overflowed"
         );
     }
+    results.add(
+        "isolation",
+        "slow destination's events overflowed (parked)",
+        overflow,
+        "events",
+    );
+    results.add(
+        "isolation",
+        "slow destination's events sent by its lane",
+        b.receiver.other_events as f64,
+        "events",
+    );
     results.add(
         "isolation",
         "events for the broken destinations",
