@@ -20,7 +20,7 @@ const FAILURES: &str = "courier-failures";
 const CATCH_UP: Duration = Duration::from_secs(90);
 
 /// The slow destination's delivery settings: one request at a time, each of at most 20
-/// events, answered after 200 ms (about 100 events/s), a queue of 40 events, one scheduled
+/// events, answered after 400 ms (about 50 events/s), a queue of 40 events, one scheduled
 /// attempt a second after parking.
 const SLOW_DELIVERY: &str = "max_in_flight = 1\nbatch_max_events = 20\nbatch_timeout = \"50ms\"\n\
      queue_max_events = 40\nrequest_timeout = \"5s\"\nretry_schedule = [\"1s\"]\n";
@@ -36,7 +36,7 @@ fn wait_for(what: &str, courier: &Courier, cond: impl FnMut() -> bool) {
 }
 
 /// A tansu broker with a one-partition Event Logs topic and the failures topic, a receiver
-/// answering every request after 200 ms for proj_0001's `slow-hook`, and courier parking by
+/// answering every request after 400 ms for proj_0001's `slow-hook`, and courier parking by
 /// reference, with `others` added to its configuration.
 fn slow_beside(others: &[String]) -> (Tansu, WebhookReceiver, Courier) {
     let tansu = Tansu::start();
@@ -44,7 +44,7 @@ fn slow_beside(others: &[String]) -> (Tansu, WebhookReceiver, Courier) {
     create_topic(&brokers, TOPIC, 1);
     create_topic(&brokers, FAILURES, 1);
     let slow = WebhookReceiver::start(ReceiverConfig::default().signed());
-    slow.set_behaviour(Behaviour::Slow(Duration::from_millis(200)));
+    slow.set_behaviour(Behaviour::Slow(Duration::from_millis(400)));
     let mut cfg = CourierConfig::new(&brokers)
         .parking("reference")
         .destination(format!(
@@ -68,9 +68,11 @@ fn of_project(events: &[(String, Vec<u8>)], project: &str) -> HashMap<Vec<u8>, u
 }
 
 /// Before, the slow destination's full queue paused the partition, and the other tenant's
-/// last events were read only once the slow one had all but its queue and batches (about 80
-/// events) of its 1,000: the other tenant was paced by it (about 10 s). Now the other tenant
-/// has all its events while the slow destination has less than half of its own.
+/// last events were read only once the slow one had all but its queue and batches (at most
+/// 120 events) of its 1,000: the other tenant was paced by it (about 20 s; 953 of 1,000 when
+/// measured). Now the other tenant has all its events while the slow destination has a few
+/// dozen of its own (40–60 when measured); the bound leaves room for a loaded machine (the
+/// fast tenant may take up to 14 s).
 #[test]
 fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
     const PER_PROJECT: usize = 1_000;
@@ -94,7 +96,7 @@ fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
     let slow_then = slow.events().len();
     eprintln!("fast tenant complete; the slow one had {slow_then} of {PER_PROJECT}");
     assert!(
-        slow_then < PER_PROJECT / 2,
+        slow_then <= PER_PROJECT - 300,
         "the fast tenant waited for the slow one: it had {slow_then} of {PER_PROJECT} events when the fast one was complete\n{}",
         courier.log_tail()
     );
@@ -152,7 +154,7 @@ fn a_slow_destination_alone_in_its_partition_is_paced_not_overflowed() {
         TOPIC,
         events.iter().map(|(_, b)| (Some(0), b.clone())),
     );
-    // Its queue fills within the first second (300 events, about 100 delivered a second).
+    // Its queue fills within the first second (300 events, about 50 delivered a second).
     wait_for(
         "the partition pauses for the slow destination",
         &courier,
