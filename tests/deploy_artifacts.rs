@@ -78,6 +78,11 @@ const METRICS: &[(&str, Kind, &[&str])] = &[
         Kind::Counter,
         &["destination_type"],
     ),
+    (
+        "courier_overflow_events_total",
+        Kind::Counter,
+        &["destination_type"],
+    ),
     ("courier_failure_events_total", Kind::Counter, &["kind"]),
     ("courier_commit_failures_total", Kind::Counter, &[]),
     ("courier_config_reloads_total", Kind::Counter, &["result"]),
@@ -631,6 +636,7 @@ fn alert_rules_use_only_contract_metrics_and_are_complete() {
         "courier_config_reloads_total",
         "courier_commit_failures_total",
         "courier_paused_partitions",
+        "courier_overflow_events_total",
         "courier_ready",
     ] {
         assert!(used.contains(metric), "no alert rule uses {metric}");

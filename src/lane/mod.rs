@@ -133,6 +133,13 @@ pub fn spawn(
         sample: destination.sample,
         cap,
     });
+    // At 0 from the start, so that a rate (and the overflow alert) sees the series before its
+    // first overflow.
+    shared
+        .context
+        .metrics
+        .overflow_events
+        .with_label_values(&[shared.destination_type]);
     let span = tracing::info_span!("lane", project = %shared.project, destination = %shared.destination_id);
     let divert = divertible(&shared).then(|| {
         let park_shared = shared.clone();
