@@ -127,6 +127,19 @@ fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
         "requests of the overflow (a second's worth of events in one reference) keep to the destination's batch_max_events"
     );
     assert!(slow.violations().is_empty(), "{:?}", slow.violations());
+    // A reference of hundreds of events, 20 per 400 ms request, takes longer than the 5 s
+    // request_timeout: the attempt stops there and postpones the rest (same attempt) instead
+    // of holding the destination's slot and its retry-topic record for the whole of it.
+    let log = std::fs::read_to_string(courier.log_path()).unwrap();
+    let postponed = log
+        .lines()
+        .filter(|l| l.contains("\"postponed\"") && l.contains("held more than one attempt sends"))
+        .count();
+    assert!(
+        postponed >= 1,
+        "no attempt was cut at its request_timeout\n{}",
+        courier.log_tail()
+    );
     assert_eq!(metric(&courier, "courier_events_failed_total"), 0.0);
     let overflow = metric(&courier, "courier_overflow_events_total");
     eprintln!("{overflow} events overflowed");

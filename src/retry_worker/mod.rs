@@ -575,10 +575,11 @@ impl RetryWorker {
         let permit = self.attempt_slot().await;
         let target = self.target(&key.0, &key.1);
         let shared = self.shared.clone();
+        let stop = self.stop.clone();
         let span = tracing::info_span!("retry", project = %key.0, destination = %key.1, attempt = key.2, events = batch.events.len());
         self.tasks.spawn(tracing::Instrument::instrument(
             async move {
-                attempt_copies(&shared, target, key, batch).await;
+                attempt_copies(&shared, target, key, batch, &stop).await;
                 drop(permit);
             },
             span,

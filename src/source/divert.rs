@@ -328,8 +328,8 @@ impl Collector {
         self.batches().is_empty()
     }
 
-    /// Adds an event's position to lane `lane`'s batch, parking the batch when it is full.
-    /// A batch is parked for the reason it was started with.
+    /// Adds an event's position to lane `lane`'s batch, parking the batch when it is full (or
+    /// when the event goes around the lane for another reason than the batch's).
     pub fn push(
         &self,
         lane: usize,
@@ -408,7 +408,7 @@ struct Collecting {
 pub struct Ready {
     /// Parks it.
     pub park: ParkBatch,
-    /// Why its events went around their lane (the first one's reason).
+    /// Why its events went around their lane.
     pub reason: Diversion,
     /// Its events' positions.
     pub positions: Vec<Position>,
@@ -429,7 +429,9 @@ impl Diverted {
         self.events == 0
     }
 
-    /// Adds `position` to lane `lane`'s batch; returns the batch when it is full.
+    /// Adds `position` to lane `lane`'s batch; returns the batch when it is full, or the
+    /// batch collected so far when it was collected for another reason (a batch is parked for
+    /// one reason: its metric and its error say which).
     pub fn push(
         &mut self,
         lane: usize,
@@ -441,6 +443,9 @@ impl Diverted {
         if self.batches.len() <= lane {
             self.batches.resize_with(lane + 1, || None);
         }
+        let other = self.batches[lane]
+            .take_if(|b| b.reason != reason)
+            .map(|b| self.ready(b));
         let slot = &mut self.batches[lane];
         let batch = slot.get_or_insert_with(|| Collecting {
             since: now,
@@ -454,7 +459,7 @@ impl Diverted {
         if batch.positions.len() >= MAX_DIVERTED_EVENTS {
             return slot.take().map(|b| self.ready(b));
         }
-        None
+        other
     }
 
     /// Takes the batches that have collected for their whole age by `now`.
@@ -790,7 +795,7 @@ mod tests {
     }
 
     /// A full queue overflows only where a pause would hold back another lane's events, and
-    /// only by reference; a batch is parked for the reason it was started with.
+    /// only by reference; a batch holds events of one reason.
     #[tokio::test]
     async fn a_full_queue_overflows_only_in_a_shared_partition_and_by_reference() {
         let (queue, _rx) = tokio::sync::mpsc::channel(2);
@@ -826,15 +831,29 @@ mod tests {
         };
         let mut batches = Diverted::default();
         let t = Instant::now();
-        batches.push(0, &d, position(0, 1), Diversion::Overflow, t);
-        batches.push(0, &d, position(0, 2), Diversion::Failing, t);
-        batches.push(1, &d, position(0, 3), Diversion::Failing, t);
+        assert!(batches
+            .push(0, &d, position(0, 1), Diversion::Overflow, t)
+            .is_none());
+        assert!(batches
+            .push(0, &d, position(0, 2), Diversion::Overflow, t)
+            .is_none());
+        // Another reason parks what was collected and starts a batch of its own.
+        let overflow = batches
+            .push(0, &d, position(0, 3), Diversion::Failing, t)
+            .expect("the overflow batch is given back");
+        assert_eq!(
+            (overflow.reason, overflow.positions.len()),
+            (Diversion::Overflow, 2)
+        );
+        overflow.parking().await;
+        batches.push(1, &d, position(0, 4), Diversion::Failing, t);
         for r in batches.all() {
+            assert_eq!(r.positions.len(), 1);
             r.parking().await;
         }
         assert_eq!(
             *reasons.lock().unwrap(),
-            vec![Diversion::Overflow, Diversion::Failing]
+            vec![Diversion::Overflow, Diversion::Failing, Diversion::Failing]
         );
     }
 }

@@ -236,7 +236,7 @@ impl Source {
                     // Diverted batches are collected by lane number, which the new routing
                     // reassigns: park them first.
                     self.diverted.park_all();
-                    self.sharing.clear();
+                    self.sharing.forget_lanes();
                     self.topology = self.updates.borrow_and_update().clone();
                     continue;
                 }

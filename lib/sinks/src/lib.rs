@@ -148,9 +148,10 @@ pub enum ErrorKind {
     /// The destination's `rate_limit` would have held the batch longer than its in-line
     /// budget; it was parked without an attempt (retried later, as a failing destination's).
     RateLimited,
-    /// The destination answered, but not fast enough: its queue was full, and the events were
-    /// parked without an attempt so that the other destinations sharing their partition kept
-    /// reading (the lane's overflow).
+    /// More events than the destination takes now, parked again for later without an attempt
+    /// spent: its queue was full (it answers too slowly, or has not yet been found to fail),
+    /// and they were parked so that the other destinations sharing their partition kept
+    /// reading (the lane's overflow); or a parked batch held more than one attempt sends.
     Overflow,
 }
 
