@@ -98,11 +98,23 @@ pub fn run(ctx: &Ctx<'_>, run_id: u64, results: &mut Results) -> Result<()> {
                 run.expected
             );
         }
-        if !broken && r.other_events < broken_events {
+        // In the baseline the four destinations that break in the second run answer at /ok/;
+        // the one that is slow there has a queue of 50 and one request of 10 events at a
+        // time, so a hiccup of the machine can fill its queue in the baseline too, and its
+        // next events overflow (parked, due after the run): counted, not missing.
+        let overflow = run
+            .metrics
+            .get("courier_overflow_events_total")
+            .copied()
+            .unwrap_or(0.0) as u64;
+        if !broken && r.other_events + overflow < broken_events {
             bail!(
-                "{name}: the three destinations at /ok/ received {} of {broken_events} events",
+                "{name}: the four destinations at /ok/ received {} of {broken_events} events ({overflow} overflowed)",
                 r.other_events
             );
+        }
+        if !broken && overflow > 0 {
+            println!("  baseline: {overflow} events of the destinations at /ok/ overflowed (their queue filled)");
         }
         measured.push((run, lag));
     }
