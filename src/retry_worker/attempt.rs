@@ -311,8 +311,7 @@ pub(super) async fn attempt(
         delivery.batch_max_bytes,
     );
     let started = tokio::time::Instant::now();
-    let mut requests = requests.into_iter();
-    while let Some(range) = requests.next() {
+    for range in requests {
         if range.start > 0 {
             if let Some((error, delay)) = interrupted(&target, stop, started) {
                 let rest = &batch.events[range.start..];
@@ -320,23 +319,25 @@ pub(super) async fn attempt(
                 return;
             }
         }
-        let sent = send_request(shared, &target, &settler, &batch.events[range], attempt).await;
+        let sent = send_request(
+            shared,
+            &target,
+            &settler,
+            &batch.events[range.clone()],
+            attempt,
+        )
+        .await;
         if let Err(error) = sent {
             // The destination failed this request: the rest are not sent now (each would
             // wait for the same failure), but settled as it was — parked for the next
             // attempt, or reported after the last, with its error.
-            let rest = requests
-                .next()
-                .map(|r| r.start)
-                .unwrap_or(batch.events.len());
-            if rest < batch.events.len() {
+            let rest = &batch.events[range.end..];
+            if !rest.is_empty() {
                 let outcome = Outcome::Retry {
                     error,
                     retry_after: None,
                 };
-                settler
-                    .settle(&batch.events[rest..], outcome, attempt)
-                    .await;
+                settler.settle(rest, outcome, attempt).await;
             }
             return;
         }
