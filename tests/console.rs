@@ -3,7 +3,9 @@
 //! by Playwright (`tests/browser/console.mjs`, installed by scripts/install-deps), and a
 //! customer's webhook endpoint in this process that the script switches between accepting and
 //! failing with an HTML answer (`<img src=x onerror=…>`), through a small control API that
-//! also produces Event Logs on the script's behalf.
+//! also produces Event Logs on the script's behalf, and later slows down: the destination,
+//! limited to one small request at a time and sharing its partition with another project's,
+//! overflows, and the console shows it as slow until the overflow is delivered.
 //!
 //! The script signs in with a project-scoped token and walks every page (screenshots under
 //! target/console-artifacts/, axe-core on each page); this file then checks, from the
@@ -36,6 +38,8 @@ const XSS: &str = "<img src=x onerror=\"window.__xss=1\"> upstream refused the b
 #[derive(Default)]
 struct Endpoint {
     failing: bool,
+    /// How long each request waits before its answer (a slow endpoint).
+    delay: Duration,
     /// Ids of the events accepted (answered 200), in arrival order, repeats kept.
     accepted: Vec<String>,
     /// Ids of the events refused while failing.
@@ -57,6 +61,8 @@ async fn hook(State(s): State<Shared>, body: Bytes) -> Response {
         .iter()
         .filter_map(|e| e["id"].as_str().map(str::to_owned))
         .collect();
+    let delay = s.endpoint.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
     let mut e = s.endpoint.lock().unwrap();
     if e.failing {
         e.refused.extend(ids);
@@ -72,8 +78,15 @@ async fn hook(State(s): State<Shared>, body: Bytes) -> Response {
     }
 }
 
+/// `?failing=true|false`, `?delay_ms=N`: each changes only what it names.
 async fn set_mode(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
-    s.endpoint.lock().unwrap().failing = q.get("failing").is_some_and(|v| v == "true");
+    let mut e = s.endpoint.lock().unwrap();
+    if let Some(failing) = q.get("failing") {
+        e.failing = failing == "true";
+    }
+    if let Some(ms) = q.get("delay_ms").and_then(|ms| ms.parse().ok()) {
+        e.delay = Duration::from_millis(ms);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -154,7 +167,8 @@ fn the_console_in_chromium_shows_tests_fixes_and_replays_a_destination() {
         brokers: brokers.clone(),
     });
 
-    let mut cfg = CourierConfig::new(&brokers);
+    // By reference: a slow destination's overflow is parked only then (step 6b).
+    let mut cfg = CourierConfig::new(&brokers).parking("reference");
     cfg.extra = format!(
         "\n[api]\nencryption_key_env = {}\ntokens = [{{ token = {} }}, {{ token = {}, projects = [\"proj_a\"] }}]\n",
         toml_str(KEY_ENV),

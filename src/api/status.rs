@@ -44,6 +44,11 @@ pub struct Status {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The newest error over the replicas.
     pub last_error: Option<LastError>,
+    /// When its events last overflowed a full queue, on any replica: it answers, but could
+    /// not keep up with its share of a partition, so events were parked without an attempt
+    /// and the retry worker delivers them from the first `retry_schedule` step on. Null when
+    /// never (since the replicas started).
+    pub last_overflow_at: Option<DateTime<Utc>>,
     /// Events counted by the live replicas since each started running it, summed.
     pub events: EventCounts,
     /// The last hour, minute by minute, oldest first (60 entries, zeros included), summed
@@ -83,6 +88,8 @@ pub struct EventCounts {
     pub failed: u64,
     /// Parked in the retry topic (each parking counts).
     pub parked: u64,
+    /// Of those parked, parked without an attempt because its queue was full (overflow).
+    pub overflowed: u64,
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project}/destinations/{id}/status", tag = "destinations",
@@ -191,11 +198,13 @@ impl Inner {
                 message: e.message,
                 at: e.at,
             }),
+            last_overflow_at: fleet.last_overflow_at,
             events: EventCounts {
                 routed: fleet.events.routed,
                 delivered: fleet.events.delivered,
                 failed: fleet.events.failed,
                 parked: fleet.events.parked,
+                overflowed: fleet.events.overflowed,
             },
             minutes: fleet.minutes,
         }

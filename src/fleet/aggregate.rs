@@ -26,6 +26,8 @@ pub struct Aggregate {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The newest error.
     pub last_error: Option<ErrorRow>,
+    /// The newest overflow (events parked because its queue was full).
+    pub last_overflow_at: Option<DateTime<Utc>>,
     /// Summed counters.
     pub events: Counts,
     /// The last hour, oldest first, summed.
@@ -52,6 +54,7 @@ pub fn aggregate<'a>(
         events.delivered = events.delivered.saturating_add(r.events.delivered);
         events.failed = events.failed.saturating_add(r.events.failed);
         events.parked = events.parked.saturating_add(r.events.parked);
+        events.overflowed = events.overflowed.saturating_add(r.events.overflowed);
     }
     Aggregate {
         running: !rows.is_empty(),
@@ -72,6 +75,7 @@ pub fn aggregate<'a>(
             .filter_map(|r| r.last_error.as_ref())
             .max_by_key(|e| e.at)
             .cloned(),
+        last_overflow_at: rows.iter().filter_map(|r| r.last_overflow_at).max(),
         events,
         minutes: window(rows.iter().flat_map(|r| r.minutes.iter()), now),
     }
@@ -144,11 +148,13 @@ mod tests {
                 message: format!("error at {s}"),
                 at: Some(t(s)),
             }),
+            last_overflow_at: error_at.map(|s| t(s + 1)),
             events: Counts {
                 routed: delivered + 1,
                 delivered,
                 failed: 1,
                 parked: 2,
+                overflowed: 1,
             },
             minutes: vec![(super::super::minutes::minute_of(t(0)), delivered, 1, 2)],
             failures: Vec::new(),
@@ -169,13 +175,15 @@ mod tests {
         assert_eq!(a.consecutive_failures, 4);
         assert_eq!(a.last_success_at, Some(t(4)));
         assert_eq!(a.last_error.unwrap().message, "error at 9");
+        assert_eq!(a.last_overflow_at, Some(t(10)), "the newest overflow");
         assert_eq!(
             a.events,
             Counts {
                 routed: 63,
                 delivered: 60,
                 failed: 3,
-                parked: 6
+                parked: 6,
+                overflowed: 3,
             }
         );
         let now = &a.minutes[59];

@@ -24,6 +24,7 @@ pub struct Fingerprint {
     consecutive_failures: u32,
     last_success_at: Option<DateTime<Utc>>,
     last_error: Option<ErrorRow>,
+    last_overflow_at: Option<DateTime<Utc>>,
     events: Counts,
     minutes: Vec<MinuteRow>,
     failures_version: u64,
@@ -37,6 +38,7 @@ impl Fingerprint {
             consecutive_failures: self.consecutive_failures,
             last_success_at: self.last_success_at,
             last_error: self.last_error.clone(),
+            last_overflow_at: self.last_overflow_at,
             events: self.events,
             minutes: self.minutes.clone(),
             failures,
@@ -147,11 +149,15 @@ impl Local {
                         message: e.message,
                         at: last_failure.map(DateTime::<Utc>::from),
                     }),
+                    last_overflow_at: stats
+                        .last_overflow_ms()
+                        .and_then(DateTime::<Utc>::from_timestamp_millis),
                     events: Counts {
                         routed,
                         delivered,
                         failed,
                         parked,
+                        overflowed: stats.overflowed.load(std::sync::atomic::Ordering::Relaxed),
                     },
                     minutes,
                     failures_version: stats.recent_failures.version(),

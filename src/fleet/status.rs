@@ -119,6 +119,10 @@ pub struct Counts {
     pub failed: u64,
     /// Parked in the retry topic (each parking counts).
     pub parked: u64,
+    /// Parked without an attempt because the destination's queue was full (also in
+    /// `parked`); absent in rows of older replicas.
+    #[serde(default)]
+    pub overflowed: u64,
 }
 
 /// Events of one minute: `[minute since the epoch, delivered, failed, parked]`.
@@ -135,6 +139,10 @@ pub struct DestinationRow {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The last error.
     pub last_error: Option<ErrorRow>,
+    /// When its events last overflowed a full queue (it could not keep up); absent in rows
+    /// of older replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_overflow_at: Option<DateTime<Utc>>,
     /// Counters since the replica started running it.
     pub events: Counts,
     /// Minutes of the last hour with events, oldest first.
@@ -283,6 +291,7 @@ mod tests {
                 message: "x".repeat(10_000),
                 at: None,
             }),
+            last_overflow_at: Some(Utc::now()),
             events: Counts::default(),
             minutes: vec![(1, 2, 3, 4)],
             failures: (0..20).map(|_| failure(100)).collect(),
@@ -309,6 +318,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!(decoded, StatusRow::Destination(Box::new(row)));
+    }
+
+    /// A row published by a replica that predates overflow (no `overflowed`, no
+    /// `last_overflow_at`) still decodes: a rolling upgrade shows every replica.
+    #[test]
+    fn an_older_replicas_row_decodes_without_overflow() {
+        let key = StatusKey::Destination {
+            project: "p".into(),
+            id: "d".into(),
+            replica: "r".into(),
+        };
+        let old = br#"{"circuit":"closed","consecutive_failures":0,"last_success_at":null,"last_error":null,"events":{"routed":3,"delivered":2,"failed":1,"parked":0},"minutes":[],"failures":[]}"#;
+        let StatusRow::Destination(row) = StatusCodec.value(&key, old).unwrap() else {
+            panic!("a destination row");
+        };
+        assert_eq!(row.last_overflow_at, None);
+        assert_eq!((row.events.delivered, row.events.overflowed), (2, 0));
     }
 
     #[test]

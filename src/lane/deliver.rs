@@ -329,9 +329,14 @@ pub(super) async fn park_diverted(shared: &LaneShared, events: &[Event], reason:
     counter
         .with_label_values(&[shared.destination_type])
         .inc_by(events.len() as u64);
-    settler(shared, Utc::now())
-        .park_by_reference(events, &error)
-        .await;
+    let now = Utc::now();
+    if reason == Diversion::Overflow {
+        // The console shows the destination as slow while this is recent.
+        shared
+            .stats
+            .add_overflowed(events.len() as u64, now.timestamp_millis());
+    }
+    settler(shared, now).park_by_reference(events, &error).await;
 }
 
 /// The error an overflow carries until its first attempt: nothing failed; the destination's

@@ -141,6 +141,10 @@ try {
   // A failed batch is parked once, tried again a second later, then reported as failed.
   await page.locator('#f-delivery-retry_max_elapsed').fill('0s');
   await page.locator('#f-delivery-retry_schedule').fill('1s');
+  // One request of at most 5 events at a time, a queue of 20: step 6b makes it too slow.
+  await page.locator('#f-delivery-max_in_flight').fill('1');
+  await page.locator('#f-delivery-batch_max_events').fill('5');
+  await page.locator('#f-delivery-queue_max_events').fill('20');
   await axe('new destination');
   await page.getByRole('button', { name: 'Create destination' }).click();
   const urlError = page.locator('#err-f-url');
@@ -257,6 +261,38 @@ try {
     check(n === 1, `replayed event ${id} accepted once, was ${n} times`);
   }
   log('replay done:', jobText);
+
+  // 6b. The endpoint answers, but after 300 ms: 5 events per 300 ms cannot keep up with a
+  // burst that shares the partition with another project's events. The overflow is parked and
+  // the badge says slow, with what to do; the retry worker then delivers every event. First a
+  // few events through the lane: until its last request succeeds, it counts as failing (its
+  // last lane request was step 5's), and a full queue would park its events as a failing
+  // destination's.
+  const warm = await control('POST', '/produce?count=3');
+  await until('the endpoint accepted 3 more events', async () => {
+    const s = await control('GET', '/state');
+    return warm.every((id) => s.accepted.includes(id));
+  });
+  await control('POST', '/mode?delay_ms=300');
+  const neighbours = await control('POST', '/produce?count=10&project=' + OTHER_PROJECT);
+  const burst = await control('POST', '/produce?count=150');
+  await until('the badge turns to slow', async () => (await page.locator('.status .badge').getAttribute('data-health')) === 'slow', 60000);
+  const hint = await page.locator('.slow-hint').textContent();
+  check(/cannot keep up/.test(hint) && /concurrent requests/.test(hint), `the slow badge says what happened and what to do: ${hint}`);
+  const facts = await page.locator('.status dl.facts').textContent();
+  check(/Of those, overflowed\s*[1-9]/.test(facts) && /Last overflow/.test(facts), `the page counts the overflow: ${facts}`);
+  await axe('destination slow');
+  await shot('destination-slow');
+  await control('POST', '/mode?delay_ms=0');
+  await until('every event of the burst and of the other project arrived', async () => {
+    const s = await control('GET', '/state');
+    return [...burst, ...neighbours].every((id) => s.accepted.includes(id));
+  }, 90000);
+  await page.getByRole('link', { name: 'proj_a' }).click();
+  await until('the project page counts the overflow', async () => /overflowed\)/.test(await card.locator('.counts').textContent()), 30000);
+  check(await card.locator('[data-health]').getAttribute('data-health') === 'slow', 'the card is slow too');
+  await shot('project-slow');
+  log('slow shown; the overflow was delivered:', await card.locator('.counts').textContent());
 
   // 7. Another project's destinations: not listed, and a direct address is refused.
   await page.goto(CONSOLE_URL + '#/p/' + OTHER_PROJECT);

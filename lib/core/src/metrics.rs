@@ -6,7 +6,7 @@
 //! documented in `docs/metrics.md`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus::core::Collector;
@@ -121,6 +121,10 @@ pub struct DestinationStats {
     pub requests: AtomicU64,
     /// Events parked in the retry topic.
     pub parked: AtomicU64,
+    /// Events parked without an attempt because its queue was full (also in `parked`).
+    pub overflowed: AtomicU64,
+    /// When events last overflowed, in milliseconds since the epoch; 0 when never.
+    pub last_overflow_ms: AtomicI64,
     /// The last delivery failures (the published status lists them).
     pub recent_failures: crate::recent_failures::RecentFailures,
     exported: Option<ExportedStats>,
@@ -158,6 +162,18 @@ impl DestinationStats {
         if let Some(e) = &self.exported {
             e.failed.inc_by(n);
         }
+    }
+
+    /// Counts `n` events that overflowed its queue at `at_ms` (milliseconds since the epoch).
+    /// They are counted in `parked` too, when parked.
+    pub fn add_overflowed(&self, n: u64, at_ms: i64) {
+        self.overflowed.fetch_add(n, Ordering::Relaxed);
+        self.last_overflow_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// When events last overflowed (milliseconds since the epoch), if ever.
+    pub fn last_overflow_ms(&self) -> Option<i64> {
+        Some(self.last_overflow_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     /// Counts parked events.
@@ -652,5 +668,20 @@ mod tests {
             "courier_destination_events_parked_total{destination=\"hook-1\",project=\"proj_a\"} 2"
         ));
         assert_eq!(d.read().1, 5);
+    }
+
+    #[test]
+    fn overflow_keeps_its_count_and_newest_time() {
+        let m = Metrics::new();
+        let d = m.destination("proj_a", "hook-1");
+        assert_eq!(d.last_overflow_ms(), None);
+        d.add_overflowed(3, 2_000);
+        d.add_overflowed(2, 1_000);
+        assert_eq!(d.overflowed.load(Ordering::Relaxed), 5);
+        assert_eq!(
+            d.last_overflow_ms(),
+            Some(2_000),
+            "an older time never wins"
+        );
     }
 }

@@ -50,10 +50,12 @@ export function chart(status) {
       h('span', { class: 'key key-parked' }, `${parked} parked`), ' in the last hour'));
 }
 
-// healthy, failing, paused or disabled, from the definition's `enabled` and the status's
-// circuit, last error (an error newer than the last success is failing) and minutes (events
-// failed and none delivered in the last 5 minutes is failing too: a destination that answers
-// but refuses every batch keeps its circuit closed).
+// healthy, slow, failing, paused or disabled, from the definition's `enabled` and the
+// status's circuit, last error (an error newer than the last success is failing) and minutes
+// (events failed and none delivered in the last 5 minutes is failing too: a destination that
+// answers but refuses every batch keeps its circuit closed). Slow: it works, but events
+// overflowed its full queue in the last 5 minutes (by the server's clock: the newest minute
+// of `minutes`), so some wait for the retry worker.
 export function health(status, definition) {
   const enabled = (definition && definition.enabled) ?? (status && status.enabled);
   if (enabled === false) return 'disabled';
@@ -71,7 +73,15 @@ export function health(status, definition) {
     if (total(recent, 'failed') > 0 && total(recent, 'delivered') === 0) return 'failing';
   }
   if (status.running === false) return 'unknown';
+  if (overflowedRecently(status)) return 'slow';
   return 'healthy';
+}
+
+function overflowedRecently(status) {
+  const at = Date.parse(status.last_overflow_at || '');
+  if (!at || !Array.isArray(status.minutes) || !status.minutes.length) return false;
+  const newest = Date.parse(status.minutes[status.minutes.length - 1].minute) || 0;
+  return at >= newest - 4 * 60 * 1000;
 }
 
 export function badge(state) {

@@ -26,13 +26,22 @@ function dl(pairs) {
 function statusPanel(definition, s) {
   const events = (s && s.events) || {};
   const err = s && s.last_error;
+  const state = health(s, definition);
   return [
-    h('div', { class: 'title-row' }, h('h2', {}, 'Health'), badge(health(s, definition))),
+    h('div', { class: 'title-row' }, h('h2', {}, 'Health'), badge(state)),
+    state === 'slow' ? h('p', { class: 'hint slow-hint' },
+      'It answers, but cannot keep up: its queue was full while other destinations\' events shared ' +
+      'the partition, so events were parked without an attempt. They are delivered from the first ' +
+      'retry step on, later than the rest. Allow more concurrent requests or larger batches below, ' +
+      'or make the endpoint answer faster.') : null,
     dl([
       ['Circuit', (s && s.circuit) || '—'],
       s && typeof s.replicas === 'number' ? ['Replicas running it', String(s.replicas)] : null,
       ['Delivered', count(events.delivered)], ['Failed', count(events.failed)],
-      ['Parked', count(events.parked)], ['Last success', when(s && s.last_success_at)],
+      ['Parked', count(events.parked)],
+      events.overflowed ? ['Of those, overflowed', count(events.overflowed)] : null,
+      s && s.last_overflow_at ? ['Last overflow', when(s.last_overflow_at)] : null,
+      ['Last success', when(s && s.last_success_at)],
       ['Last error', err ? `${err.kind}${err.http_status ? ' ' + err.http_status : ''} at ${when(err.at)}` : '—'],
     ]),
     err ? h('pre', { class: 'answer' }, err.message) : null,

@@ -63,7 +63,8 @@ function fill(c, d, s) {
   const events = (s && s.events) || {};
   replace(c.badge, badge(health(s, d)));
   c.meta.textContent = `${d.type} · ${d.managed_by === 'api' ? 'created through the API' : 'configuration file'}`;
-  c.counts.textContent = `${count(events.delivered)} delivered · ${count(events.failed)} failed · ${count(events.parked)} parked`;
+  c.counts.textContent = `${count(events.delivered)} delivered · ${count(events.failed)} failed · ${count(events.parked)} parked` +
+    (events.overflowed ? ` (${count(events.overflowed)} overflowed)` : '');
   replace(c.chart, chart(s));
 }
 
