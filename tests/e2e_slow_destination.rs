@@ -133,7 +133,7 @@ fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
     let log = std::fs::read_to_string(courier.log_path()).unwrap();
     let postponed = log
         .lines()
-        .filter(|l| l.contains("\"postponed\"") && l.contains("held more than one attempt sends"))
+        .filter(|l| l.contains("\"postponed\"") && l.contains("larger than one attempt sends"))
         .count();
     assert!(
         postponed >= 1,

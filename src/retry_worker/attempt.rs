@@ -362,19 +362,26 @@ fn interrupted(
         let error = crate::lane::circuit_open(&target.config.id);
         return Some((error, delivery.probe_interval));
     }
-    if stop.is_cancelled() || started.elapsed() >= delivery.request_timeout {
-        let error = DeliveryError {
-            kind: ErrorKind::Overflow,
-            http_status: None,
-            message: format!(
-                "destination {}'s parked batch held more than one attempt sends (requests for up to its request_timeout, {}); the rest was parked again for the same attempt",
-                target.config.id,
-                humantime::format_duration(delivery.request_timeout)
-            ),
-        };
-        return Some((error, Duration::from_secs(1)));
-    }
-    None
+    let message = if stop.is_cancelled() {
+        format!(
+            "courier stopped during destination {}'s attempt; the rest of its parked batch was parked again for the same attempt",
+            target.config.id
+        )
+    } else if started.elapsed() >= delivery.request_timeout {
+        format!(
+            "destination {}'s parked batch is larger than one attempt sends (requests for at most its request_timeout, {}); the rest was parked again for the same attempt",
+            target.config.id,
+            humantime::format_duration(delivery.request_timeout)
+        )
+    } else {
+        return None;
+    };
+    let error = DeliveryError {
+        kind: ErrorKind::Overflow,
+        http_status: None,
+        message,
+    };
+    Some((error, Duration::from_secs(1)))
 }
 
 /// The events of a parked batch in requests of at most the destination's `batch_max_events`
