@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -69,7 +68,7 @@ pub struct DeliveryFailure<'a> {
 
 /// Writes failure events to the failures topic.
 pub struct FailureReporter {
-    producer: FutureProducer,
+    producer: crate::kafka::KafkaProducer,
     topic: String,
     source_topic: String,
     /// The producer's `message.max.bytes`: what one failure event may weigh.
@@ -87,7 +86,8 @@ impl FailureReporter {
         metrics: Arc<Metrics>,
         abandon: CancellationToken,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer: FutureProducer = crate::kafka::durable_producer_config(config).create()?;
+        let producer =
+            crate::kafka::KafkaProducer::create(&crate::kafka::durable_producer_config(config))?;
         Ok(Self {
             producer,
             topic: config
@@ -114,7 +114,6 @@ impl FailureReporter {
     pub fn probe(&self) -> bool {
         let ok = self
             .producer
-            .client()
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
             .map(|m| {
                 m.topics().iter().any(|t| {
@@ -296,7 +295,12 @@ impl FailureReporter {
     async fn produce_bytes(&self, key: &str, payload: &[u8]) -> Result<(), ProduceError> {
         let mut delay = Duration::from_millis(100);
         loop {
-            let record = FutureRecord::to(&self.topic).key(key).payload(payload);
+            let record = crate::kafka::Record {
+                topic: &self.topic,
+                key: key.as_bytes(),
+                payload: Some(payload),
+                headers: None,
+            };
             let sent = tokio::select! {
                 r = self.producer.send(record, Duration::from_secs(30)) => r,
                 () = self.abandon.cancelled() => return Err(Abandoned.into()),
@@ -306,13 +310,13 @@ impl FailureReporter {
                     self.writable.store(true, Ordering::Relaxed);
                     return Ok(());
                 }
-                Err((error, _)) if size::refused_as_too_large(&error) => {
+                Err(error) if size::refused_as_too_large(&error) => {
                     return Err(ProduceError::TooLarge {
                         bytes: payload.len(),
                         error,
                     });
                 }
-                Err((e, _)) => {
+                Err(e) => {
                     self.writable.store(false, Ordering::Relaxed);
                     tracing::warn!(topic = %self.topic, error = %e, retry_in = ?delay,
                         "cannot write a failure event; retrying (the events it reports on stay uncommitted)");

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -89,7 +88,7 @@ pub enum TableError {
 pub struct Table<C: Codec> {
     codec: C,
     topic: String,
-    producer: FutureProducer,
+    producer: crate::kafka::KafkaProducer,
     rows: watch::Sender<Arc<Rows<C>>>,
     /// The next offset to read, per partition.
     positions: watch::Sender<HashMap<i32, i64>>,
@@ -115,9 +114,9 @@ impl<C: Codec> Table<C> {
         crate::kafka::ensure_topic(config, topic, 1, true)
             .await
             .map_err(|e| kafka(format!("cannot create the topic: {e}")))?;
-        let producer: FutureProducer = crate::kafka::store_producer_config(config)
-            .create()
-            .map_err(|e| kafka(format!("cannot create a producer: {e}")))?;
+        let producer =
+            crate::kafka::KafkaProducer::create(&crate::kafka::store_producer_config(config))
+                .map_err(|e| kafka(format!("cannot create a producer: {e}")))?;
         let consumer: StreamConsumer = crate::kafka::store_reader_config(config, group)
             .create()
             .map_err(|e| kafka(format!("cannot create a consumer: {e}")))?;
@@ -319,19 +318,21 @@ impl<C: Codec> Table<C> {
     /// Writes a row without waiting to read it back (periodic publications); its partition
     /// and offset.
     pub async fn send(&self, key: &str, value: Option<&[u8]>) -> Result<(i32, i64), TableError> {
-        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.topic).key(key);
-        if let Some(v) = value {
-            record = record.payload(v);
-        }
-        let delivered = self
+        let record = crate::kafka::Record {
+            topic: &self.topic,
+            key: key.as_bytes(),
+            payload: value,
+            headers: None,
+        };
+        let (partition, offset) = self
             .producer
             .send(record, Duration::from_secs(10))
             .await
-            .map_err(|(e, _)| TableError::Kafka {
+            .map_err(|e| TableError::Kafka {
                 name: self.codec.name(),
                 topic: self.topic.clone(),
                 message: format!("cannot write: {e}"),
             })?;
-        Ok((delivered.partition, delivered.offset))
+        Ok((partition, offset))
     }
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -160,7 +159,7 @@ pub struct ParkRequest<'a> {
 
 /// Writes parked events to the retry topic (idempotent producer, acks=all).
 pub struct Parker {
-    producer: FutureProducer,
+    producer: crate::kafka::KafkaProducer,
     topic: String,
     abandon: CancellationToken,
     parking: Arc<ParkingState>,
@@ -175,7 +174,9 @@ impl Parker {
         parking: Arc<ParkingState>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: crate::kafka::parking_producer_config(config).create()?,
+            producer: crate::kafka::KafkaProducer::create(&crate::kafka::parking_producer_config(
+                config,
+            ))?,
             topic: config.failures.retry_topic.clone(),
             abandon,
             parking,
@@ -223,10 +224,12 @@ impl Parker {
                     source_offset: e.offset,
                 }
                 .to_headers();
-                let record = FutureRecord::to(&self.topic)
-                    .key(&key)
-                    .payload(&e.raw[..])
-                    .headers(headers);
+                let record = crate::kafka::Record {
+                    topic: &self.topic,
+                    key: key.as_bytes(),
+                    payload: Some(&e.raw[..]),
+                    headers: Some(headers),
+                };
                 let producer = &self.producer;
                 async move { (i, producer.send(record, Duration::from_secs(30)).await) }
             });
@@ -238,14 +241,14 @@ impl Parker {
             for (i, result) in results {
                 match result {
                     Ok(_) => {}
-                    Err((e, _)) if refused_as_too_large(&e) => {
+                    Err(e) if refused_as_too_large(&e) => {
                         let e_ = &request.events[i];
                         tracing::warn!(topic = %self.topic, error = %e, partition = e_.partition, offset = e_.offset,
                             bytes = e_.raw.len(), "an event is too large to park; it is reported as failed instead");
                         outcome.too_large.push(i);
                         outcome.refusal.get_or_insert_with(|| e.to_string());
                     }
-                    Err((e, _)) => {
+                    Err(e) => {
                         tracing::warn!(topic = %self.topic, error = %e, "cannot park an event; retrying (its offset stays uncommitted)");
                         failed.push(i);
                     }

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 
 use super::{ParkOutcome, ParkRequest, Parker};
@@ -260,20 +259,22 @@ impl Parker {
             let value = reference.encode();
             let mut delay = Duration::from_millis(100);
             loop {
-                let record = FutureRecord::to(&self.topic)
-                    .key(&key)
-                    .payload(&value)
-                    .headers(OwnedHeaders::new().insert(Header {
+                let record = crate::kafka::Record {
+                    topic: &self.topic,
+                    key: key.as_bytes(),
+                    payload: Some(&value),
+                    headers: Some(OwnedHeaders::new().insert(Header {
                         key: REFERENCE_HEADER,
                         value: Some(version.as_bytes()),
-                    }));
+                    })),
+                };
                 let sent = tokio::select! {
                     r = self.producer.send(record, Duration::from_secs(30)) => r,
                     () = self.abandon.cancelled() => return Err(Abandoned),
                 };
                 match sent {
                     Ok(_) => break,
-                    Err((e, _)) => {
+                    Err(e) => {
                         tracing::warn!(topic = %self.topic, error = %e, events = reference.count(),
                             "cannot park a batch by reference; retrying (its offsets stay uncommitted)");
                     }

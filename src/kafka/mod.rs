@@ -13,6 +13,10 @@ use rdkafka::ClientConfig;
 
 use crate::config::{Config, KafkaOptions};
 
+pub mod producer;
+
+pub use producer::{KafkaProducer, Record};
+
 /// librdkafka properties that only consumers understand (passing them to a producer only
 /// produces warnings).
 pub fn is_consumer_only(key: &str) -> bool {
