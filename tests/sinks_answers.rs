@@ -371,3 +371,46 @@ async fn otlp_endless_and_echoing_answers_are_cut_and_keep_no_secret() {
     let error = sink.check().await.unwrap_err();
     assert_masked(&error.message, &[key.to_owned()], &["x-honeycomb-team"]);
 }
+
+/// A Splunk HEC sink as the daemon builds it (`sinks::build`), from an operator's file.
+fn built_splunk(server: &Server) -> std::sync::Arc<dyn Sink> {
+    let text = format!(
+        "[security]\nallow_networks = [\"127.0.0.0/8\"]\n\n[[destinations]]\nproject = \"p\"\nid = \"hec\"\ntype = \"splunk_hec\"\nendpoint = \"{}\"\ntoken = \"hec-token-0123456789\"\n",
+        server.base()
+    );
+    let config = courier::config::parse("answers.toml", &text, &BTreeMap::new()).unwrap();
+    courier::sinks::build(&config.destinations[0], "event-logs", &config.security).unwrap()
+}
+
+/// Splunk HEC's answer is JSON, whose `text` courier keeps decoded. An endpoint that spells
+/// the token in `\u` escapes passes the mask of the raw answer; the message as composed is
+/// masked too (`sinks::masked`), in deliveries and in checks, failed or not.
+#[tokio::test]
+async fn a_secret_spelled_in_json_escapes_is_masked_in_the_message_as_composed() {
+    let token = "hec-token-0123456789";
+    let spelled: String = token
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let answer = format!(r#"{{"text":"Invalid token {spelled}","code":4}}"#);
+    let server = Server::start({
+        let answer = answer.clone();
+        move |_| text(403, &answer)
+    })
+    .await;
+    let sink = built_splunk(&server);
+
+    let error = error_of(deliver(sink.as_ref()).await, Some(RejectScope::Destination));
+    assert!(!error.message.contains(token), "{error}");
+    assert!(error.message.contains("Invalid token ****"), "{error}");
+    let error = sink.check().await.unwrap_err();
+    assert!(!error.message.contains(token), "{error}");
+    assert!(error.message.contains("Invalid token ****"), "{error}");
+
+    // A healthy answer that echoes it, shown by `courier test-destination`.
+    let healthy = format!(r#"{{"text":"HEC is healthy for {spelled}","code":17}}"#);
+    server.set(move |_| text(200, &healthy));
+    let said = sink.check().await.unwrap();
+    assert!(!said.contains(token), "{said}");
+    assert!(said.contains("HEC is healthy for ****"), "{said}");
+}

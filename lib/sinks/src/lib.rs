@@ -7,7 +7,8 @@
 //!
 //! One folder per sink (its settings, encoding, service and classification); what several
 //! sinks share is in [`util`] (HTTP helpers, scrubbing, compression, request framing, the
-//! 413-halving send loop, the `tls` table), and no sink imports a sibling. [`ssrf`] guards every address a
+//! 413-halving send loop, the `tls` table), and no sink imports a sibling. [`build`] wraps each
+//! in a [`masked::MaskedSink`], which masks its secrets in everything it reports. [`ssrf`] guards every address a
 //! sink connects to. [`config`] names every sink; it depends on courier-core only, and the
 //! daemon's configuration loader sits above it.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod datadog;
 pub mod email;
 pub mod file;
+pub mod masked;
 pub mod otlp;
 pub mod s3;
 pub mod splunk;
@@ -243,6 +245,13 @@ pub trait Sink: Send + Sync {
         false
     }
 
+    /// The secret values this sink sends (credentials, tokens, header values), which the
+    /// [`masked::MaskedSink`] that [`build`] wraps it in masks in every message it reports.
+    /// Default: none.
+    fn secrets(&self) -> scrub::Scrubber {
+        scrub::Scrubber::default()
+    }
+
     /// Checks the destination without delivering events (credentials, reachability), for
     /// `courier test-destination`. Returns what the destination said; sinks without such a
     /// check say so.
@@ -271,24 +280,25 @@ pub fn build(
     security: &SecurityConfig,
 ) -> Result<Arc<dyn Sink>, BuildError> {
     let delivery = &destination.delivery;
-    Ok(match &destination.sink {
-        SinkConfig::Webhook(c) => Arc::new(
+    use masked::MaskedSink as Masked;
+    Ok(Arc::new(match &destination.sink {
+        SinkConfig::Webhook(c) => Masked::new(
             webhook::WebhookSink::new(c, delivery, security)?
                 .named(&destination.project, &destination.id),
         ),
-        SinkConfig::File(c) => Arc::new(file::FileSink::new(c)),
-        SinkConfig::S3(c) => Arc::new(s3::S3Sink::new(destination, c, topic, security)?),
-        SinkConfig::Datadog(c) => Arc::new(datadog::DatadogSink::new(c, delivery, security)?),
-        SinkConfig::SplunkHec(c) => Arc::new(splunk::SplunkSink::new(c, delivery, security)?),
-        SinkConfig::Otlp(c) => Arc::new(otlp::OtlpSink::new(c, delivery, security)?),
-        SinkConfig::Email(c) => Arc::new(email::EmailSink::new(
+        SinkConfig::File(c) => Masked::new(file::FileSink::new(c)),
+        SinkConfig::S3(c) => Masked::new(s3::S3Sink::new(destination, c, topic, security)?),
+        SinkConfig::Datadog(c) => Masked::new(datadog::DatadogSink::new(c, delivery, security)?),
+        SinkConfig::SplunkHec(c) => Masked::new(splunk::SplunkSink::new(c, delivery, security)?),
+        SinkConfig::Otlp(c) => Masked::new(otlp::OtlpSink::new(c, delivery, security)?),
+        SinkConfig::Email(c) => Masked::new(email::EmailSink::new(
             &destination.project,
             &destination.id,
             c,
             delivery,
             security,
         )?),
-    })
+    }))
 }
 
 /// A stable batch id from the events' positions: the same events give the same id on every

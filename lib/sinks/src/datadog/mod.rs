@@ -240,6 +240,10 @@ pub fn describe(config: &DatadogConfig) -> String {
 
 #[async_trait]
 impl Sink for DatadogSink {
+    fn secrets(&self) -> Scrubber {
+        self.scrubber.clone()
+    }
+
     async fn check(&self) -> Result<String, DeliveryError> {
         DatadogSink::check(self).await
     }

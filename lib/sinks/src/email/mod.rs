@@ -174,6 +174,10 @@ pub fn describe(config: &EmailConfig) -> String {
 
 #[async_trait]
 impl Sink for EmailSink {
+    fn secrets(&self) -> Scrubber {
+        self.smtp.scrubber.clone()
+    }
+
     async fn check(&self) -> Result<String, DeliveryError> {
         self.smtp.check().await
     }

@@ -201,6 +201,10 @@ pub fn describe(config: &OtlpConfig) -> String {
 
 #[async_trait]
 impl Sink for OtlpSink {
+    fn secrets(&self) -> Scrubber {
+        self.scrubber.clone()
+    }
+
     /// Sends an export request without records: a receiver answers it like any other, so it
     /// checks the URL, the path and the credentials without delivering anything.
     async fn check(&self) -> Result<String, DeliveryError> {

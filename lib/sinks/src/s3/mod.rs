@@ -347,6 +347,10 @@ fn encode_error(message: String) -> Outcome {
 
 #[async_trait]
 impl Sink for S3Sink {
+    fn secrets(&self) -> Scrubber {
+        self.scrubber.clone()
+    }
+
     async fn check(&self) -> Result<String, DeliveryError> {
         S3Sink::check(self).await
     }

@@ -358,6 +358,10 @@ impl SplunkSink {
 
 #[async_trait]
 impl Sink for SplunkSink {
+    fn secrets(&self) -> Scrubber {
+        self.scrubber.clone()
+    }
+
     async fn check(&self) -> Result<String, DeliveryError> {
         SplunkSink::check(self).await
     }

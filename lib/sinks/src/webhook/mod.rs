@@ -235,6 +235,10 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<std::time::Duratio
 
 #[async_trait]
 impl Sink for WebhookSink {
+    fn secrets(&self) -> Scrubber {
+        self.scrubber.clone()
+    }
+
     fn encode(&self, events: &[Event]) -> Result<EncodedBatch, DeliveryError> {
         match &self.template {
             None => encode::encode(events, self.format, self.compression, self.url.as_str()),
