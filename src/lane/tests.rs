@@ -788,3 +788,28 @@ async fn spills_behind_hanging_requests(answered_before: bool) {
     assert!(spilled() >= 14, "{} batches spilled", spilled());
     lane.task.abort();
 }
+
+/// A busy lane — its batches close full, not by age — does not linger a tenth of
+/// `batch_timeout` while its queue fills: one destination taking every event at the defaults
+/// sat idle 50 ms with a full queue after each partial chunk, one queue per 50 ms at most.
+/// Virtual time (paused), so this measures the lane's waits, not the machine.
+#[tokio::test(start_paused = true)]
+async fn a_busy_lane_does_not_sit_on_a_full_queue() {
+    let mut h = harness(10);
+    let delivery = &mut Arc::make_mut(&mut h.config.destinations[0]).delivery;
+    delivery.batch_timeout = Duration::from_secs(1);
+    delivery.queue_max_events = 20;
+    delivery.max_in_flight = 4;
+    let sink = ScriptedSink::new(vec![]);
+    let started = tokio::time::Instant::now();
+    h.run_answered(sink.clone(), 1000).await;
+    let took = started.elapsed();
+    let sent = sink.sent();
+    assert_eq!(sent.iter().map(Vec::len).sum::<usize>(), 1000);
+    assert!(sent.iter().all(|b| b.len() == 10), "every batch full");
+    // Lingering 50 ms per queue of 20 takes 2.5 s; a busy lane's millisecond, about 50 ms.
+    assert!(
+        took < Duration::from_millis(500),
+        "1,000 events through a queue of 20 took {took:?}"
+    );
+}
