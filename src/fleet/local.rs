@@ -157,7 +157,7 @@ impl Local {
                         delivered,
                         failed,
                         parked,
-                        overflowed: stats.overflowed.load(std::sync::atomic::Ordering::Relaxed),
+                        overflowed: stats.overflowed(),
                     },
                     minutes,
                     failures_version: stats.recent_failures.version(),

@@ -171,6 +171,11 @@ impl DestinationStats {
         self.last_overflow_ms.fetch_max(at_ms, Ordering::Relaxed);
     }
 
+    /// Events that overflowed its queue.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
     /// When events last overflowed (milliseconds since the epoch), if ever.
     pub fn last_overflow_ms(&self) -> Option<i64> {
         Some(self.last_overflow_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
@@ -677,7 +682,7 @@ mod tests {
         assert_eq!(d.last_overflow_ms(), None);
         d.add_overflowed(3, 2_000);
         d.add_overflowed(2, 1_000);
-        assert_eq!(d.overflowed.load(Ordering::Relaxed), 5);
+        assert_eq!(d.overflowed(), 5);
         assert_eq!(
             d.last_overflow_ms(),
             Some(2_000),
