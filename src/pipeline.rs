@@ -76,10 +76,14 @@ pub async fn run(
     )
     .await?;
     // How parked batches wait depends on the Event Logs topic's retention: read it once now
-    // (bounded; the broker just answered), again when a reload changes the schedule.
-    health
-        .parking
-        .publish(retention::decide(config).await, &metrics);
+    // (bounded; the broker just answered), again when a reload changes the schedule. The
+    // reading goes on beside the group's join instead of before it (it took 200 ms of every
+    // start against tansu): until the decision parking uses copies, which are always safe,
+    // and `/readyz` waits for it.
+    let mut first_decision = Some({
+        let (config, parking, metrics) = (config.clone(), health.parking.clone(), metrics.clone());
+        tokio::spawn(async move { parking.publish(retention::decide(&config).await, &metrics) })
+    });
     let parker = Arc::new(Parker::new(
         config,
         abandon.clone(),
@@ -183,8 +187,14 @@ pub async fn run(
                         removed = ?changes.removed, unchanged = changes.unchanged,
                         "configuration reloaded");
                     // A longer schedule may outlast the retention that allowed references.
+                    // After the first decision, which is for the configuration before this.
                     let decided = tokio::select! {
-                        decided = retention::redecide(&running, &new) => decided,
+                        decided = async {
+                            if let Some(first) = first_decision.take() {
+                                let _ = first.await;
+                            }
+                            retention::redecide(&running, &new).await
+                        } => decided,
                         () = stop.cancelled() => break,
                     };
                     if let Some(decision) = decided {

@@ -30,11 +30,13 @@ pub struct Health {
 }
 
 impl Health {
-    /// Ready to serve: configuration loaded, group joined, failures topic writable.
+    /// Ready to serve: configuration loaded, group joined, failures topic writable, parking
+    /// mode decided (bounded: an unreadable retention decides copies).
     pub fn ready(&self) -> bool {
         self.config_loaded.load(Ordering::Relaxed)
             && self.joined.load(Ordering::Relaxed)
             && self.failures_writable.load(Ordering::Relaxed)
+            && self.parking.current().is_some()
     }
 }
 
@@ -78,13 +80,18 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "consumer has not joined its group\n",
         )
-    } else {
+    } else if !health.failures_writable.load(Ordering::Relaxed) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "the failures topic cannot be written\n",
         )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the parking mode is being decided (reading the topic's retention)\n",
+        )
     };
-    // The parking mode is a detail for people, not a readiness condition.
+    // The parking mode and why: a detail for people once decided.
     let mut body = text.to_owned();
     if let Some(decision) = health.parking.current() {
         body.push_str(&format!(
@@ -135,4 +142,25 @@ pub async fn serve_with(
             }
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parking::retention::ParkingDecision;
+
+    /// The parking mode is decided beside the group's join; ready waits for it, so that a
+    /// ready replica always says which mode it parks in.
+    #[test]
+    fn ready_waits_for_the_parking_decision() {
+        let health = Health::default();
+        for flag in [&health.config_loaded, &*health.joined, &*health.failures_writable] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        assert!(!health.ready());
+        health
+            .parking
+            .publish(ParkingDecision::copy("a test"), &Metrics::new());
+        assert!(health.ready());
+    }
 }
