@@ -154,7 +154,11 @@ mod tests {
     #[test]
     fn ready_waits_for_the_parking_decision() {
         let health = Health::default();
-        for flag in [&health.config_loaded, &*health.joined, &*health.failures_writable] {
+        for flag in [
+            &health.config_loaded,
+            &*health.joined,
+            &*health.failures_writable,
+        ] {
             flag.store(true, Ordering::Relaxed);
         }
         assert!(!health.ready());
