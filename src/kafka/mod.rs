@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::config::{Config, KafkaOptions};
 
+pub mod admin;
 pub mod producer;
 
 pub use producer::{KafkaProducer, Record};
@@ -231,7 +231,7 @@ pub async fn ensure_topic(
     partitions: i32,
     compact: bool,
 ) -> Result<i32, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(config).create()?;
+    let admin = admin::Admin::create(&client_config(config))?;
     let metadata = admin
         .inner()
         .fetch_metadata(Some(topic), Duration::from_secs(10))?;

@@ -20,8 +20,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -314,14 +313,15 @@ async fn read_retention(config: &Config, timeout: Duration) -> Result<TopicReten
     refuse_fast(&config.kafka.brokers, timeout)
         .await
         .map_err(ReadError::Unreachable)?;
-    let admin: AdminClient<DefaultClientContext> = crate::kafka::client_config(config)
-        .create()
-        .map_err(|e| match e {
-            // librdkafka's text can quote the refused value, which may be a credential.
-            KafkaError::ClientConfig(_, _, key, _) => ReadError::Refused(format!(
-                "cannot create a Kafka admin client: librdkafka refused property {key:?}"
-            )),
-            e => ReadError::Refused(format!("cannot create a Kafka admin client: {e}")),
+    let admin =
+        crate::kafka::admin::Admin::create(&crate::kafka::client_config(config)).map_err(|e| {
+            match e {
+                // librdkafka's text can quote the refused value, which may be a credential.
+                KafkaError::ClientConfig(_, _, key, _) => ReadError::Refused(format!(
+                    "cannot create a Kafka admin client: librdkafka refused property {key:?}"
+                )),
+                e => ReadError::Refused(format!("cannot create a Kafka admin client: {e}")),
+            }
         })?;
     let topic = config.kafka.topic.as_str();
     let options = AdminOptions::new().request_timeout(Some(timeout));
