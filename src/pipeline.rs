@@ -77,8 +77,8 @@ pub async fn run(
     .await?;
     // How parked batches wait depends on the Event Logs topic's retention: read it once now
     // (bounded; the broker just answered), again when a reload changes the schedule. The
-    // reading goes on beside the group's join instead of before it (it took 200 ms of every
-    // start against tansu): until the decision parking uses copies, which are always safe,
+    // reading goes on beside the group's join instead of before it (a slow broker's answer
+    // would delay reading): until the decision parking uses copies, which are always safe,
     // and `/readyz` waits for it.
     let mut first_decision = Some({
         let (config, parking, metrics) = (config.clone(), health.parking.clone(), metrics.clone());
