@@ -37,8 +37,8 @@ fn wait_for(what: &str, courier: &Courier, cond: impl FnMut() -> bool) {
 
 /// A tansu broker with a one-partition Event Logs topic and the failures topic, a receiver
 /// answering every request after 400 ms for proj_0001's `slow-hook`, and courier parking by
-/// reference, with `others` added to its configuration.
-fn slow_beside(others: &[String]) -> (Tansu, WebhookReceiver, Courier) {
+/// reference, with `others` added to its configuration, and `extra` (top-level tables).
+fn slow_beside(others: &[String], extra: &str) -> (Tansu, WebhookReceiver, Courier) {
     let tansu = Tansu::start();
     let brokers = tansu.brokers();
     create_topic(&brokers, TOPIC, 1);
@@ -54,6 +54,7 @@ fn slow_beside(others: &[String]) -> (Tansu, WebhookReceiver, Courier) {
     for other in others {
         cfg = cfg.destination(other.clone());
     }
+    cfg.extra.push_str(extra);
     let courier = Courier::start_ready(&cfg);
     (tansu, slow, courier)
 }
@@ -77,7 +78,8 @@ fn of_project(events: &[(String, Vec<u8>)], project: &str) -> HashMap<Vec<u8>, u
 fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
     const PER_PROJECT: usize = 1_000;
     let fast = WebhookReceiver::start(ReceiverConfig::default().signed());
-    let (tansu, slow, courier) = slow_beside(&[fast.destination_toml("proj_0002", "fast-hook")]);
+    let (tansu, slow, courier) =
+        slow_beside(&[fast.destination_toml("proj_0002", "fast-hook")], "");
     let projects = ["proj_0001", "proj_0002"];
     // The projects take turns: every stretch of the partition carries both.
     let events = ordinary_events(&mut generator(91, 2), 2 * PER_PROJECT, &projects);
@@ -160,19 +162,23 @@ fn a_slow_destination_does_not_pace_the_tenants_sharing_its_partition() {
 #[test]
 fn a_slow_destination_alone_in_its_partition_is_paced_not_overflowed() {
     const N: usize = 300;
-    let (tansu, slow, courier) = slow_beside(&[]);
+    // A budget of 6,400 events lets a partition's events wait for the full queue up to 100
+    // of them (a 64th) before the partition is paused.
+    let (tansu, slow, courier) = slow_beside(&[], "[limits]\nmax_in_flight_events = 6400\n");
     let events = ordinary_events(&mut generator(92, 1), N, &["proj_0001"]);
     produce(
         &tansu.brokers(),
         TOPIC,
         events.iter().map(|(_, b)| (Some(0), b.clone())),
     );
-    // Its queue fills within the first second (300 events, about 50 delivered a second).
+    // Its queue (40) and its wait (100) fill within the first second: 300 events, about 50
+    // delivered a second.
     wait_for(
         "the partition pauses for the slow destination",
         &courier,
         || metric(&courier, "courier_paused_partitions") >= 1.0,
     );
+    assert!(metric(&courier, "courier_partition_pauses_total") >= 1.0);
     wait_for("the slow destination gets its events", &courier, || {
         slow.events().len() >= N
     });

@@ -35,7 +35,7 @@ pub use ack::{Acker, OffsetTracker};
 pub use commit::Committer;
 pub use consumer::{consumer, new_partition_start, Input, SourceConsumer};
 pub use rebalance::{commit_list, start_of, SourceContext, Start};
-pub use stall::{Offer, Stalls};
+pub use stall::{Offer, Stalls, WaitLimits};
 
 use continuity::{SharedContinuity, Verdict};
 
@@ -170,7 +170,13 @@ impl Source {
         config: &Config,
     ) -> Self {
         let topology = updates.borrow_and_update().clone();
-        let stalls = Stalls::new(metrics.clone());
+        let stalls = Stalls::new(
+            metrics.clone(),
+            WaitLimits::for_budget(
+                config.limits.max_in_flight_events,
+                config.limits.max_in_flight_bytes,
+            ),
+        );
         let continuity = consumer.context().continuity();
         Self {
             committer: Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
@@ -381,6 +387,12 @@ impl Source {
         self.metrics
             .paused_partitions
             .add(if pause { 1 } else { -1 });
+        if pause {
+            self.metrics
+                .partition_pauses
+                .with_label_values(&[&self.topic])
+                .inc();
+        }
         match result {
             Ok(()) => {
                 tracing::debug!(topic = %self.topic, partition, pause, "partition backpressure")

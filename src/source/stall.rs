@@ -1,7 +1,16 @@
-//! Backpressure per partition: when a destination's queue is full, the partition whose event
-//! did not fit is paused and its events wait here, in order, until the queue has room. Other
+//! Backpressure per partition: when a destination's queue is full, the events of the
+//! partition whose event did not fit wait here, in order, until the queue has room. Other
 //! partitions, and other destinations' queues, keep flowing.
+//!
+//! A partition is paused only once its wait is long ([`WaitLimits`]), not at the first event
+//! that does not fit. Pausing makes librdkafka drop what it prefetched for the partition and
+//! fetch it again on resume (a fetch round trip, and the records decoded twice). A busy
+//! destination that keeps up on average fills its queue for moments only — the source resumes
+//! a partition, a burst arrives, a request is slow — and those moments cost a pause and a
+//! refetch each when every full queue paused at once. The wait is bounded per partition and in
+//! all, and what waits here is counted in the in-flight budget like every event read.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::mpsc::error::TrySendError;
@@ -12,7 +21,50 @@ use std::sync::Arc;
 use crate::event::Event;
 use crate::metrics::Metrics;
 
-/// Events of paused partitions waiting for room in their lanes.
+/// How long a partition's wait may grow before the partition is paused: in events and in
+/// bytes, for one partition and for all waiting partitions together (so that a slow destination
+/// on many partitions cannot hold much of the in-flight budget here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitLimits {
+    /// Events of one partition.
+    pub partition_events: usize,
+    /// Bytes of one partition's events.
+    pub partition_bytes: usize,
+    /// Events of all waiting partitions.
+    pub total_events: usize,
+    /// Bytes of all waiting partitions' events.
+    pub total_bytes: usize,
+}
+
+impl WaitLimits {
+    /// The limits for a global in-flight budget of `max_events` events and `max_bytes` bytes:
+    /// one partition waits up to about one fetch (1,024 events, 1 MiB: librdkafka's
+    /// `max.partition.fetch.bytes`), all together up to four, and never more than a 64th (one
+    /// partition) or a 16th (all) of the budget.
+    pub fn for_budget(max_events: usize, max_bytes: usize) -> Self {
+        const MIB: usize = 1024 * 1024;
+        Self {
+            partition_events: (max_events / 64).clamp(1, 1024),
+            partition_bytes: (max_bytes / 64).clamp(1, MIB),
+            total_events: (max_events / 16).clamp(1, 4096),
+            total_bytes: (max_bytes / 16).clamp(1, 4 * MIB),
+        }
+    }
+
+    /// A partition is paused at its first event that does not fit (tests of the order and the
+    /// budget, which a longer wait only delays).
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Self {
+            partition_events: 1,
+            partition_bytes: 1,
+            total_events: 1,
+            total_bytes: 1,
+        }
+    }
+}
+
+/// Events of partitions waiting for room in their lanes.
 ///
 /// Every event here is counted in the global in-flight budget (the source held it before
 /// offering it); an event leaves either into its lane, which gives it back once settled, or
@@ -20,6 +72,10 @@ use crate::metrics::Metrics;
 /// gives it back. Nothing else drops a waiting event.
 pub struct Stalls {
     partitions: HashMap<i32, Stalled>,
+    limits: WaitLimits,
+    /// Events and bytes waiting over all partitions.
+    events: usize,
+    bytes: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -30,6 +86,10 @@ struct Stalled {
     /// Each event with the queue of the lane it goes to (a reload may replace the lanes
     /// meanwhile; a waiting event still goes where it was routed).
     events: VecDeque<(Sender<Event>, Event)>,
+    /// Bytes of `events`.
+    bytes: usize,
+    /// Whether the partition was paused (its wait reached the limits).
+    paused: bool,
 }
 
 /// What a delivery to a lane did.
@@ -37,7 +97,7 @@ struct Stalled {
 pub enum Offer {
     /// Queued in the lane.
     Queued,
-    /// Waiting here; `true` when the partition just stalled (pause it).
+    /// Waiting here; `true` when the partition's wait just reached the limits (pause it).
     Stalled(bool),
     /// The lane is closed (only during shutdown); the event was dropped and given back.
     Closed,
@@ -45,9 +105,12 @@ pub enum Offer {
 
 impl Stalls {
     /// An empty queue giving dropped events back to `metrics`' in-flight budget.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, limits: WaitLimits) -> Self {
         Self {
             partitions: HashMap::new(),
+            limits,
+            events: 0,
+            bytes: 0,
             metrics,
         }
     }
@@ -59,7 +122,7 @@ impl Stalls {
 
     /// Events waiting over all partitions.
     pub fn len(&self) -> usize {
-        self.partitions.values().map(|s| s.events.len()).sum()
+        self.events
     }
 
     /// Queues `event` for lane `lane`, or keeps it here if the lane is full or its partition
@@ -70,65 +133,111 @@ impl Stalls {
     pub fn offer(&mut self, queue: &Sender<Event>, event: Event, generation: u64) -> Offer {
         let partition = event.partition;
         let mut was_paused = false;
-        if let Some(stalled) = self.partitions.get_mut(&partition) {
-            if stalled.generation == generation {
-                stalled.events.push_back((queue.clone(), event));
-                return Offer::Stalled(false);
+        if let Some(stalled) = self.partitions.get(&partition) {
+            if stalled.generation != generation {
+                was_paused = stalled.paused;
+                self.drop_wait(partition);
             }
-            if let Some(stale) = self.partitions.remove(&partition) {
-                self.give_back(stale.events.into_iter().map(|(_, e)| e));
-            }
-            was_paused = true;
         }
-        match queue.try_send(event) {
-            Ok(()) => Offer::Queued,
-            Err(TrySendError::Full(event)) => {
-                self.partitions.insert(
-                    partition,
-                    Stalled {
+        let (stalled, event) = match self.partitions.entry(partition) {
+            Entry::Occupied(waiting) => (waiting.into_mut(), event),
+            Entry::Vacant(vacant) => match queue.try_send(event) {
+                Ok(()) => {
+                    // The partition is still paused for the earlier assignment's wait: an
+                    // empty wait resumes it at the next drain.
+                    if was_paused {
+                        vacant.insert(Stalled {
+                            generation,
+                            events: VecDeque::new(),
+                            bytes: 0,
+                            paused: true,
+                        });
+                    }
+                    return Offer::Queued;
+                }
+                Err(TrySendError::Full(event)) => {
+                    let stalled = vacant.insert(Stalled {
                         generation,
-                        events: VecDeque::from([(queue.clone(), event)]),
-                    },
-                );
-                Offer::Stalled(!was_paused)
-            }
-            Err(TrySendError::Closed(event)) => {
-                self.give_back([event]);
-                Offer::Closed
-            }
-        }
+                        events: VecDeque::new(),
+                        bytes: 0,
+                        paused: was_paused,
+                    });
+                    (stalled, event)
+                }
+                Err(TrySendError::Closed(event)) => {
+                    self.metrics.release_events(1, event.raw.len());
+                    return Offer::Closed;
+                }
+            },
+        };
+        let limits = self.limits;
+        self.events += 1;
+        self.bytes += event.raw.len();
+        let over_all = self.events >= limits.total_events || self.bytes >= limits.total_bytes;
+        stalled.bytes += event.raw.len();
+        stalled.events.push_back((queue.clone(), event));
+        let long = stalled.events.len() >= limits.partition_events
+            || stalled.bytes >= limits.partition_bytes
+            || over_all;
+        let pause = long && !stalled.paused;
+        stalled.paused |= pause;
+        Offer::Stalled(pause)
     }
 
-    /// Moves waiting events into lanes that have room. Returns the partitions that no longer
-    /// wait (resume them). `generation(p)` is the partition's current assignment generation:
-    /// events of a revoked assignment are dropped (the new owner reads them again).
+    /// Moves waiting events into lanes that have room. Returns the paused partitions that no
+    /// longer wait (resume them). `generation(p)` is the partition's current assignment
+    /// generation: events of a revoked assignment are dropped (the new owner reads them again).
     pub fn drain(&mut self, generation: impl Fn(i32) -> Option<u64>) -> Vec<i32> {
         let mut resumed = Vec::new();
         let mut dropped = Vec::new();
         self.partitions.retain(|&partition, stalled| {
             if generation(partition) != Some(stalled.generation) {
-                resumed.push(partition);
+                if stalled.paused {
+                    resumed.push(partition);
+                }
                 dropped.extend(stalled.events.drain(..).map(|(_, e)| e));
                 return false;
             }
             while let Some((queue, event)) = stalled.events.pop_front() {
+                let len = event.raw.len();
                 match queue.try_send(event) {
-                    Ok(()) => {}
+                    Ok(()) => stalled.bytes -= len,
                     Err(TrySendError::Full(event)) => {
                         stalled.events.push_front((queue, event));
                         return true;
                     }
                     // Closed lanes only happen at shutdown; the offset stays incomplete.
-                    Err(TrySendError::Closed(event)) => dropped.push(event),
+                    Err(TrySendError::Closed(event)) => {
+                        stalled.bytes -= len;
+                        dropped.push(event);
+                    }
                 }
             }
-            resumed.push(partition);
+            if stalled.paused {
+                resumed.push(partition);
+            }
             false
         });
         self.give_back(dropped);
+        self.recount();
         resumed
     }
 
+    /// Drops `partition`'s wait (a stale assignment's) and gives its events back.
+    fn drop_wait(&mut self, partition: i32) {
+        if let Some(stale) = self.partitions.remove(&partition) {
+            self.give_back(stale.events.into_iter().map(|(_, e)| e));
+            self.recount();
+        }
+    }
+
+    /// The totals over all partitions, after events left.
+    fn recount(&mut self) {
+        self.events = self.partitions.values().map(|s| s.events.len()).sum();
+        self.bytes = self.partitions.values().map(|s| s.bytes).sum();
+    }
+
+    /// Gives events that leave this queue without entering a lane back to the budget.
     fn give_back(&self, events: impl IntoIterator<Item = Event>) {
         let (count, bytes) = events
             .into_iter()
@@ -153,7 +262,7 @@ mod tests {
     fn a_full_lane_stalls_only_its_partition_and_keeps_order() {
         let (full_tx, mut full_rx) = mpsc::channel(1);
         let (free_tx, mut free_rx) = mpsc::channel(100);
-        let mut s = Stalls::new(Arc::new(Metrics::new()));
+        let mut s = Stalls::new(Arc::new(Metrics::new()), WaitLimits::none());
         assert_eq!(s.offer(&full_tx, ev(0, 0), 1), Offer::Queued);
         assert_eq!(s.offer(&full_tx, ev(0, 1), 1), Offer::Stalled(true));
         // the stalled partition's events wait even for a free lane (order is kept) …
@@ -175,7 +284,7 @@ mod tests {
     #[test]
     fn a_reassigned_partition_drops_its_wait() {
         let (tx, _rx) = mpsc::channel(1);
-        let mut s = Stalls::new(Arc::new(Metrics::new()));
+        let mut s = Stalls::new(Arc::new(Metrics::new()), WaitLimits::none());
         s.offer(&tx, ev(0, 0), 1);
         s.offer(&tx, ev(0, 1), 1);
         assert_eq!(s.drain(|_| Some(2)), vec![0]);
@@ -186,7 +295,7 @@ mod tests {
     fn a_wait_left_from_an_earlier_assignment_does_not_take_new_events_with_it() {
         let metrics = Arc::new(Metrics::new());
         let (tx, mut rx) = mpsc::channel(1);
-        let mut s = Stalls::new(metrics.clone());
+        let mut s = Stalls::new(metrics.clone(), WaitLimits::none());
         for offset in 0..3 {
             metrics.hold_event(0);
             s.offer(&tx, ev(0, offset), 1);
@@ -203,6 +312,120 @@ mod tests {
             "only the queued event is held"
         );
         assert_eq!(rx.try_recv().unwrap().offset, 10);
+    }
+
+    fn limits(partition_events: usize, total_events: usize) -> WaitLimits {
+        WaitLimits {
+            partition_events,
+            partition_bytes: usize::MAX,
+            total_events,
+            total_bytes: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn a_partition_is_paused_only_once_its_wait_is_long() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut s = Stalls::new(Arc::new(Metrics::new()), limits(3, 100));
+        assert_eq!(s.offer(&tx, ev(0, 0), 1), Offer::Queued);
+        // the queue is full: the next events wait, the partition is still read …
+        assert_eq!(s.offer(&tx, ev(0, 1), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, ev(0, 2), 1), Offer::Stalled(false));
+        // … until its wait is long, once
+        assert_eq!(s.offer(&tx, ev(0, 3), 1), Offer::Stalled(true));
+        assert_eq!(s.offer(&tx, ev(0, 4), 1), Offer::Stalled(false));
+        assert_eq!(s.len(), 4);
+        let mut got = Vec::new();
+        while !s.is_empty() {
+            got.push(rx.try_recv().unwrap().offset);
+            let resumed = s.drain(|_| Some(1));
+            assert_eq!(resumed, if s.is_empty() { vec![0] } else { vec![] });
+        }
+        got.push(rx.try_recv().unwrap().offset);
+        assert_eq!(got, [0, 1, 2, 3, 4], "in order");
+    }
+
+    #[test]
+    fn a_wait_that_drains_before_it_is_long_needs_no_resume() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut s = Stalls::new(Arc::new(Metrics::new()), limits(3, 100));
+        s.offer(&tx, ev(0, 0), 1);
+        assert_eq!(s.offer(&tx, ev(0, 1), 1), Offer::Stalled(false));
+        rx.try_recv().unwrap();
+        assert!(
+            s.drain(|_| Some(1)).is_empty(),
+            "never paused: nothing to resume"
+        );
+        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
+        assert_eq!(rx.try_recv().unwrap().offset, 1);
+        // a later wait starts afresh
+        assert_eq!(s.offer(&tx, ev(0, 2), 1), Offer::Queued);
+        assert_eq!(s.offer(&tx, ev(0, 3), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, ev(0, 4), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, ev(0, 5), 1), Offer::Stalled(true));
+    }
+
+    #[test]
+    fn the_wait_of_all_partitions_together_is_bounded() {
+        let (tx, _rx) = mpsc::channel(1);
+        let mut s = Stalls::new(Arc::new(Metrics::new()), limits(100, 4));
+        s.offer(&tx, ev(0, 0), 1);
+        assert_eq!(s.offer(&tx, ev(0, 1), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, ev(0, 2), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, ev(1, 0), 1), Offer::Stalled(false));
+        // four wait in all: the partition that made it so is paused, and every one after it
+        // at its first waiting event
+        assert_eq!(s.offer(&tx, ev(1, 1), 1), Offer::Stalled(true));
+        assert_eq!(s.offer(&tx, ev(2, 0), 1), Offer::Stalled(true));
+        assert_eq!(s.offer(&tx, ev(0, 3), 1), Offer::Stalled(true));
+    }
+
+    #[test]
+    fn bytes_count_as_much_as_events() {
+        let (tx, _rx) = mpsc::channel(1);
+        let limits = WaitLimits {
+            partition_events: 100,
+            partition_bytes: 25,
+            total_events: 100,
+            total_bytes: 1000,
+        };
+        let mut s = Stalls::new(Arc::new(Metrics::new()), limits);
+        let big = |offset| crate::event::test_event(Bytes::from(vec![b'x'; 10]), 0, offset);
+        s.offer(&tx, big(0), 1);
+        assert_eq!(s.offer(&tx, big(1), 1), Offer::Stalled(false));
+        assert_eq!(s.offer(&tx, big(2), 1), Offer::Stalled(false));
+        assert_eq!(
+            s.offer(&tx, big(3), 1),
+            Offer::Stalled(true),
+            "30 bytes wait"
+        );
+    }
+
+    #[test]
+    fn limits_follow_the_in_flight_budget() {
+        let mib = 1024 * 1024;
+        // courier's defaults: about one fetch per partition, four in all
+        assert_eq!(
+            WaitLimits::for_budget(100_000, 128 * mib),
+            WaitLimits {
+                partition_events: 1024,
+                partition_bytes: mib,
+                total_events: 4096,
+                total_bytes: 4 * mib,
+            }
+        );
+        // a small budget: a 64th per partition, a 16th in all, and never zero
+        assert_eq!(
+            WaitLimits::for_budget(6400, 16 * mib),
+            WaitLimits {
+                partition_events: 100,
+                partition_bytes: mib / 4,
+                total_events: 400,
+                total_bytes: mib,
+            }
+        );
+        assert_eq!(WaitLimits::for_budget(1, 1), WaitLimits::none());
     }
 
     /// Random reads, lane takes, drains and rebalances over three partitions and two lanes
@@ -237,11 +460,13 @@ mod tests {
 
         proptest! {
             #[test]
-            fn counters_return_to_zero_and_no_offset_is_orphaned(ops in proptest::collection::vec(op(), 1..200)) {
+            fn counters_return_to_zero_and_no_offset_is_orphaned(ops in proptest::collection::vec(op(), 1..200), wait in 1..5usize) {
                 let metrics = Arc::new(Metrics::new());
                 let acker = Acker::new();
                 acker.assign(&[0, 1, 2]);
-                let mut stalls = Stalls::new(metrics.clone());
+                let mut stalls = Stalls::new(metrics.clone(), limits(wait, wait * 2));
+                // Partitions paused and not yet resumed, from what the queue answered.
+                let mut paused = std::collections::HashSet::new();
                 let lanes: Vec<_> = [1usize, 3].iter().map(|&n| mpsc::channel::<Event>(n)).collect();
                 let (senders, mut receivers): (Vec<_>, Vec<_>) = lanes.into_iter().unzip();
                 let mut next_offset = [0i64; 3];
@@ -256,7 +481,11 @@ mod tests {
                                 let raw = Bytes::from(vec![b'x'; 10 + offset as usize % 7]);
                                 metrics.hold_event(raw.len());
                                 let event = Event { raw, partition, offset, failure_event: false, ack };
-                                stalls.offer(&senders[lane], event, ack.generation);
+                                if stalls.offer(&senders[lane], event, ack.generation) == Offer::Stalled(true) {
+                                    // A partition is paused once until it is resumed (a
+                                    // re-assignment keeps the pause).
+                                    prop_assert!(paused.insert(partition), "paused twice");
+                                }
                             }
                         }
                         Op::Take { lane } => {
@@ -265,7 +494,9 @@ mod tests {
                             }
                         }
                         Op::Drain => {
-                            stalls.drain(|p| acker.generation(p));
+                            for p in stalls.drain(|p| acker.generation(p)) {
+                                prop_assert!(paused.remove(&p), "resumed without a pause");
+                            }
                         }
                         Op::Rebalance { partition } => {
                             acker.revoke(&[partition]);
@@ -282,9 +513,13 @@ mod tests {
                     if stalls.is_empty() {
                         break;
                     }
-                    stalls.drain(|p| acker.generation(p));
+                    for p in stalls.drain(|p| acker.generation(p)) {
+                        prop_assert!(paused.remove(&p), "resumed without a pause");
+                    }
                 }
                 prop_assert!(stalls.is_empty());
+                prop_assert!(paused.is_empty(), "partitions left paused: {:?}", paused);
+                prop_assert_eq!(stalls.len(), 0);
                 prop_assert_eq!(metrics.in_flight_events.get(), 0);
                 prop_assert_eq!(metrics.in_flight_bytes.get(), 0);
                 prop_assert_eq!(acker.pending(), 0, "tracked offsets of a current assignment never completed");

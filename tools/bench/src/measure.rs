@@ -254,6 +254,9 @@ pub fn run_courier(
         "courier_events_failed_total",
         "courier_requests_total",
         "courier_paused_partitions",
+        "courier_partition_pauses_total",
+        "courier_request_duration_seconds_sum",
+        "courier_request_duration_seconds_count",
     ] {
         metrics.insert(m.to_owned(), metric_sum(&metrics_text, m));
     }

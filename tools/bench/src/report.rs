@@ -150,6 +150,33 @@ pub fn add_run(results: &mut Results, scenario: &str, run: &CourierRun) {
             .unwrap_or(0.0),
         "events",
     );
+    results.add(
+        scenario,
+        "partition pauses (backpressure)",
+        run.metrics
+            .get("courier_partition_pauses_total")
+            .copied()
+            .unwrap_or(0.0),
+        "pauses",
+    );
+    let requests = run
+        .metrics
+        .get("courier_request_duration_seconds_count")
+        .copied()
+        .unwrap_or(0.0);
+    if requests > 0.0 {
+        let seconds = run
+            .metrics
+            .get("courier_request_duration_seconds_sum")
+            .copied()
+            .unwrap_or(0.0);
+        results.add(
+            scenario,
+            "mean request duration (send to answer)",
+            1000.0 * seconds / requests,
+            "ms",
+        );
+    }
     if let Some(b) = run.broker_cpu {
         results.add(
             scenario,

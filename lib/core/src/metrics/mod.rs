@@ -91,6 +91,9 @@ pub struct Metrics {
     pub in_flight_bytes: IntGauge,
     /// Partitions paused because a destination's queue is full.
     pub paused_partitions: IntGauge,
+    /// Pauses of a partition for backpressure, by topic: each one makes librdkafka drop what
+    /// it prefetched for the partition and fetch it again on resume.
+    pub partition_pauses: IntCounterVec,
     /// Last committed offset per topic and partition.
     pub committed_offset: IntGaugeVec,
     /// Events between the committed offset and the high watermark, per topic and partition.
@@ -448,6 +451,12 @@ impl Metrics {
                 &r,
                 "courier_paused_partitions",
                 "Event Logs partitions paused because a destination's queue is full.",
+            ),
+            partition_pauses: counter_vec(
+                &r,
+                "courier_partition_pauses_total",
+                "Pauses of an Event Logs partition because a destination's queue stayed full (each drops the partition's prefetched records, fetched again on resume).",
+                &["topic"],
             ),
             committed_offset: gauge_vec(
                 &r,
