@@ -82,7 +82,8 @@ pub async fn run(
     // and `/readyz` waits for it.
     let mut first_decision = Some({
         let (config, parking, metrics) = (config.clone(), health.parking.clone(), metrics.clone());
-        tokio::spawn(async move { parking.publish(retention::decide(&config).await, &metrics) })
+        let deciding = async move { parking.publish(retention::decide(&config).await, &metrics) };
+        tokio::spawn(tracing::Instrument::in_current_span(deciding))
     });
     let parker = Arc::new(Parker::new(
         config,

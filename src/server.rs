@@ -36,7 +36,7 @@ impl Health {
         self.config_loaded.load(Ordering::Relaxed)
             && self.joined.load(Ordering::Relaxed)
             && self.failures_writable.load(Ordering::Relaxed)
-            && self.parking.current().is_some()
+            && self.parking.is_decided()
     }
 }
 

@@ -392,6 +392,11 @@ impl ParkingState {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Whether a decision was made (what `/readyz` waits for), without copying it.
+    pub fn is_decided(&self) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// The mode in force (copies until decided).
     pub fn parking(&self) -> Parking {
         self.0

@@ -124,6 +124,13 @@ pub fn add_run(results: &mut Results, scenario: &str, run: &CourierRun) {
     );
     results.add(
         scenario,
+        "spawn to the receiver's last event (sampled every 50 ms)",
+        run.delivered_secs,
+        "s",
+    );
+    results.add(scenario, "spawn to the committed end", run.commit_secs, "s");
+    results.add(
+        scenario,
         "deliveries to the receiver",
         run.expected as f64,
         "events",
