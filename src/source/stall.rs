@@ -10,7 +10,6 @@
 //! refetch each when every full queue paused at once. The wait is bounded per partition and in
 //! all, and what waits here is counted in the in-flight budget like every event read.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::mpsc::error::TrySendError;
@@ -92,6 +91,17 @@ struct Stalled {
     paused: bool,
 }
 
+impl Stalled {
+    fn new(generation: u64, paused: bool) -> Self {
+        Self {
+            generation,
+            events: VecDeque::new(),
+            bytes: 0,
+            paused,
+        }
+    }
+}
+
 /// What a delivery to a lane did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offer {
@@ -130,50 +140,84 @@ impl Stalls {
     /// event was read in: a wait left from an earlier assignment of the partition is dropped
     /// first (its events are the new owner's, possibly this process again, to read anew), so
     /// that events of the current assignment never share its fate.
+    #[inline]
     pub fn offer(&mut self, queue: &Sender<Event>, event: Event, generation: u64) -> Offer {
-        let partition = event.partition;
-        let mut was_paused = false;
-        if let Some(stalled) = self.partitions.get(&partition) {
-            if stalled.generation != generation {
-                was_paused = stalled.paused;
-                self.drop_wait(partition);
+        // Nothing waits, nearly always: one `try_send`, inlined into the source's loop.
+        if self.partitions.is_empty() {
+            match queue.try_send(event) {
+                Ok(()) => return Offer::Queued,
+                Err(TrySendError::Full(event)) => {
+                    return self.wait(queue, event, generation, false)
+                }
+                Err(TrySendError::Closed(event)) => {
+                    self.give_back([event]);
+                    return Offer::Closed;
+                }
             }
         }
-        let (stalled, event) = match self.partitions.entry(partition) {
-            Entry::Occupied(waiting) => (waiting.into_mut(), event),
-            Entry::Vacant(vacant) => match queue.try_send(event) {
+        self.offer_beside_waits(queue, event, generation)
+    }
+
+    /// [`Self::offer`] while some partition waits.
+    fn offer_beside_waits(
+        &mut self,
+        queue: &Sender<Event>,
+        event: Event,
+        generation: u64,
+    ) -> Offer {
+        let partition = event.partition;
+        let mut was_paused = false;
+        let waits = match self.partitions.get(&partition) {
+            Some(stalled) if stalled.generation == generation => true,
+            Some(stalled) => {
+                was_paused = stalled.paused;
+                self.drop_wait(partition);
+                false
+            }
+            None => false,
+        };
+        if !waits {
+            match queue.try_send(event) {
                 Ok(()) => {
                     // The partition is still paused for the earlier assignment's wait: an
                     // empty wait resumes it at the next drain.
                     if was_paused {
-                        vacant.insert(Stalled {
-                            generation,
-                            events: VecDeque::new(),
-                            bytes: 0,
-                            paused: true,
-                        });
+                        self.partitions
+                            .insert(partition, Stalled::new(generation, true));
                     }
                     return Offer::Queued;
                 }
                 Err(TrySendError::Full(event)) => {
-                    let stalled = vacant.insert(Stalled {
-                        generation,
-                        events: VecDeque::new(),
-                        bytes: 0,
-                        paused: was_paused,
-                    });
-                    (stalled, event)
+                    return self.wait(queue, event, generation, was_paused)
                 }
                 Err(TrySendError::Closed(event)) => {
-                    self.metrics.release_events(1, event.raw.len());
+                    self.give_back([event]);
                     return Offer::Closed;
                 }
-            },
-        };
+            }
+        }
+        self.wait(queue, event, generation, was_paused)
+    }
+
+    /// Keeps `event` waiting behind its partition's wait, or a new one, which starts paused
+    /// when `was_paused` (the partition is still paused for an earlier assignment's wait);
+    /// says whether to pause the partition now.
+    fn wait(
+        &mut self,
+        queue: &Sender<Event>,
+        event: Event,
+        generation: u64,
+        was_paused: bool,
+    ) -> Offer {
+        let partition = event.partition;
         let limits = self.limits;
         self.events += 1;
         self.bytes += event.raw.len();
         let over_all = self.events >= limits.total_events || self.bytes >= limits.total_bytes;
+        let stalled = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| Stalled::new(generation, was_paused));
         stalled.bytes += event.raw.len();
         stalled.events.push_back((queue.clone(), event));
         let long = stalled.events.len() >= limits.partition_events
