@@ -99,6 +99,7 @@ const METRICS: &[(&str, Kind, &[&str])] = &[
     ("courier_in_flight_events", Kind::Gauge, &[]),
     ("courier_in_flight_bytes", Kind::Gauge, &[]),
     ("courier_paused_partitions", Kind::Gauge, &[]),
+    ("courier_partition_pauses_total", Kind::Counter, &["topic"]),
     (
         "courier_committed_offset",
         Kind::Gauge,

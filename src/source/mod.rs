@@ -178,6 +178,11 @@ impl Source {
             ),
         );
         let continuity = consumer.context().continuity();
+        // Exported at 0 from the start, so that a rate over it sees the first pause.
+        metrics
+            .partition_pauses
+            .with_label_values(&[&topic])
+            .inc_by(0);
         Self {
             committer: Committer::new(consumer.clone(), &topic, acker.clone(), metrics.clone()),
             consumer,

@@ -411,6 +411,20 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_reassigned_while_paused_is_resumed_even_when_its_next_event_fits() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut s = Stalls::new(Arc::new(Metrics::new()), WaitLimits::none());
+        s.offer(&tx, ev(0, 0), 1);
+        assert_eq!(s.offer(&tx, ev(0, 1), 1), Offer::Stalled(true));
+        // re-assigned (generation 2): the old wait is dropped, and the first new event fits
+        rx.try_recv().unwrap();
+        assert_eq!(s.offer(&tx, ev(0, 5), 2), Offer::Queued);
+        // the partition is still paused: the next drain resumes it
+        assert_eq!(s.drain(|_| Some(2)), vec![0]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
     fn the_wait_of_all_partitions_together_is_bounded() {
         let (tx, _rx) = mpsc::channel(1);
         let mut s = Stalls::new(Arc::new(Metrics::new()), limits(100, 4));
