@@ -72,9 +72,6 @@ impl WaitLimits {
 pub struct Stalls {
     partitions: HashMap<i32, Stalled>,
     limits: WaitLimits,
-    /// Events and bytes waiting over all partitions.
-    events: usize,
-    bytes: usize,
     metrics: Arc<Metrics>,
 }
 
@@ -119,8 +116,6 @@ impl Stalls {
         Self {
             partitions: HashMap::new(),
             limits,
-            events: 0,
-            bytes: 0,
             metrics,
         }
     }
@@ -132,7 +127,14 @@ impl Stalls {
 
     /// Events waiting over all partitions.
     pub fn len(&self) -> usize {
-        self.events
+        self.waiting().0
+    }
+
+    /// Events and bytes waiting over all partitions (a few at most: read on the slow path).
+    fn waiting(&self) -> (usize, usize) {
+        self.partitions
+            .values()
+            .fold((0, 0), |(n, b), s| (n + s.events.len(), b + s.bytes))
     }
 
     /// Queues `event` for lane `lane`, or keeps it here if the lane is full or its partition
@@ -142,61 +144,45 @@ impl Stalls {
     /// that events of the current assignment never share its fate.
     #[inline]
     pub fn offer(&mut self, queue: &Sender<Event>, event: Event, generation: u64) -> Offer {
-        // Nothing waits, nearly always: one `try_send`, inlined into the source's loop.
-        if self.partitions.is_empty() {
-            match queue.try_send(event) {
-                Ok(()) => return Offer::Queued,
-                Err(TrySendError::Full(event)) => {
-                    return self.wait(queue, event, generation, false)
+        // Nothing waits, nearly always: then this is one `try_send`, inlined into the
+        // source's loop.
+        let partition = event.partition;
+        let was_paused = match self.partitions.is_empty() {
+            true => false,
+            false => match self.unless_waiting(partition, generation) {
+                Some(was_paused) => was_paused,
+                None => return self.wait(queue, event, generation, false),
+            },
+        };
+        match queue.try_send(event) {
+            Ok(()) => {
+                // The partition is still paused for the earlier assignment's wait: an empty
+                // wait resumes it at the next drain.
+                if was_paused {
+                    self.partitions
+                        .insert(partition, Stalled::new(generation, true));
                 }
-                Err(TrySendError::Closed(event)) => {
-                    self.give_back([event]);
-                    return Offer::Closed;
-                }
+                Offer::Queued
+            }
+            Err(TrySendError::Full(event)) => self.wait(queue, event, generation, was_paused),
+            Err(TrySendError::Closed(event)) => {
+                self.give_back([event]);
+                Offer::Closed
             }
         }
-        self.offer_beside_waits(queue, event, generation)
     }
 
-    /// [`Self::offer`] while some partition waits.
-    fn offer_beside_waits(
-        &mut self,
-        queue: &Sender<Event>,
-        event: Event,
-        generation: u64,
-    ) -> Offer {
-        let partition = event.partition;
-        let mut was_paused = false;
-        let waits = match self.partitions.get(&partition) {
-            Some(stalled) if stalled.generation == generation => true,
-            Some(stalled) => {
-                was_paused = stalled.paused;
-                self.drop_wait(partition);
-                false
-            }
-            None => false,
+    /// `None` when `partition` waits in assignment `generation` (its next event waits too);
+    /// otherwise drops a wait left from an earlier assignment and tells whether that wait had
+    /// paused the partition.
+    fn unless_waiting(&mut self, partition: i32, generation: u64) -> Option<bool> {
+        let was_paused = match self.partitions.get(&partition) {
+            None => return Some(false),
+            Some(stalled) if stalled.generation == generation => return None,
+            Some(stalled) => stalled.paused,
         };
-        if !waits {
-            match queue.try_send(event) {
-                Ok(()) => {
-                    // The partition is still paused for the earlier assignment's wait: an
-                    // empty wait resumes it at the next drain.
-                    if was_paused {
-                        self.partitions
-                            .insert(partition, Stalled::new(generation, true));
-                    }
-                    return Offer::Queued;
-                }
-                Err(TrySendError::Full(event)) => {
-                    return self.wait(queue, event, generation, was_paused)
-                }
-                Err(TrySendError::Closed(event)) => {
-                    self.give_back([event]);
-                    return Offer::Closed;
-                }
-            }
-        }
-        self.wait(queue, event, generation, was_paused)
+        self.drop_wait(partition);
+        Some(was_paused)
     }
 
     /// Keeps `event` waiting behind its partition's wait, or a new one, which starts paused
@@ -211,9 +197,9 @@ impl Stalls {
     ) -> Offer {
         let partition = event.partition;
         let limits = self.limits;
-        self.events += 1;
-        self.bytes += event.raw.len();
-        let over_all = self.events >= limits.total_events || self.bytes >= limits.total_bytes;
+        let (events, bytes) = self.waiting();
+        let over_all =
+            events + 1 >= limits.total_events || bytes + event.raw.len() >= limits.total_bytes;
         let stalled = self
             .partitions
             .entry(partition)
@@ -263,7 +249,6 @@ impl Stalls {
             false
         });
         self.give_back(dropped);
-        self.recount();
         resumed
     }
 
@@ -271,14 +256,7 @@ impl Stalls {
     fn drop_wait(&mut self, partition: i32) {
         if let Some(stale) = self.partitions.remove(&partition) {
             self.give_back(stale.events.into_iter().map(|(_, e)| e));
-            self.recount();
         }
-    }
-
-    /// The totals over all partitions, after events left.
-    fn recount(&mut self) {
-        self.events = self.partitions.values().map(|s| s.events.len()).sum();
-        self.bytes = self.partitions.values().map(|s| s.bytes).sum();
     }
 
     /// Gives events that leave this queue without entering a lane back to the budget.
